@@ -1,0 +1,129 @@
+"""Offline inputs for the engine: JSON Lines cases, HAR files, saved HTML with headers."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from detector.errors import PageError
+from detector.page import Page, normalize_headers
+
+
+def _open_text(path: Path | str) -> io.TextIOBase:
+    if str(path) == "-":
+        stdin = sys.stdin.buffer
+        head = stdin.peek(2)[:2] if hasattr(stdin, "peek") else b""
+        if head == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.GzipFile(fileobj=stdin), encoding="utf-8")  # type: ignore[return-value]
+        return io.TextIOWrapper(stdin, encoding="utf-8")  # type: ignore[return-value]
+    p = Path(path)
+    if not p.exists():
+        raise PageError(f"{p}: no such file")
+    with p.open("rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(p, "rt", encoding="utf-8")  # type: ignore[return-value]
+    return p.open("r", encoding="utf-8")  # type: ignore[return-value]
+
+
+def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
+    """Cases from a JSON Lines file (``.gz`` or plain, ``-`` for stdin), one dict per line.
+
+    A line that is not a JSON object raises PageError naming the file and line.
+    """
+    with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PageError(f"{path} line {n}: not JSON ({exc.msg}); each line must be one JSON object") from None
+            if not isinstance(obj, dict):
+                raise PageError(f"{path} line {n}: expected a JSON object with url, headers and html")
+            obj.setdefault("id", n)
+            yield obj
+
+
+def page_from_case(case: Mapping[str, Any]) -> Page:
+    """A Page from a corpus case: id, url, status, headers {name: [values]}, html, script_urls."""
+    html = case.get("html") or ""
+    if not isinstance(html, str):
+        raise PageError(f"case {case.get('id')}: html must be text")
+    return Page.from_http(
+        case.get("url") or "",
+        status=case.get("status"),
+        headers=case.get("headers") or {},
+        body=html,
+        script_urls=case.get("script_urls") or (),
+    )
+
+
+def read_headers_file(path: Path | str) -> dict[str, tuple[str, ...]]:
+    """Headers from a file: raw ``Name: value`` lines (a status line is skipped) or JSON."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            return normalize_headers(json.loads(stripped))
+        except json.JSONDecodeError as exc:
+            raise PageError(f"{path}: invalid JSON headers ({exc.msg})") from None
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("HTTP/"):
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            raise PageError(f"{path} line {n}: expected 'Name: value', got {line[:60]!r}")
+        pairs.append((name.strip(), value.strip()))
+    return normalize_headers(pairs)
+
+
+def pages_from_har(path: Path | str) -> Iterator[tuple[str, Page]]:
+    """One Page per HTML document of a HAR capture, with every script the page requested."""
+    try:
+        with _open_text(path) as f:
+            har = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise PageError(f"{path}: not a HAR file (invalid JSON: {exc.msg})") from None
+    entries = (har.get("log") or {}).get("entries") or []
+    if not entries:
+        raise PageError(f"{path}: no log.entries; is this a HAR capture?")
+    by_page: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_page.setdefault(e.get("pageref") or "", []).append(e)
+    for ref, items in by_page.items():
+        doc = next((e for e in items if _is_html(e) and 200 <= (e.get("response") or {}).get("status", 0) < 300), None)
+        if doc is None:
+            continue
+        resp = doc["response"]
+        headers = [(h["name"], h["value"]) for h in resp.get("headers", []) if "name" in h]
+        content = resp.get("content") or {}
+        body = content.get("text") or ""
+        if content.get("encoding") == "base64" and body:
+            import base64
+
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        scripts = [e["request"]["url"] for e in items if _is_script(e)]
+        yield ref or doc["request"]["url"], Page.from_http(
+            doc["request"]["url"], status=resp.get("status"), headers=headers, body=body, script_urls=scripts
+        )
+
+
+def _mime(entry: Mapping[str, Any]) -> str:
+    return str(((entry.get("response") or {}).get("content") or {}).get("mimeType") or "").lower()
+
+
+def _is_html(entry: Mapping[str, Any]) -> bool:
+    return "html" in _mime(entry)
+
+
+def _is_script(entry: Mapping[str, Any]) -> bool:
+    mime = _mime(entry)
+    url = str((entry.get("request") or {}).get("url", ""))
+    return "javascript" in mime or "ecmascript" in mime or url.split("?")[0].endswith(".js")

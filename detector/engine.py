@@ -1,0 +1,676 @@
+"""Engine: compiled signatures; ``detect(page) -> list[Detection]``.
+
+Load, validate and compile once; match many times.  The semantics follow Wappalyzer's
+reference engine (wappalyzer-core 6.10.54): case-insensitive patterns with bounded
+repetition, ``\\;version:`` templates, ``\\;confidence:`` weights summed and capped at 100,
+``excludes`` applied before ``implies`` (resolved transitively with the implier's
+confidence), and technologies that ``require`` another technology or category tried only
+once that one is found.
+
+Speed comes from the shape of the data: header, cookie and meta patterns are looked up by
+name, script-URL patterns only see script URLs, and the patterns that scan the body are
+prefiltered in one pass (Hyperscan, or a pure-Python literal filter) before the exact,
+linear-time match (RE2; Python ``re`` for the few patterns RE2 cannot take).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from detector.errors import SignatureError
+from detector.page import Page, ParsedPage, parse_page
+from detector.patterns import Pattern, compile_pattern, required_literals
+from detector.prefilter import HyperscanPrefilter, LiteralPrefilter, Prefilter, hyperscan_available
+from detector.signatures import (
+    BROWSER_KINDS,
+    NETWORK_KINDS,
+    Library,
+    Signature,
+    as_list,
+    load_signatures,
+    relation_name,
+)
+
+#: Kinds matched against one text each, in the reference engine's order.
+TEXT_KINDS = ("css", "html", "scripts", "text", "url")
+KEYED_STATIC = ("cookies", "headers", "meta")
+#: The reference engine's evaluation order of kinds (dom comes after all of them).
+KIND_RANK = {k: i for i, k in enumerate(
+    ("certIssuer", "cookies", "css", "dns", "headers", "html", "meta", "probe", "robots",
+     "scriptSrc", "scripts", "text", "url", "xhr"))}
+#: How evidence names its source.
+SOURCE_NAMES = {
+    "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
+    "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
+}
+EXCERPT = 120
+MAX_REQUIRE_ROUNDS = 5
+
+
+def combine_confidence(scores: Iterable[int]) -> int:
+    """Combine evidence scores for one technology, capped at 100.
+
+    >>> combine_confidence([50, 75])
+    100
+    """
+    return min(100, sum(scores))
+
+
+def js_parse_int(text: str) -> int:
+    """JavaScript's ``parseInt(text, 10) || 0``.
+
+    >>> js_parse_int("12.3"), js_parse_int("v2"), js_parse_int(" -4x")
+    (12, 0, -4)
+    """
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return int(m.group(1)) if m else 0
+
+
+def better_version(current: str, candidate: str) -> str:
+    """The reference engine's version choice: the longer one, if plausible.
+
+    >>> better_version("1.2", "1.2.3"), better_version("1.2", "20230101123")
+    ('1.2.3', '1.2')
+    """
+    if len(candidate) > len(current) and len(candidate) <= 15 and js_parse_int(candidate) < 10000:
+        return candidate
+    return current
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a technology was detected: where, which pattern, what it matched."""
+
+    source: str
+    pattern: str
+    match: str
+    url: str = ""
+    key: str = ""
+    version: str = ""
+    confidence: int = 100
+
+    def describe(self) -> str:
+        """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
+        where = f"{self.source} {self.key}".strip()
+        if self.source == "implied":
+            return f"implied by {self.match}"
+        return f'{where}: "{self.match}" matched /{self.pattern}/'
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        out: dict[str, Any] = {"source": self.source, "pattern": self.pattern, "match": self.match}
+        if self.key:
+            out["key"] = self.key
+        if self.url:
+            out["url"] = self.url
+        if self.version:
+            out["version"] = self.version
+        out["confidence"] = self.confidence
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A technology found on a page, with version, confidence, categories and evidence."""
+
+    technology: str
+    version: str | None
+    confidence: int
+    categories: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    implied_by: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {
+            "name": self.technology,
+            "version": self.version,
+            "confidence": self.confidence,
+            "categories": list(self.categories),
+            "evidence": [e.to_dict() for e in self.evidence],
+            **({"implied_by": list(self.implied_by)} if self.implied_by else {}),
+        }
+
+
+@dataclass(slots=True)
+class _Tech:
+    name: str
+    categories: tuple[str, ...]
+    category_ids: tuple[int, ...]
+    implies: list[tuple[str, int, str]]
+    excludes: list[str]
+    requires: list[str]
+    requires_category: list[int]
+
+
+@dataclass(slots=True)
+class _Rule:
+    """One pattern bound to a technology, a kind and (for keyed kinds) a name."""
+
+    tech: int
+    kind: str
+    key: str
+    order: tuple[int, ...]
+    pattern: Pattern
+
+    @property
+    def hyperscan(self) -> str | None:
+        return self.pattern.hyperscan
+
+    @property
+    def literals(self) -> frozenset[str] | None:
+        return required_literals(self.pattern.python)
+
+
+@dataclass(slots=True)
+class _DomRule:
+    tech: int
+    selector: str
+    order: int
+    exists: Pattern | None
+    text: Pattern | None
+    attributes: list[tuple[str, Pattern]]
+    gate: frozenset[str] | None
+
+
+@dataclass(slots=True)
+class _Gate:
+    """A DOM selector's literal gate, in the shape prefilters take."""
+
+    literals: frozenset[str] | None
+    hyperscan: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.literals:
+            self.hyperscan = "|".join(_hs_escape(lit) for lit in sorted(self.literals))
+
+
+def _hs_escape(text: str) -> str:
+    return "".join(c if c.isalnum() else "\\x%02x" % ord(c) for c in text)
+
+
+@dataclass(slots=True)
+class _Hit:
+    order: tuple[Any, ...]
+    tech: int
+    kind: str
+    key: str
+    pattern: str
+    match: str
+    version: str
+    confidence: int
+    url: str
+
+
+@dataclass(slots=True)
+class _Resolved:
+    tech: int
+    confidence: int
+    version: str
+    hits: list[_Hit]
+    implied_by: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """What the engine loaded: technologies, compiled patterns, and rules it cannot run."""
+
+    technologies: int
+    patterns: int
+    dom_selectors: int
+    browser_rules: int
+    network_rules: int
+    python_fallback_patterns: int
+    accelerator: str
+
+
+class Engine:
+    """Compiled signature library; ``detect(page)`` returns detections with evidence."""
+
+    def __init__(self, library: Library, *, accelerate: bool = True) -> None:
+        self.library = library
+        self.accelerate = accelerate
+        self.use_hyperscan = accelerate and hyperscan_available()
+        self._techs: list[_Tech] = []
+        self._index: dict[str, int] = {}
+        self._text_rules: dict[str, list[_Rule]] = {k: [] for k in TEXT_KINDS}
+        self._script_rules: list[_Rule] = []
+        self._keyed: dict[str, dict[str, list[_Rule]]] = {k: {} for k in KEYED_STATIC}
+        self._dom: list[_DomRule] = []
+        self._browser_rules = 0
+        self._network_rules = 0
+        self._compile(library)
+        self._prefilters: dict[str, Prefilter] = {}
+        for kind in TEXT_KINDS:
+            entries: list[Any] = list(self._text_rules[kind])
+            if kind == "html":
+                entries += [_Gate(d.gate) for d in self._dom]
+            self._prefilters[kind] = self._make_prefilter(entries)
+        self._prefilters["scriptSrc"] = self._make_prefilter(self._script_rules)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_directories(cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True) -> "Engine":
+        """Load the YAML library from directories (later override earlier) and compile it."""
+        return cls(load_signatures(directories), accelerate=accelerate)
+
+    @classmethod
+    def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> "Engine":
+        """Load one directory of signatures."""
+        return cls.from_directories([directory], accelerate=accelerate)
+
+    def _make_prefilter(self, entries: Sequence[Any]) -> Prefilter:
+        if self.use_hyperscan:
+            return HyperscanPrefilter(entries)
+        return LiteralPrefilter(entries)
+
+    def _compile(self, library: Library) -> None:
+        cats_by_name = {c.name.lower(): c for c in library.categories.values()}
+        ordered = sorted(library.signatures.values(), key=lambda s: s.name.lower())
+        for sig in ordered:
+            self._index[sig.name] = len(self._techs)
+            cat_ids = tuple(cats_by_name[c.lower()].id for c in sig.categories if c.lower() in cats_by_name)
+            implies = []
+            for entry in sig.implies:
+                spec = _parse_relation(entry)
+                implies.append(spec)
+            self._techs.append(
+                _Tech(
+                    name=sig.name,
+                    categories=tuple(cats_by_name[c.lower()].name if c.lower() in cats_by_name else c for c in sig.categories),
+                    category_ids=cat_ids,
+                    implies=implies,
+                    excludes=[relation_name(e) for e in sig.excludes],
+                    requires=[relation_name(e) for e in sig.requires],
+                    requires_category=[cats_by_name[c.lower()].id for c in sig.requires_category if c.lower() in cats_by_name],
+                )
+            )
+        problems: list[str] = []
+        for t, sig in enumerate(ordered):
+            self._compile_rules(t, sig, problems)
+        if problems:
+            raise SignatureError(f"{len(problems)} invalid pattern(s):\n" + "\n".join(problems[:50]))
+        # Requirements, in the reference engine's order: names in order of first use,
+        # category ids ascending.
+        self._requires: list[tuple[str, list[int]]] = []
+        req_index: dict[str, list[int]] = {}
+        cat_req: dict[int, list[int]] = {}
+        for t, tech in enumerate(self._techs):
+            for name in tech.requires:
+                if name not in req_index:
+                    req_index[name] = []
+                    self._requires.append((name, req_index[name]))
+                req_index[name].append(t)
+            for cid in tech.requires_category:
+                cat_req.setdefault(cid, []).append(t)
+        self._category_requires = sorted(cat_req.items())
+        self._main = [t for t, tech in enumerate(self._techs) if not tech.requires and not tech.requires_category]
+
+    def _pattern(self, sig: Signature, where: str, text: Any, problems: list[str]) -> Pattern | None:
+        try:
+            return compile_pattern(text, accelerate=self.accelerate)
+        except SignatureError as exc:
+            problems.append(f'{sig.path}: "{sig.name}" {where}: {exc}')
+            return None
+
+    def _compile_rules(self, t: int, sig: Signature, problems: list[str]) -> None:
+        for kind, value in sig.rules.items():
+            if kind in BROWSER_KINDS:
+                self._browser_rules += _count(value)
+                continue
+            if kind in NETWORK_KINDS:
+                self._network_rules += _count(value)
+                continue
+            rank = KIND_RANK.get(kind, 99)
+            if kind in TEXT_KINDS or kind == "scriptSrc":
+                for i, text in enumerate(as_list(value)):
+                    p = self._pattern(sig, f"{kind}[{i}]", text, problems)
+                    if p is not None:
+                        rule = _Rule(t, kind, "", (rank, 0, i), p)
+                        (self._script_rules if kind == "scriptSrc" else self._text_rules[kind]).append(rule)
+            elif kind in KEYED_STATIC:
+                for k, (key, texts) in enumerate(value.items()):
+                    for i, text in enumerate(as_list(texts)):
+                        p = self._pattern(sig, f"{kind}[{key!r}]", text, problems)
+                        if p is not None:
+                            lk = str(key).lower()
+                            self._keyed[kind].setdefault(lk, []).append(_Rule(t, kind, lk, (rank, k, i), p))
+            elif kind == "dom":
+                self._compile_dom(t, sig, value, problems)
+
+    def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
+        spec: Mapping[str, Any]
+        if isinstance(value, (str, list)):
+            spec = {sel: {"exists": ""} for sel in as_list(value)}
+        else:
+            spec = value
+        for n, (selector, rule) in enumerate(spec.items()):
+            exists = text = None
+            attrs: list[tuple[str, Pattern]] = []
+            if "exists" in rule:
+                exists = self._pattern(sig, f"dom[{selector!r}].exists", rule["exists"] or "", problems)
+            if "text" in rule:
+                text = self._pattern(sig, f"dom[{selector!r}].text", rule["text"] or "", problems)
+            for name, pat in (rule.get("attributes") or {}).items():
+                p = self._pattern(sig, f"dom[{selector!r}].attributes.{name}", pat, problems)
+                if p is not None:
+                    attrs.append((str(name).lower(), p))
+            if "properties" in rule:
+                self._browser_rules += len(rule["properties"] or {})
+            if exists is None and text is None and not attrs:
+                continue
+            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, selector_literals(str(selector))))
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def technologies(self) -> list[str]:
+        """Names of every technology the engine knows."""
+        return [t.name for t in self._techs]
+
+    def categories_of(self, name: str) -> tuple[str, ...]:
+        """Category names of a technology."""
+        return self._techs[self._index[name]].categories
+
+    def stats(self) -> EngineStats:
+        """Counts of what was loaded and compiled."""
+        rules = [r for rs in self._text_rules.values() for r in rs] + self._script_rules
+        rules += [r for by in self._keyed.values() for rs in by.values() for r in rs]
+        return EngineStats(
+            technologies=len(self._techs),
+            patterns=len(rules),
+            dom_selectors=len(self._dom),
+            browser_rules=self._browser_rules,
+            network_rules=self._network_rules,
+            python_fallback_patterns=sum(1 for r in rules if r.pattern.uses_python),
+            accelerator=("hyperscan+re2" if self.use_hyperscan else "literal+re2" if self.accelerate else "python"),
+        )
+
+    # ------------------------------------------------------------------ detection
+    def detect(self, page: Page | ParsedPage) -> list[Detection]:
+        """Every technology the page shows, with version, confidence and evidence."""
+        parsed = page if isinstance(page, ParsedPage) else parse_page(page)
+        hits: dict[int, list[_Hit]] = {}
+        dom_hits: dict[int, list[_Hit]] = {}
+        self._match_text_kinds(parsed, hits, dom_hits)
+        self._match_scripts(parsed, hits)
+        self._match_keyed(parsed, hits)
+        for tech_hits in hits.values():
+            tech_hits.sort(key=lambda h: h.order)
+        for tech_hits in dom_hits.values():
+            tech_hits.sort(key=lambda h: h.order)
+        resolved = self._resolve_with_requirements(hits, dom_hits)
+        return [self._detection(r) for r in resolved]
+
+    def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
+             accelerated: bool) -> None:
+        m = rule.pattern.search(value, accelerated)
+        if m is None:
+            return
+        hits.setdefault(rule.tech, []).append(
+            _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value, m.start),
+                 rule.pattern.version_for(m), rule.pattern.spec.confidence, url)
+        )
+
+    def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
+        acc = self.accelerate
+        values = {"url": parsed.url, "html": parsed.html, "text": parsed.text, "css": parsed.css, "scripts": parsed.scripts}
+        for kind in TEXT_KINDS:
+            value = values[kind]
+            if not value:
+                continue
+            rules = self._text_rules[kind]
+            n = len(rules)
+            gates: list[int] = []
+            for i in self._prefilters[kind].candidates(value):
+                if i < n:
+                    rule = rules[i]
+                    self._add(hits, rule, value, rule.order, parsed.url, acc)
+                else:
+                    gates.append(i - n)
+            if kind == "html" and parsed.dom is not None:
+                self._match_dom(parsed, sorted(gates), dom_hits)
+
+    def _match_scripts(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        prefilter = self._prefilters["scriptSrc"]
+        rules = self._script_rules
+        rank = KIND_RANK["scriptSrc"]
+        for u, src in enumerate(parsed.script_src):
+            for i in prefilter.candidates(src):
+                rule = rules[i]
+                self._add(hits, rule, src, (rank, 0, u, rule.order[2]), parsed.url, self.accelerate)
+
+    def _match_keyed(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        sources: dict[str, Mapping[str, Sequence[str]]] = {
+            "headers": parsed.headers,
+            "cookies": {k: [v] for k, v in parsed.cookies.items()},
+            "meta": parsed.meta,
+        }
+        for kind in KEYED_STATIC:
+            by_key = self._keyed[kind]
+            for key, values in sources[kind].items():
+                for rule in by_key.get(key, ()):
+                    for v, value in enumerate(values):
+                        self._add(hits, rule, value, rule.order + (v,), parsed.url, self.accelerate)
+
+    def _match_dom(self, parsed: ParsedPage, gates: list[int], dom_hits: dict[int, list[_Hit]]) -> None:
+        tree = parsed.dom
+        assert tree is not None
+        cache: dict[str, list[Any]] = {}
+        acc = self.accelerate
+        for g in gates:
+            rule = self._dom[g]
+            nodes = cache.get(rule.selector)
+            if nodes is None:
+                try:
+                    nodes = tree.css(rule.selector)
+                except Exception:  # noqa: BLE001 - a selector lexbor cannot parse matches nothing
+                    nodes = []
+                cache[rule.selector] = nodes
+            if not nodes:
+                continue
+            out = dom_hits.setdefault(rule.tech, [])
+            base = (rule.order,)
+            if rule.exists is not None:
+                self._dom_hit(out, rule, rule.exists, "", base + (-1, 0), parsed.url, acc, "exists")
+            for k, node in enumerate(nodes):
+                if rule.text is not None:
+                    content = (node.text(deep=True, separator="") or "").strip()
+                    self._dom_hit(out, rule, rule.text, content, base + (k, 0), parsed.url, acc, "text")
+                if rule.attributes:
+                    attrs = node.attributes
+                    for a, (name, pat) in enumerate(rule.attributes):
+                        if name in attrs:
+                            value = attrs[name] or ""
+                            self._dom_hit(out, rule, pat, value, base + (k, a + 1), parsed.url, acc, f"[{name}]")
+            if not out:
+                del dom_hits[rule.tech]
+
+    def _dom_hit(self, out: list[_Hit], rule: _DomRule, pattern: Pattern, value: str, order: tuple[Any, ...],
+                 url: str, acc: bool, what: str) -> None:
+        m = pattern.search(value, acc)
+        if m is None:
+            return
+        shown = _excerpt(m.text, value, m.start) if value else ""
+        out.append(_Hit(order, rule.tech, "dom", f"{rule.selector} {what}" if what != "exists" else rule.selector,
+                        pattern.regex, shown, pattern.version_for(m), pattern.spec.confidence, url))
+
+    # ------------------------------------------------------------------ resolution
+    def _resolve_with_requirements(self, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> list[_Resolved]:
+        def batch(techs: Iterable[int]) -> list[_Hit]:
+            techs = list(techs)
+            seq: list[_Hit] = []
+            for t in techs:
+                seq.extend(hits.get(t, ()))
+            for t in techs:
+                seq.extend(dom_hits.get(t, ()))
+            return seq
+
+        if not hits and not dom_hits:
+            return []
+        seq = batch(t for t in self._main if t in hits or t in dom_hits)
+        done_names: set[str] = set()
+        done_cats: set[int] = set()
+        for _ in range(MAX_REQUIRE_ROUNDS):
+            resolved = self._resolve(seq)
+            names = {self._techs[r.tech].name for r in resolved}
+            cats = {c for r in resolved for c in self._techs[r.tech].category_ids}
+            added = False
+            for name, dependents in self._requires:
+                if name in names and name not in done_names:
+                    done_names.add(name)
+                    seq += batch(dependents)
+                    added = True
+            for cid, dependents in self._category_requires:
+                if cid in cats and cid not in done_cats:
+                    done_cats.add(cid)
+                    seq += batch(dependents)
+                    added = True
+            if not added:
+                return resolved
+        return self._resolve(seq)
+
+    def _resolve(self, seq: list[_Hit]) -> list[_Resolved]:
+        by_tech: dict[int, _Resolved] = {}
+        for hit in seq:
+            r = by_tech.get(hit.tech)
+            if r is None:
+                r = by_tech[hit.tech] = _Resolved(hit.tech, 0, "", [])
+            r.confidence = min(100, r.confidence + hit.confidence)
+            r.version = better_version(r.version, hit.version)
+            r.hits.append(hit)
+        resolved = list(by_tech.values())
+        # excludes, then implies, as the reference engine does (a JavaScript forEach over
+        # an array it splices: entries that shift into visited positions are skipped).
+        i, limit = 0, len(resolved)
+        while i < min(limit, len(resolved)):
+            for name in self._techs[resolved[i].tech].excludes:
+                resolved[:] = [r for r in resolved if self._techs[r.tech].name != name]
+            i += 1
+        present = {r.tech for r in resolved}
+        changed = True
+        while changed and resolved:
+            changed = False
+            for r in resolved[: len(resolved)]:
+                for name, confidence, version in self._techs[r.tech].implies:
+                    t = self._index.get(name)
+                    if t is None or t in present:
+                        continue
+                    resolved.append(_Resolved(t, min(r.confidence, confidence), version, [], [self._techs[r.tech].name]))
+                    present.add(t)
+                    changed = True
+        return resolved
+
+    def _detection(self, r: _Resolved) -> Detection:
+        tech = self._techs[r.tech]
+        evidence = [
+            Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence)
+            for h in r.hits
+        ]
+        evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
+        return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+def _parse_relation(entry: str) -> tuple[str, int, str]:
+    parts = str(entry).split("\\;")
+    tags = dict(p.split(":", 1) for p in parts[1:] if ":" in p)
+    try:
+        confidence = int(tags.get("confidence", "100") or 100)
+    except ValueError:
+        confidence = 100
+    return parts[0], confidence, tags.get("version", "")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(len(as_list(v)) or 1 for v in value.values())
+    return len(as_list(value))
+
+
+def _excerpt(matched: str, value: str, start: int) -> str:
+    if len(matched) > EXCERPT:
+        return matched[:EXCERPT] + "..."
+    if not matched and value:
+        return value[:EXCERPT]
+    return matched
+
+
+# ---------------------------------------------------------------------- DOM gates
+_IMPLICIT_TAGS = {"html", "head", "body", "tbody", "*"}
+_SAFE = re.compile(r"[A-Za-z0-9_./:#-]{3,}")
+_ATTR = re.compile(r"""\[\s*([^\s~|^$*=\]]+)\s*(?:([~|^$*]?=)\s*(?:"([^"]*)"|'([^']*)'|([^\s\]]+)))?\s*(?:[iIsS]\s*)?\]""")
+
+
+def selector_literals(selector: str) -> frozenset[str] | None:
+    """Strings of which one must occur in the HTML for ``selector`` to match anything.
+
+    None when no safe literal exists (the selector is then always evaluated).
+
+    >>> sorted(selector_literals("link[href*='wp-content'], meta[name=generator]"))
+    ['generator', 'wp-content']
+    """
+    branches = _split_top(selector)
+    out: set[str] = set()
+    for branch in branches:
+        lit = _branch_literal(branch)
+        if lit is None:
+            return None
+        out.add(lit)
+    return frozenset(out) if out else None
+
+
+def _split_top(selector: str) -> list[str]:
+    parts, depth, quote, cur = [], 0, "", []
+    for c in selector:
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(c)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _branch_literal(branch: str) -> str | None:
+    # Arguments of pseudo-classes (:not(...), :has(...)) need not occur: drop them.
+    text = branch
+    while True:
+        new = re.sub(r":[\w-]+\([^()]*\)", " ", text)
+        if new == text:
+            break
+        text = new
+    if "\\" in text:
+        return None
+    candidates: list[str] = []
+    for m in _ATTR.finditer(text):
+        name, op, v1, v2, v3 = m.groups()
+        value = v1 if v1 is not None else v2 if v2 is not None else v3
+        if op and value:
+            runs = _SAFE.findall(value)
+            if runs:
+                candidates.append(max(runs, key=len))
+                continue
+        if len(name) >= 3:
+            candidates.append(name)
+    rest = _ATTR.sub(" ", text)
+    for m in re.finditer(r"([#.])([A-Za-z0-9_-]+)", rest):
+        if len(m.group(2)) >= 3:
+            candidates.append(m.group(2))
+    for m in re.finditer(r"(?:^|[\s>+~])([A-Za-z][A-Za-z0-9-]*)", rest):
+        tag = m.group(1).lower()
+        if tag not in _IMPLICIT_TAGS:
+            candidates.append("<" + tag)
+    if not candidates:
+        return None
+    return max(candidates, key=len).lower()

@@ -1,0 +1,330 @@
+"""YAML signature files -> validated Signature objects.
+
+A library is one or more directories.  Each holds ``categories.yaml`` (and ``groups.yaml``)
+plus one YAML file per technology, in folders by category; see ``signatures/README.md``.
+Later directories override earlier ones: technologies by name, categories by id.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import yaml
+
+from detector.errors import SignatureError
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML without libyaml
+    _Loader = yaml.SafeLoader
+
+#: Rule kinds whose value is a pattern or a list of patterns.
+LIST_KINDS = ("url", "html", "text", "css", "scriptSrc", "scripts", "xhr", "robots", "certIssuer")
+#: Rule kinds keyed by a name (header, cookie, meta name, JS property, DNS record type, path).
+KEYED_KINDS = ("headers", "cookies", "meta", "js", "dns", "probe")
+#: Rule kinds a static page (URL, headers, HTML) can show.
+STATIC_KINDS = ("url", "html", "text", "css", "scriptSrc", "scripts", "headers", "cookies", "meta", "dom")
+#: Rule kinds that need a browser or the network: loaded and counted, never faked.
+BROWSER_KINDS = ("js", "xhr")
+NETWORK_KINDS = ("dns", "certIssuer", "robots", "probe")
+RULE_KINDS = LIST_KINDS + KEYED_KINDS + ("dom",)
+RELATION_KEYS = ("implies", "requires", "requiresCategory", "excludes")
+INFO_KEYS = ("description", "website", "icon", "cpe", "saas", "oss", "pricing")
+OWN_KEYS = ("name", "categories", "provenance", "examples")
+ALL_KEYS = OWN_KEYS + INFO_KEYS + RELATION_KEYS + RULE_KINDS
+PRICING = ("low", "mid", "high", "freemium", "onetime", "recurring", "poa", "payg")
+DOM_KEYS = ("exists", "text", "attributes", "properties", "src")
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A technology category (CMS, Analytics...) with its priority and broad groups."""
+
+    id: int
+    name: str
+    priority: int
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One technology as its YAML file says it (raw patterns, not compiled)."""
+
+    name: str
+    categories: tuple[str, ...]
+    rules: Mapping[str, Any]
+    info: Mapping[str, Any]
+    implies: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    requires_category: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    provenance: str = ""
+    examples: tuple[Mapping[str, Any], ...] = ()
+    path: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """Signatures by name, categories by id and groups by id, from one or more directories."""
+
+    signatures: Mapping[str, Signature]
+    categories: Mapping[int, Category]
+    groups: Mapping[int, str]
+    directories: tuple[str, ...] = ()
+    version: str = ""
+
+    def category_by_name(self, name: str) -> Category | None:
+        """The category called ``name`` (case-insensitive), if any."""
+        low = name.lower()
+        for cat in self.categories.values():
+            if cat.name.lower() == low:
+                return cat
+        return None
+
+
+def default_directory() -> Path:
+    """The shipped signature library: ``signatures/`` beside the package, or packaged data."""
+    env = os.environ.get("DETECTOR_SIGNATURES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "signatures", here / "signatures"):
+        if (cand / "categories.yaml").exists():
+            return cand
+    raise SignatureError(
+        "the bundled signature library was not found; pass --signatures DIR "
+        "or set DETECTOR_SIGNATURES"
+    )
+
+
+def as_list(value: Any) -> list[Any]:
+    """A rule value as a list: a string becomes a one-item list.
+
+    >>> as_list("a"), as_list(["a", "b"]), as_list(None)
+    (['a'], ['a', 'b'], [])
+    """
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def relation_name(entry: str) -> str:
+    """The technology name of an ``implies`` entry, without its ``\\;`` tags.
+
+    >>> relation_name("PHP\\\\;confidence:50")
+    'PHP'
+    """
+    return str(entry).split("\\;")[0]
+
+
+def load_signatures(directories: Sequence[Path | str] | Path | str | None = None) -> Library:
+    """Load and validate the YAML library from one or more directories.
+
+    Raises SignatureError listing every problem (file, technology, field, fix).
+    """
+    if directories is None:
+        dirs = [default_directory()]
+    elif isinstance(directories, (str, Path)):
+        dirs = [Path(directories)]
+    else:
+        dirs = [Path(d) for d in directories] or [default_directory()]
+    signatures: dict[str, Signature] = {}
+    categories: dict[int, Category] = {}
+    groups: dict[int, str] = {}
+    problems: list[str] = []
+    digest = hashlib.sha256()
+    for d in dirs:
+        if not d.is_dir():
+            raise SignatureError(f"{d}: not a directory of signatures")
+        groups.update(_load_groups(d, problems))
+        categories.update(_load_categories(d, groups, problems))
+        files = sorted(p for p in d.rglob("*.y*ml") if p.name not in ("categories.yaml", "groups.yaml"))
+        for path in files:
+            data = path.read_bytes()
+            digest.update(str(path.relative_to(d)).encode() + b"\0" + data)
+            for sig in _load_file(path, data, problems):
+                signatures[sig.name] = sig
+    if not categories and not problems:
+        problems.append(f"{dirs[0]}: no categories.yaml found; a library needs its categories")
+    if problems:
+        raise SignatureError(_join_problems(problems))
+    library = Library(signatures, categories, groups, tuple(str(d) for d in dirs), digest.hexdigest()[:12])
+    problems = validate_library(library)
+    if problems:
+        raise SignatureError(_join_problems(problems))
+    return library
+
+
+def _join_problems(problems: list[str]) -> str:
+    head = problems[:50]
+    more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+    return f"{len(problems)} problem(s) in the signature library:\n" + "\n".join(head) + more
+
+
+def _yaml_load(path: Path, data: bytes, problems: list[str]) -> Any:
+    try:
+        return yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problems.append(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax")
+        return None
+
+
+def _load_groups(d: Path, problems: list[str]) -> dict[int, str]:
+    path = d / "groups.yaml"
+    if not path.exists():
+        return {}
+    data = _yaml_load(path, path.read_bytes(), problems) or {}
+    out: dict[int, str] = {}
+    for key, value in data.items():
+        name = value.get("name") if isinstance(value, dict) else value
+        out[int(key)] = str(name)
+    return out
+
+
+def _load_categories(d: Path, groups: Mapping[int, str], problems: list[str]) -> dict[int, Category]:
+    path = d / "categories.yaml"
+    if not path.exists():
+        return {}
+    data = _yaml_load(path, path.read_bytes(), problems) or {}
+    out: dict[int, Category] = {}
+    for key, value in data.items():
+        if not isinstance(value, dict) or "name" not in value:
+            problems.append(f"{path}: category {key}: needs a mapping with a name")
+            continue
+        group_names = []
+        for g in as_list(value.get("groups")):
+            group_names.append(groups.get(int(g), str(g)) if isinstance(g, int) else str(g))
+        out[int(key)] = Category(int(key), str(value["name"]), int(value.get("priority", 0)), tuple(group_names))
+    return out
+
+
+def _load_file(path: Path, data: bytes, problems: list[str]) -> list[Signature]:
+    doc = _yaml_load(path, data, problems)
+    if doc is None:
+        return []
+    items = doc if isinstance(doc, list) else [doc]
+    out = []
+    for i, item in enumerate(items):
+        where = f"{path}" + (f"[{i}]" if isinstance(doc, list) else "")
+        sig = _signature_from(item, where, problems)
+        if sig is not None:
+            out.append(sig)
+    return out
+
+
+def _signature_from(item: Any, where: str, problems: list[str]) -> Signature | None:
+    if not isinstance(item, dict):
+        problems.append(f"{where}: a signature must be a mapping with at least `name` and `categories`")
+        return None
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{where}: missing `name`; add `name: TechnologyName`")
+        return None
+    label = f'{where}: "{name}"'
+    for key in item:
+        if key not in ALL_KEYS and not str(key).startswith("x-"):
+            hint = difflib.get_close_matches(str(key), ALL_KEYS, n=1)
+            fix = f'did you mean "{hint[0]}"?' if hint else "remove it (see signatures/README.md)"
+            problems.append(f"{label}: unknown field `{key}`; {fix}")
+    cats = item.get("categories")
+    if not cats:
+        problems.append(f"{label}: `categories` is missing; add at least one category name")
+        cats = []
+    if not isinstance(item.get("provenance", ""), str):
+        problems.append(f"{label}: `provenance` must be text saying where the rule came from")
+    rules = {k: item[k] for k in RULE_KINDS if k in item}
+    for kind, value in rules.items():
+        _check_shape(label, kind, value, problems)
+    examples = item.get("examples") or []
+    if not isinstance(examples, list):
+        problems.append(f"{label}: `examples` must be a list of {{match: ...}} / {{no_match: ...}}")
+        examples = []
+    return Signature(
+        name=name,
+        categories=tuple(str(c) for c in as_list(cats)),
+        rules=rules,
+        info={k: item[k] for k in INFO_KEYS if k in item},
+        implies=tuple(str(x) for x in as_list(item.get("implies"))),
+        requires=tuple(str(x) for x in as_list(item.get("requires"))),
+        requires_category=tuple(str(x) for x in as_list(item.get("requiresCategory"))),
+        excludes=tuple(str(x) for x in as_list(item.get("excludes"))),
+        provenance=str(item.get("provenance", "")),
+        examples=tuple(examples),
+        path=where,
+        raw=item,
+    )
+
+
+def _is_pattern(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _check_shape(label: str, kind: str, value: Any, problems: list[str]) -> None:
+    if kind in LIST_KINDS:
+        if not all(_is_pattern(v) for v in as_list(value)):
+            problems.append(f"{label} {kind}: must be a pattern or a list of patterns")
+    elif kind in KEYED_KINDS:
+        if not isinstance(value, dict):
+            problems.append(f"{label} {kind}: must be a mapping of name -> pattern")
+        elif not all(_is_pattern(v) or (isinstance(v, list) and all(map(_is_pattern, v))) for v in value.values()):
+            problems.append(f"{label} {kind}: every value must be a pattern (use \"\" for 'present')")
+    elif kind == "dom":
+        if isinstance(value, (str, list)):
+            if not all(isinstance(v, str) for v in as_list(value)):
+                problems.append(f"{label} dom: selectors must be text")
+        elif isinstance(value, dict):
+            for sel, spec in value.items():
+                if not isinstance(spec, dict):
+                    problems.append(f"{label} dom[{sel!r}]: must map to {{exists|text|attributes|properties}}")
+                    continue
+                for k in spec:
+                    if k not in DOM_KEYS:
+                        problems.append(f"{label} dom[{sel!r}]: unknown key `{k}`; use one of {', '.join(DOM_KEYS)}")
+        else:
+            problems.append(f"{label} dom: must be a selector, a list of selectors or a mapping")
+
+
+def validate_library(library: Library) -> list[str]:
+    """Cross-file checks: categories and relation targets exist."""
+    problems: list[str] = []
+    names = library.signatures
+    cat_names = {c.name.lower() for c in library.categories.values()}
+    all_cat_names = [c.name for c in library.categories.values()]
+    for sig in names.values():
+        label = f'{sig.path}: "{sig.name}"'
+        for cat in sig.categories + sig.requires_category:
+            if cat.lower() not in cat_names:
+                problems.append(f"{label}: unknown category {cat!r}{_did_you_mean(cat, all_cat_names)}")
+        for field_name, entries in (("implies", sig.implies), ("requires", sig.requires), ("excludes", sig.excludes)):
+            for entry in entries:
+                target = relation_name(entry)
+                if target not in names:
+                    problems.append(
+                        f"{label} {field_name}: unknown technology {target!r}{_did_you_mean(target, list(names))}"
+                    )
+    return problems
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    hint = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f'; did you mean "{hint[0]}"?' if hint else ""
+
+
+def slugify(name: str) -> str:
+    """A file-name-safe slug, as the reference engine makes it.
+
+    >>> slugify("Google Tag Manager")
+    'google-tag-manager'
+    """
+    out = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in name.lower())
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out.strip("-") or "x"
