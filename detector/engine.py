@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from detector.errors import SignatureError
 from detector.page import Page, ParsedPage, parse_page
-from detector.patterns import Pattern, compile_pattern, required_literals
-from detector.prefilter import HyperscanPrefilter, LiteralPrefilter, Prefilter, hyperscan_available
+from detector.patterns import Pattern, compile_pattern, encode_text, required_literals
+from detector.prefilter import HyperscanPrefilter, LiteralPrefilter, Prefilter, hs_view, hyperscan_available
 from detector.signatures import (
     BROWSER_KINDS,
     NETWORK_KINDS,
@@ -47,7 +47,23 @@ SOURCE_NAMES = {
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
 }
 EXCERPT = 120
+KEYED_PREFILTER_MIN = 6
 MAX_REQUIRE_ROUNDS = 5
+#: Values longer than protocols allow are matched on their first characters only, which
+#: bounds the work of the few patterns that need Python's backtracking ``re``: request
+#: lines (script URLs, the page URL) and cookies beyond 8 KB, header and meta values beyond
+#: 64 KB are refused by common servers and browsers anyway.
+VALUE_LIMITS = {"scriptSrc": 8192, "url": 8192, "cookies": 8192, "headers": 65536, "meta": 65536}
+
+
+def cap_value(kind: str, value: str) -> str:
+    """The part of a value the engine matches for ``kind`` (see VALUE_LIMITS).
+
+    >>> len(cap_value("scriptSrc", "x" * 10000)), len(cap_value("html", "x" * 10000))
+    (8192, 10000)
+    """
+    limit = VALUE_LIMITS.get(kind)
+    return value[:limit] if limit is not None and len(value) > limit else value
 
 
 def combine_confidence(scores: Iterable[int]) -> int:
@@ -174,6 +190,7 @@ class _DomRule:
     text: Pattern | None
     attributes: list[tuple[str, Pattern]]
     gate: frozenset[str] | None
+    also: frozenset[bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -250,6 +267,13 @@ class Engine:
                 entries += [_Gate(d.gate) for d in self._dom]
             self._prefilters[kind] = self._make_prefilter(entries)
         self._prefilters["scriptSrc"] = self._make_prefilter(self._script_rules)
+        # Names with many patterns (server, x-powered-by, generator...) get a prefilter too.
+        self._keyed_prefilters: dict[tuple[str, str], Prefilter] = {
+            (kind, key): self._make_prefilter(rules)
+            for kind, by_key in self._keyed.items()
+            for key, rules in by_key.items()
+            if len(rules) >= KEYED_PREFILTER_MIN
+        }
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -362,7 +386,19 @@ class Engine:
                 self._browser_rules += len(rule["properties"] or {})
             if exists is None and text is None and not attrs:
                 continue
-            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, selector_literals(str(selector))))
+            gate = selector_literals(str(selector))
+            also: frozenset[str] | None = None
+            if exists is None:
+                # Only a text or attribute match can make a hit: one of their literals must
+                # occur too.  The more selective gate goes to the prefilter, the other is
+                # checked in Python for the few rules that pass.
+                pgate = _patterns_gate(text, attrs)
+                if _gate_score(pgate) > _gate_score(gate):
+                    gate, also = pgate, gate
+                else:
+                    also = pgate
+            also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
+            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -373,6 +409,20 @@ class Engine:
     def categories_of(self, name: str) -> tuple[str, ...]:
         """Category names of a technology."""
         return self._techs[self._index[name]].categories
+
+    def iter_patterns(self) -> Iterator[tuple[str, str, Pattern]]:
+        """Every compiled pattern with its technology and kind (for audits and tests)."""
+        for kind, rules in list(self._text_rules.items()) + [("scriptSrc", self._script_rules)]:
+            for r in rules:
+                yield self._techs[r.tech].name, kind, r.pattern
+        for kind, by_key in self._keyed.items():
+            for rules in by_key.values():
+                for r in rules:
+                    yield self._techs[r.tech].name, kind, r.pattern
+        for d in self._dom:
+            for p in [d.exists, d.text] + [a[1] for a in d.attributes]:
+                if p is not None:
+                    yield self._techs[d.tech].name, "dom", p
 
     def stats(self) -> EngineStats:
         """Counts of what was loaded and compiled."""
@@ -405,8 +455,10 @@ class Engine:
         return [self._detection(r) for r in resolved]
 
     def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
-             accelerated: bool) -> None:
-        m = rule.pattern.search(value, accelerated)
+             accelerated: bool, encoded: bytes | None = None) -> None:
+        if encoded is None:
+            value = cap_value(rule.kind, value)
+        m = rule.pattern.search(value, accelerated, encoded)
         if m is None:
             return
         hits.setdefault(rule.tech, []).append(
@@ -424,14 +476,20 @@ class Engine:
             rules = self._text_rules[kind]
             n = len(rules)
             gates: list[int] = []
-            for i in self._prefilters[kind].candidates(value):
+            value = cap_value(kind, value)
+            encoded = encode_text(value) if acc else None
+            view = None
+            if kind == "html" and self.use_hyperscan:
+                view = html_view = hs_view(value)
+            for i in self._prefilters[kind].candidates(value, view):
                 if i < n:
                     rule = rules[i]
-                    self._add(hits, rule, value, rule.order, parsed.url, acc)
+                    self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
                 else:
                     gates.append(i - n)
             if kind == "html" and parsed.dom is not None:
-                self._match_dom(parsed, sorted(gates), dom_hits)
+                low = html_view.lower() if view is not None else value.lower().encode("utf-8", "surrogatepass")
+                self._match_dom(parsed, sorted(gates), dom_hits, low)
 
     def _match_scripts(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
         prefilter = self._prefilters["scriptSrc"]
@@ -448,20 +506,30 @@ class Engine:
             "cookies": {k: [v] for k, v in parsed.cookies.items()},
             "meta": parsed.meta,
         }
+        acc = self.accelerate
         for kind in KEYED_STATIC:
             by_key = self._keyed[kind]
             for key, values in sources[kind].items():
-                for rule in by_key.get(key, ()):
-                    for v, value in enumerate(values):
-                        self._add(hits, rule, value, rule.order + (v,), parsed.url, self.accelerate)
+                rules = by_key.get(key)
+                if not rules:
+                    continue
+                prefilter = self._keyed_prefilters.get((kind, key))
+                for v, value in enumerate(values):
+                    value = cap_value(kind, value)
+                    chosen = rules if prefilter is None else [rules[i] for i in prefilter.candidates(value)]
+                    for rule in chosen:
+                        self._add(hits, rule, value, rule.order + (v,), parsed.url, acc)
 
-    def _match_dom(self, parsed: ParsedPage, gates: list[int], dom_hits: dict[int, list[_Hit]]) -> None:
+    def _match_dom(self, parsed: ParsedPage, gates: list[int], dom_hits: dict[int, list[_Hit]], low: bytes) -> None:
+        """Evaluate the DOM rules whose gates passed; ``low`` is the lower-cased HTML as bytes."""
         tree = parsed.dom
         assert tree is not None
         cache: dict[str, list[Any]] = {}
         acc = self.accelerate
         for g in gates:
             rule = self._dom[g]
+            if rule.also and not any(lit in low for lit in rule.also):
+                continue
             nodes = cache.get(rule.selector)
             if nodes is None:
                 try:
@@ -599,8 +667,49 @@ def _excerpt(matched: str, value: str, start: int) -> str:
 
 # ---------------------------------------------------------------------- DOM gates
 _IMPLICIT_TAGS = {"html", "head", "body", "tbody", "*"}
+_COMMON_VALUES = {"true", "false", "stylesheet", "text/css", "text/javascript", "images/", "image", "icon", "component"}
 _SAFE = re.compile(r"[A-Za-z0-9_./:#-]{3,}")
 _ATTR = re.compile(r"""\[\s*([^\s~|^$*=\]]+)\s*(?:([~|^$*]?=)\s*(?:"([^"]*)"|'([^']*)'|([^\s\]]+)))?\s*(?:[iIsS]\s*)?\]""")
+
+
+def _gate_score(gate: frozenset[str] | None) -> int:
+    return -1 if not gate else min(len(x) for x in gate) * 4 - len(gate)
+
+
+def _better_gate(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return b if _gate_score(b) > _gate_score(a) else a
+
+
+def _safe_literals(p: Pattern) -> frozenset[str] | None:
+    lits = required_literals(p.python)
+    if not lits:
+        return None
+    out = set()
+    for lit in lits:
+        runs = _SAFE.findall(lit)
+        if not runs:
+            return None
+        out.add(max(runs, key=len))
+    return frozenset(out)
+
+
+def _patterns_gate(text: Pattern | None, attrs: Sequence[tuple[str, Pattern]]) -> frozenset[str] | None:
+    """Literals of which one occurs in the raw HTML if the text or an attribute pattern matches.
+
+    An attribute can only match where its name occurs, so the name is a literal too.
+    """
+    out: set[str] = set()
+    parts: list[frozenset[str] | None] = []
+    if text is not None:
+        parts.append(_safe_literals(text))
+    for name, p in attrs:
+        name_gate = frozenset({name.lower()}) if len(name) >= 3 and _SAFE.fullmatch(name) else None
+        parts.append(_better_gate(name_gate, _safe_literals(p)))
+    for part in parts:
+        if not part:
+            return None
+        out |= part
+    return frozenset(out) if out else None
 
 
 def selector_literals(selector: str) -> frozenset[str] | None:
@@ -650,27 +759,28 @@ def _branch_literal(branch: str) -> str | None:
         if new == text:
             break
         text = new
-    if "\\" in text:
-        return None
-    candidates: list[str] = []
+    # CSS escapes (\\. in a value) stand for the character itself.
+    text = re.sub(r"\\(.)", r"\1", text)
+    candidates: list[tuple[int, str]] = []
     for m in _ATTR.finditer(text):
         name, op, v1, v2, v3 = m.groups()
         value = v1 if v1 is not None else v2 if v2 is not None else v3
         if op and value:
             runs = _SAFE.findall(value)
             if runs:
-                candidates.append(max(runs, key=len))
-                continue
+                best = max(runs, key=len)
+                bonus = 0 if best.lower() in _COMMON_VALUES else 4
+                candidates.append((len(best) + bonus, best))
         if len(name) >= 3:
-            candidates.append(name)
+            candidates.append((len(name), name))
     rest = _ATTR.sub(" ", text)
     for m in re.finditer(r"([#.])([A-Za-z0-9_-]+)", rest):
         if len(m.group(2)) >= 3:
-            candidates.append(m.group(2))
+            candidates.append((len(m.group(2)) + 2, m.group(2)))
     for m in re.finditer(r"(?:^|[\s>+~])([A-Za-z][A-Za-z0-9-]*)", rest):
         tag = m.group(1).lower()
         if tag not in _IMPLICIT_TAGS:
-            candidates.append("<" + tag)
+            candidates.append((len(tag) + 1, "<" + tag))
     if not candidates:
         return None
-    return max(candidates, key=len).lower()
+    return max(candidates)[1].lower()

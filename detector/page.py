@@ -164,20 +164,23 @@ def parse_page(page: Page) -> ParsedPage:
     css_parts: list[str] = []
     text = ""
     if tree is not None:
-        for node in tree.css("meta"):
-            attrs = node.attributes
-            key = attrs.get("name") or attrs.get("property")
-            if key:
-                meta.setdefault(key.lower(), []).append(attrs.get("content") or "")
-        for node in tree.css("script"):
-            src = node.attributes.get("src")
-            if src and not src.startswith("data:text/javascript;"):
-                script_src.append(_absolute(src, page.url))
-            body = node.text(deep=True)
-            if body:
-                inline.append(body)
-        for node in tree.css("style"):
-            css_parts.append(node.text(deep=True) or "")
+        # One selector pass (the first query on a document is the expensive one).
+        for node in tree.css("meta, script, style"):
+            tag = node.tag
+            if tag == "meta":
+                attrs = node.attributes
+                key = attrs.get("name") or attrs.get("property")
+                if key:
+                    meta.setdefault(key.lower(), []).append(attrs.get("content") or "")
+            elif tag == "script":
+                src = node.attributes.get("src")
+                if src and not src.startswith("data:text/javascript;"):
+                    script_src.append(_absolute(src, page.url))
+                body = node.text(deep=True)
+                if body:
+                    inline.append(body)
+            elif tag == "style":
+                css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
         text = body_node.text(deep=True, separator="") if body_node is not None else ""
     for extra in page.script_urls:
@@ -200,7 +203,7 @@ def parse_page(page: Page) -> ParsedPage:
 
 def _absolute(src: str, base: str) -> str:
     src = src.strip()
-    if not base:
+    if not base or src.startswith(("https://", "http://")):
         return src
     try:
         return urljoin(base, src)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import sre_constants
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
 from detector.errors import SignatureError
 
@@ -261,12 +261,30 @@ def _escape(src: str, i: int, em: _Emitter, in_class: bool, total_groups: int) -
     return i + 2
 
 
-def _literal(c: str, flavor: str) -> str:
+def case_variants(c: str) -> str:
+    """A character and its single-character case variants (JavaScript folds non-ASCII too).
+
+    >>> case_variants("é")
+    'éÉ'
+    """
+    out = c
+    for v in (c.lower(), c.upper()):
+        # JavaScript never folds a non-ASCII character onto an ASCII one (ı is not I).
+        if len(v) == 1 and v not in out and ord(v) >= 0x80:
+            out += v
+    return out
+
+
+def _literal(c: str, flavor: str, in_class: bool = False) -> str:
     code = ord(c)
     if code < 0x80:
         return re.escape(c) if not c.isalnum() and c != "_" else c
     if flavor == "python":
-        return c
+        # Python matches case-insensitively in ASCII mode; spell non-ASCII case pairs out.
+        variants = case_variants(c)
+        if len(variants) == 1 or in_class:
+            return variants
+        return f"[{variants}]"
     return _hex(code, flavor)
 
 
@@ -298,7 +316,7 @@ def _char_class(src: str, i: int, em: _Emitter, total_groups: int) -> int:
         else:
             if ord(c) >= 0x80:
                 em.non_ascii = True
-            parts.append(_literal(c, em.flavor))
+            parts.append(_literal(c, em.flavor, in_class=True))
         prev_class_escape = False
         j += 1
     if j >= len(src):
@@ -387,7 +405,16 @@ def translate(source: str, flavor: str) -> tuple[str, bool, bool, bool]:
     return "".join(em.out), em.backrefs, em.lookaround, em.non_ascii
 
 
-Matcher = Callable[[str], "MatchResult | None"]
+_UNANCHORED = _re2._Anchor.UNANCHORED if _re2 is not None else None
+
+
+def encode_text(text: str) -> bytes:
+    """UTF-8 bytes for RE2 (lone surrogates from broken input pass through).
+
+    >>> encode_text("é")
+    b'\\xc3\\xa9'
+    """
+    return text.encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,18 +438,32 @@ class Pattern:
     uses_python: bool
     _py: re.Pattern[str]
     _r2: object | None
+    _r2_match: Any = None
+
+    def __post_init__(self) -> None:
+        if self._r2 is not None:
+            # The low-level matcher of google-re2 works on bytes already encoded once.
+            self._r2_match = self._r2._regexp.Match  # type: ignore[attr-defined]
 
     @property
     def regex(self) -> str:
         """The regex as written in the signature."""
         return self.spec.regex
 
-    def search(self, value: str, accelerated: bool = True) -> MatchResult | None:
-        """Search ``value``; RE2 is used when ``accelerated`` and the pattern allows it."""
+    def search(self, value: str, accelerated: bool = True, encoded: bytes | None = None) -> MatchResult | None:
+        """Search ``value``; RE2 is used when ``accelerated`` and the pattern allows it.
+
+        ``encoded`` is ``encode_text(value)``, passed when many patterns scan one text so
+        it is encoded once.
+        """
         if accelerated and self._r2 is not None:
-            m = self._r2.search(value)  # type: ignore[attr-defined]
-        else:
-            m = self._py.search(value)
+            data = encoded if encoded is not None else encode_text(value)
+            spans = self._r2_match(_UNANCHORED, data, 0, len(data))
+            if spans[0][0] < 0:
+                return None
+            groups = tuple(None if a < 0 else data[a:b].decode("utf-8", "surrogatepass") for a, b in spans)
+            return MatchResult(groups[0] or "", groups, spans[0][0])
+        m = self._py.search(value)
         if m is None:
             return None
         return MatchResult(m.group(0), (m.group(0),) + tuple(m.groups()), m.start())
@@ -448,16 +489,14 @@ def compile_pattern(text: str | int | float, *, accelerate: bool = True) -> Patt
         raise SignatureError(f"invalid regex {spec.regex!r}: {exc}") from None
     r2_src: str | None = None
     r2 = None
-    if accelerate and _re2 is not None and not (backrefs or lookaround or non_ascii):
+    if accelerate and _re2 is not None and not (backrefs or lookaround):
         r2_src, r2 = _compile_re2(bounded)
     hs_src: str | None
-    if non_ascii:
-        hs_src = None  # no byte-level superset for non-ASCII literals: always a candidate
-    else:
-        try:
-            hs_src = translate(bounded, "hyperscan")[0]
-        except TranslationError:
-            hs_src = None
+    try:
+        # Non-ASCII characters become 0x80, as in the one-byte-per-character view scanned.
+        hs_src = translate(bounded, "hyperscan")[0]
+    except TranslationError:
+        hs_src = None
     return Pattern(spec, bounded, py_src, r2_src, hs_src, r2 is None, py, r2)
 
 

@@ -44,8 +44,8 @@ def hs_view(text: str) -> bytes:
 class Prefilter(Protocol):
     """Selects candidate pattern indices for a text."""
 
-    def candidates(self, text: str) -> set[int]:
-        """Indices of the patterns that may match ``text``."""
+    def candidates(self, text: str, view: bytes | None = None) -> set[int]:
+        """Indices of the patterns that may match ``text`` (``view``: its ``hs_view``, optional)."""
 
 
 class PrefilterEntry(Protocol):
@@ -73,7 +73,7 @@ class LiteralPrefilter:
             for lit in e.literals:
                 self.by_literal.setdefault(lit, []).append(i)
 
-    def candidates(self, text: str) -> set[int]:
+    def candidates(self, text: str, view: bytes | None = None) -> set[int]:
         """Patterns whose literal occurs in ``text`` (lower-cased), plus the unfilterable ones."""
         out = set(self.always)
         if not text:
@@ -108,21 +108,21 @@ class HyperscanPrefilter:
             self.db, rejected = _compile(expressions, ids, flags)
             self.always.update(rejected)
 
-    def candidates(self, text: str) -> set[int]:
-        """Patterns Hyperscan finds in ``text``, plus the ones it could not take."""
+    def candidates(self, text: str, view: bytes | None = None) -> set[int]:
+        """Patterns Hyperscan finds in ``text``, plus the ones it could not take.
+
+        ``view`` is ``hs_view(text)`` when the caller has it already.
+        """
         out = set(self.always)
         if self.db is None or not text:
-            return out if text or self.db is None else out | self._empty()
+            return out
         add = out.add
 
         def on_match(pid: int, start: int, end: int, flags: int, ctx: object) -> None:
             add(pid)
 
-        self.db.scan(hs_view(text), match_event_handler=on_match)
+        self.db.scan(view if view is not None else hs_view(text), match_event_handler=on_match)
         return out
-
-    def _empty(self) -> set[int]:
-        return set()
 
 
 def _compile(expressions: list[bytes], ids: list[int], flags: int) -> tuple[object, set[int]]:

@@ -128,6 +128,14 @@ def load_signatures(directories: Sequence[Path | str] | Path | str | None = None
 
     Raises SignatureError listing every problem (file, technology, field, fix).
     """
+    library, problems = collect_library(directories)
+    if problems:
+        raise SignatureError(_join_problems(problems))
+    return library
+
+
+def collect_library(directories: Sequence[Path | str] | Path | str | None = None) -> tuple[Library, list[str]]:
+    """Load what can be loaded and list every problem instead of raising (for ``check``)."""
     if directories is None:
         dirs = [default_directory()]
     elif isinstance(directories, (str, Path)):
@@ -145,20 +153,23 @@ def load_signatures(directories: Sequence[Path | str] | Path | str | None = None
         groups.update(_load_groups(d, problems))
         categories.update(_load_categories(d, groups, problems))
         files = sorted(p for p in d.rglob("*.y*ml") if p.name not in ("categories.yaml", "groups.yaml"))
+        seen_here: dict[str, str] = {}
         for path in files:
             data = path.read_bytes()
             digest.update(str(path.relative_to(d)).encode() + b"\0" + data)
             for sig in _load_file(path, data, problems):
+                if sig.name in seen_here:
+                    problems.append(
+                        f'{sig.path}: "{sig.name}" is also defined in {seen_here[sig.name]}; '
+                        "names must be unique within a directory: rename or merge one"
+                    )
+                seen_here[sig.name] = sig.path
                 signatures[sig.name] = sig
-    if not categories and not problems:
+    if not categories:
         problems.append(f"{dirs[0]}: no categories.yaml found; a library needs its categories")
-    if problems:
-        raise SignatureError(_join_problems(problems))
     library = Library(signatures, categories, groups, tuple(str(d) for d in dirs), digest.hexdigest()[:12])
-    problems = validate_library(library)
-    if problems:
-        raise SignatureError(_join_problems(problems))
-    return library
+    problems += validate_library(library)
+    return library, problems
 
 
 def _join_problems(problems: list[str]) -> str:

@@ -1,0 +1,207 @@
+"""``signatures check``: every problem of a library, each with its file and fix."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from detector.errors import SignatureError
+from detector.page import Page
+from detector.patterns import Pattern, compile_pattern
+from detector.signatures import (
+    KEYED_KINDS,
+    LIST_KINDS,
+    Library,
+    Signature,
+    as_list,
+    collect_library,
+)
+
+#: Worst-case inputs are this long, and a pattern must scan each in under this many seconds.
+WORST_CASE_SIZE = 1 << 20
+WORST_CASE_LIMIT = 0.05
+
+_FIXES = (
+    ("unterminated character set", 'escape "[" as "\\["'),
+    ("bad character range", 'escape "-" inside [...] as "\\-" or move it last'),
+    ("missing ), unterminated subpattern", 'escape "(" as "\\("'),
+    ("unbalanced parenthesis", 'escape ")" as "\\)"'),
+    ("nothing to repeat", 'escape the quantifier ("\\+", "\\*", "\\?")'),
+    ("multiple repeat", "remove the doubled quantifier"),
+    ("look-behind requires fixed-width", "make the lookbehind fixed-width or drop it"),
+)
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """Problems found (one line each) and counts of what was checked."""
+
+    problems: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def fix_for(message: str) -> str:
+    """A suggested fix for a regex error message.
+
+    >>> fix_for("unterminated character set at position 4")
+    'escape "[" as "\\\\["'
+    """
+    for needle, fix in _FIXES:
+        if needle in message:
+            return fix
+    return "rewrite the regex (JavaScript syntax, see signatures/README.md)"
+
+
+def iter_patterns(sig: Signature) -> Iterator[tuple[str, Any]]:
+    """Every (place, pattern text) of a signature, dom included."""
+    for kind, value in sig.rules.items():
+        if kind in LIST_KINDS:
+            for i, text in enumerate(as_list(value)):
+                yield f"{kind}[{i}]", text
+        elif kind in KEYED_KINDS and isinstance(value, Mapping):
+            for key, texts in value.items():
+                for text in as_list(texts):
+                    yield f"{kind}[{key!r}]", text
+        elif kind == "dom" and isinstance(value, Mapping):
+            for sel, spec in value.items():
+                if not isinstance(spec, Mapping):
+                    continue
+                for sub in ("exists", "text"):
+                    if sub in spec:
+                        yield f"dom[{sel!r}].{sub}", spec[sub] or ""
+                for attr_kind in ("attributes", "properties"):
+                    for name, text in (spec.get(attr_kind) or {}).items():
+                        yield f"dom[{sel!r}].{attr_kind}.{name}", text
+
+
+def worst_case_inputs(pattern: Pattern, size: int = WORST_CASE_SIZE) -> list[str]:
+    """Inputs built to make a backtracking matcher work hardest on this pattern.
+
+    Generic ones (runs of one character, dotted digits, tag soup) and pattern-specific ones:
+    the pattern's literal characters repeated, and each literal run of the pattern followed
+    by near-miss filler, repeated to ``size`` characters.
+    """
+    src = pattern.regex
+    literal_runs = [r for r in re.findall(r"(?:\\.|[^\\\[\](){}.*+?^$|])+", src) if len(r) >= 2]
+    runs = [re.sub(r"\\(.)", r"\1", r) for r in literal_runs][:3]
+    chars = "".join(sorted({c for r in runs for c in r})) or "a"
+    bases = ["a", "1.", "<a ", " ", chars]
+    for r in runs:
+        bases.append(r + chars)
+        bases.append(r)
+    out = []
+    for base in bases:
+        out.append((base * (size // max(1, len(base)) + 1))[:size])
+    return out
+
+
+def time_pattern(pattern: Pattern, inputs: Sequence[str], accelerated: bool = True) -> float:
+    """The longest time (seconds) the engine's matcher for ``pattern`` takes on one input."""
+    worst = 0.0
+    for text in inputs:
+        t0 = time.perf_counter()
+        pattern.search(text, accelerated)
+        worst = max(worst, time.perf_counter() - t0)
+    return worst
+
+
+def check_library(directories: Sequence[Path | str] | None = None, *, timing: bool = True) -> CheckReport:
+    """Check schema, regexes, relations, duplicates, backtracking risk and examples."""
+    report = CheckReport()
+    try:
+        library, problems = collect_library(directories)
+    except SignatureError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.problems += problems
+    stats = report.stats
+    stats["technologies"] = len(library.signatures)
+    for key in ("patterns", "re2", "python", "browser_rules", "network_rules", "dom_selectors", "examples"):
+        stats[key] = 0
+    for sig in library.signatures.values():
+        for place, text in iter_patterns(sig):
+            if place.startswith(("js", "xhr")) or ".properties." in place:
+                stats["browser_rules"] += 1
+            if place.startswith(("dns", "certIssuer", "robots", "probe")):
+                stats["network_rules"] += 1
+            try:
+                pattern = compile_pattern(text)
+            except SignatureError as exc:
+                report.problems.append(f'{sig.path}: "{sig.name}" {place}: {exc}; {fix_for(str(exc))}')
+                continue
+            stats["patterns"] += 1
+            if pattern.uses_python:
+                stats["python"] += 1
+                if timing:
+                    worst = time_pattern(pattern, worst_case_inputs(pattern))
+                    if worst > WORST_CASE_LIMIT:
+                        report.problems.append(
+                            f'{sig.path}: "{sig.name}" {place}: at risk of catastrophic backtracking '
+                            f"({worst * 1000:.0f} ms on a 1 MB worst-case input; RE2 cannot run it because of "
+                            "lookaround, back references or non-ASCII text); rewrite it without those"
+                        )
+            else:
+                stats["re2"] += 1
+        dom = sig.rules.get("dom")
+        if dom is not None:
+            stats["dom_selectors"] += len(as_list(dom)) if not isinstance(dom, Mapping) else len(dom)
+    if not report.problems:
+        report.problems += check_examples(library, stats)
+    return report
+
+
+def check_examples(library: Library, stats: dict[str, int] | None = None) -> list[str]:
+    """Run every signature's examples: ``match`` pages must detect it, ``no_match`` must not."""
+    from detector.engine import Engine
+
+    with_examples = [s for s in library.signatures.values() if s.examples]
+    if stats is not None:
+        stats["examples"] = sum(len(s.examples) for s in with_examples)
+    if not with_examples:
+        return []
+    engine = Engine(library)
+    problems = []
+    for sig in with_examples:
+        for i, example in enumerate(sig.examples):
+            problems += _run_example(engine, sig, i, example)
+    return problems
+
+
+def example_page(spec: Mapping[str, Any]) -> Page:
+    """A Page from an example: url, html, headers {name: value}, cookies, script_urls."""
+    return Page.from_http(
+        str(spec.get("url") or ""),
+        status=spec.get("status"),
+        headers=spec.get("headers") or {},
+        body=str(spec.get("html") or ""),
+        cookies={str(k): str(v) for k, v in (spec.get("cookies") or {}).items()},
+        script_urls=[str(u) for u in as_list(spec.get("script_urls"))],
+    )
+
+
+def _run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[str]:
+    where = f'{sig.path}: "{sig.name}" examples[{i}]'
+    if not isinstance(example, Mapping) or not ({"match", "no_match"} & set(example)):
+        return [f"{where}: must be {{match: page}} or {{no_match: page}}"]
+    problems = []
+    for expect in ("match", "no_match"):
+        if expect not in example:
+            continue
+        spec = example[expect]
+        if not isinstance(spec, Mapping):
+            problems.append(f"{where}.{expect}: must be a page (url, html, headers, cookies, script_urls)")
+            continue
+        found = {d.technology: d for d in engine.detect(example_page(spec))}
+        if expect == "match" and sig.name not in found:
+            problems.append(f"{where}: the match example is not detected; fix the pattern or the example")
+        elif expect == "match" and "version" in spec and (found[sig.name].version or "") != str(spec["version"]):
+            problems.append(
+                f"{where}: expected version {spec['version']!r}, got {found[sig.name].version!r}; "
+                "fix the \\;version: template or the example"
+            )
+        elif expect == "no_match" and sig.name in found:
+            problems.append(f"{where}: the no_match example is detected; tighten the pattern")
+    return problems
