@@ -1,0 +1,556 @@
+"""Cohort rules -> memberships, each with its reason; pure, works on plain records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from detector.rules import (
+    UNKNOWN,
+    Condition,
+    FieldTest,
+    Group,
+    Level,
+    Rules,
+    Scalar,
+    TechTest,
+    VersionTest,
+    Weight,
+)
+
+MAX_COHORTS = 8
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
+
+AccountValue = Scalar | None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One detection as segmentation needs it: what, which version, categories, last seen."""
+
+    technology: str
+    version: str | None
+    categories: tuple[str, ...]
+    last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account: its domain, firmographic columns, last successful scan and detections."""
+
+    domain: str
+    fields: Mapping[str, AccountValue]
+    last_ok_at: str | None = None
+    last_status: str | None = None
+    detections: tuple[Seen, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """An account in a cohort, why, and the detections behind it."""
+
+    cohort: str
+    domain: str
+    reason: str
+    evidence: tuple[Seen, ...] = ()
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Everything segmentation decided about one in-market account."""
+
+    domain: str
+    memberships: tuple[Membership, ...]
+    score: float | None = None
+    tier: int | None = None
+    scan_stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    matched: bool
+    reasons: tuple[str, ...]
+    evidence: tuple[Seen, ...]
+
+
+def utc_key(text: str) -> str:
+    """An ISO-8601 UTC time as a sortable ``YYYY-MM-DDTHH:MM:SS`` key.
+
+    >>> utc_key("2026-11-20 10:00:00+00:00"), utc_key("2026-11-20T10:00:00Z")
+    ('2026-11-20T10:00:00', '2026-11-20T10:00:00')
+    """
+    return text[:19].replace(" ", "T")
+
+
+def day_of(text: str) -> str:
+    """The date part of an ISO time.
+
+    >>> day_of("2026-11-20T10:00:00Z")
+    '2026-11-20'
+    """
+    return text[:10]
+
+
+def version_key(text: str) -> tuple[int, ...]:
+    """The numeric parts of a version string.
+
+    >>> version_key("5.2.1-beta"), version_key("v10"), version_key("beta")
+    ((5, 2, 1), (10,), ())
+    """
+    m = _VERSION.search(text)
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+
+def version_matches(test: VersionTest, version: str | None) -> bool:
+    """Whether a detected version passes a version test (no version never passes).
+
+    >>> from detector.rules import VersionTest
+    >>> t = VersionTest(">=2, <3", ((">=", (2,)), ("<", (3,))))
+    >>> version_matches(t, "2.4.1"), version_matches(t, "3.0"), version_matches(t, None)
+    (True, False, False)
+    """
+    if not version:
+        return False
+    have = version_key(version)
+    if not have:
+        return False
+    for op, want in test.clauses:
+        if op == "prefix":
+            ok = have[: len(want)] == want
+        else:
+            n = max(len(have), len(want))
+            a = have + (0,) * (n - len(have))
+            b = want + (0,) * (n - len(want))
+            ok = {
+                ">=": a >= b,
+                "<=": a <= b,
+                ">": a > b,
+                "<": a < b,
+                "==": a == b,
+                "!=": a != b,
+            }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _number(value: AccountValue) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "").strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _same(a: AccountValue, b: Scalar) -> bool:
+    if a is None:
+        return False
+    if isinstance(b, str) or isinstance(a, str):
+        return str(a).strip().lower() == str(b).strip().lower()
+    return float(a) == float(b)
+
+
+def field_matches(test: FieldTest, value: AccountValue) -> bool:
+    """Whether an account column value passes a firmographic test.
+
+    >>> from detector.rules import FieldTest
+    >>> field_matches(FieldTest("employees", "between", (10, 500)), 250)
+    True
+    >>> field_matches(FieldTest("country", "in", ("US", "GB")), "gb")
+    True
+    """
+    if value == "":
+        value = None
+    op = test.op
+    if op == "present":
+        return (value is not None) == bool(test.values[0])
+    if op == "equals":
+        return _same(value, test.values[0])
+    if op == "in":
+        return any(_same(value, v) for v in test.values)
+    if op == "not_in":
+        return value is not None and not any(_same(value, v) for v in test.values)
+    number = _number(value)
+    if number is None:
+        return False
+    if op == "between":
+        return float(test.values[0]) <= number <= float(test.values[1])
+    if op == "at_least":
+        return number >= float(test.values[0])
+    return number <= float(test.values[0])
+
+
+def describe(cond: Condition) -> str:
+    """A condition in words, for reasons like "runs no Reviews technology".
+
+    >>> from detector.rules import Group, TechTest
+    >>> describe(Group("any", (TechTest("technology", "Yotpo Reviews"), TechTest("category", "Reviews"))))
+    'Yotpo Reviews or a Reviews technology'
+    """
+    if isinstance(cond, TechTest):
+        if cond.kind == "category":
+            return f"a {cond.name} technology"
+        return cond.name + (f" {cond.version.text}" if cond.version else "")
+    if isinstance(cond, FieldTest):
+        values = ", ".join(str(v) for v in cond.values)
+        words = {
+            "equals": f"{cond.column} = {values}",
+            "in": f"{cond.column} in [{values}]",
+            "not_in": f"{cond.column} not in [{values}]",
+            "between": f"{cond.column} between {cond.values[0]} and {cond.values[-1]}",
+            "at_least": f"{cond.column} >= {values}",
+            "at_most": f"{cond.column} <= {values}",
+            "present": f"{cond.column} {'present' if cond.values[0] else 'missing'}",
+        }
+        return words[cond.op]
+    if cond.op == "not":
+        return f"not ({describe(cond.items[0])})"
+    joiner = " and " if cond.op == "all" else " or "
+    return joiner.join(describe(c) for c in cond.items)
+
+
+def _seen_words(seen: Seen) -> str:
+    version = f" {seen.version}" if seen.version else ""
+    return f"runs {seen.technology}{version}, last seen {day_of(seen.last_seen)}"
+
+
+class _Stack:
+    """One account's detections indexed for lookups (by name and by category)."""
+
+    __slots__ = ("by_category", "by_name")
+
+    def __init__(self, detections: Iterable[Seen]) -> None:
+        self.by_name: dict[str, Seen] = {}
+        self.by_category: dict[str, list[Seen]] = {}
+        # Names are compared as the signature library spells them: the rules parser maps
+        # every name to its canonical spelling and detections carry the library's names.
+        by_category = self.by_category
+        for d in detections:
+            self.by_name[d.technology] = d
+            for c in d.categories:
+                if c in by_category:
+                    by_category[c].append(d)
+                else:
+                    by_category[c] = [d]
+
+    def find(self, test: TechTest) -> list[Seen]:
+        if test.kind == "category":
+            return self.by_category.get(test.name, [])
+        found = self.by_name.get(test.name)
+        if found is None:
+            return []
+        if test.version is not None and not version_matches(test.version, found.version):
+            return []
+        return [found]
+
+
+_EMPTY = _Stack(())
+
+
+def _evaluate(cond: Condition, stack: _Stack, fields: Mapping[str, AccountValue]) -> _Result:
+    if isinstance(cond, TechTest):
+        found = stack.find(cond)
+        if not found:
+            return _Result(False, (), ())
+        words = []
+        for s in found:
+            words.append(_seen_words(s) + (f" ({cond.name})" if cond.kind == "category" else ""))
+        return _Result(True, tuple(words), tuple(found))
+    if isinstance(cond, FieldTest):
+        value = fields.get(cond.column)
+        if field_matches(cond, value):
+            return _Result(True, (f"{cond.column} {value}",), ())
+        return _Result(False, (), ())
+    if cond.op == "not":
+        inner = _evaluate(cond.items[0], stack, fields)
+        if inner.matched:
+            return _Result(False, (), ())
+        return _Result(True, (_negation(cond.items[0]),), ())
+    reasons: list[str] = []
+    evidence: list[Seen] = []
+    any_matched = False
+    for item in cond.items:
+        r = _evaluate(item, stack, fields)
+        if r.matched:
+            any_matched = True
+            reasons.extend(r.reasons)
+            evidence.extend(r.evidence)
+        elif cond.op == "all":
+            return _Result(False, (), ())
+    if cond.op == "any" and not any_matched:
+        return _Result(False, (), ())
+    return _Result(True, tuple(reasons), tuple(evidence))
+
+
+def _negation(cond: Condition) -> str:
+    if _only_tech(cond):
+        return f"runs no {describe(cond).replace(' or a ', ' or ').removeprefix('a ')}"
+    return describe(Group("not", (cond,)))
+
+
+def _only_tech(cond: Condition) -> bool:
+    if isinstance(cond, TechTest):
+        return True
+    if isinstance(cond, FieldTest):
+        return False
+    return cond.op == "any" and all(_only_tech(c) for c in cond.items)
+
+
+class Segmenter:
+    """Applies a Rules object to accounts, as of one moment."""
+
+    def __init__(self, rules: Rules, now: datetime | None = None) -> None:
+        self.rules = rules
+        self.now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        self.cutoff: str | None = None
+        if rules.max_age_days is not None:
+            self.cutoff = (self.now - timedelta(days=rules.max_age_days)).strftime(
+                "%Y-%m-%dT%H:%M:%S"
+            )
+        self.points = dict(rules.tiers.points) if rules.tiers else {}
+        self.mentions = {rule.name: _mentioned(rule.condition) for rule in rules.cohorts}
+
+    def in_market(self, account: Account) -> bool:
+        """Whether the account passes the market's firmographic filters."""
+        return _evaluate(self.rules.market, _EMPTY, account.fields).matched
+
+    def assign(self, account: Account) -> Assignment:
+        """Memberships, score and tier of one (in-market) account."""
+        if account.last_ok_at is None:
+            return Assignment(account.domain, (self._unknown(account),))
+        scan_stale = self.cutoff is not None and utc_key(account.last_ok_at) < self.cutoff
+        old: list[Seen] = []
+        fresh: list[Seen] = []
+        if self.cutoff is not None:
+            cutoff = self.cutoff
+            for d in account.detections:
+                (fresh if utc_key(d.last_seen) >= cutoff else old).append(d)
+        if old:
+            fresh_stack = _Stack(fresh)
+            all_stack = _Stack(account.detections)
+        else:
+            fresh_stack = all_stack = _Stack(account.detections)
+        memberships: list[Membership] = []
+        for rule in self.rules.cohorts:
+            # Only a stale detection the rule looks at can change its answer: skip the rest.
+            names, categories = self.mentions[rule.name]
+            relevant = tuple(
+                d for d in old if d.technology in names or not categories.isdisjoint(d.categories)
+            )
+            m = self._membership(
+                rule.name, rule.condition, account, fresh_stack, all_stack, relevant, scan_stale
+            )
+            if m is not None:
+                memberships.append(m)
+        if self.rules.maturity is not None:
+            memberships.append(
+                self._maturity(account, fresh_stack, all_stack, bool(old), scan_stale)
+            )
+        score, tier = self._tier(account, memberships)
+        return Assignment(account.domain, tuple(memberships), score, tier, scan_stale)
+
+    def assign_all(self, accounts: Iterable[Account]) -> Iterator[Assignment]:
+        """Assignments of every in-market account, in input order."""
+        for account in accounts:
+            if self.in_market(account):
+                yield self.assign(account)
+
+    def _unknown(self, account: Account) -> Membership:
+        if account.last_status is None:
+            why = "never scanned: crawl it to learn its technologies"
+        else:
+            why = f"never scanned successfully (last scan: {account.last_status}); not counted as whitespace"
+        return Membership(UNKNOWN, account.domain, why)
+
+    def _membership(
+        self,
+        cohort: str,
+        cond: Condition,
+        account: Account,
+        fresh_stack: _Stack,
+        all_stack: _Stack,
+        old_detections: tuple[Seen, ...],
+        scan_stale: bool,
+    ) -> Membership | None:
+        fresh = _evaluate(cond, fresh_stack, account.fields)
+        full = _evaluate(cond, all_stack, account.fields) if old_detections else fresh
+        if not fresh.matched and not full.matched:
+            return None
+        stale = scan_stale or fresh.matched != full.matched
+        chosen = fresh if fresh.matched else full
+        reason = "; ".join(_dedupe(chosen.reasons))
+        if not fresh.matched:
+            reason += f" (stale: older than {self.rules.max_age_days} days, so not counted)"
+        elif fresh.matched != full.matched:
+            old = old_detections
+            words = "; ".join(_seen_words(s) for s in old[:3])
+            reason += f" (stale: an older detection disagrees: {words})"
+        if scan_stale:
+            reason = self._stale_scan_note(account, reason)
+        if cond_is_negative(cond):
+            reason += f" (scanned {day_of(account.last_ok_at or '')})"
+        return Membership(cohort, account.domain, reason, chosen.evidence, stale)
+
+    def _stale_scan_note(self, account: Account, reason: str) -> str:
+        return (
+            f"{reason} (stale: last successful scan {day_of(account.last_ok_at or '')}, "
+            f"older than {self.rules.max_age_days} days; re-crawl)"
+        )
+
+    def _maturity(
+        self,
+        account: Account,
+        fresh_stack: _Stack,
+        all_stack: _Stack,
+        has_old: bool,
+        scan_stale: bool,
+    ) -> Membership:
+        model = self.rules.maturity
+        assert model is not None
+        score, parts, evidence = _maturity_score(model.weights, fresh_stack)
+        level = _level_for(model.levels, score)
+        stale = scan_stale
+        if has_old:
+            full_score, _, _ = _maturity_score(model.weights, all_stack)
+            stale = stale or _level_for(model.levels, full_score) != level
+        detail = ", ".join(parts) if parts else "none of the weighted technologies"
+        reason = (
+            f"maturity score {score:g} ({detail}) reaches {level.name} (>= {level.min_score:g})"
+        )
+        if stale and not scan_stale:
+            reason += f" (stale: counting detections older than {self.rules.max_age_days} days would change the level)"
+        if scan_stale:
+            reason = self._stale_scan_note(account, reason)
+        return Membership(level.cohort, account.domain, reason, evidence, stale)
+
+    def _tier(
+        self, account: Account, memberships: Sequence[Membership]
+    ) -> tuple[float | None, int | None]:
+        tiers = self.rules.tiers
+        if tiers is None:
+            return None, None
+        score = sum(self.points.get(m.cohort, 0.0) for m in memberships if not m.stale)
+        for bonus in tiers.bonuses:
+            if _evaluate(bonus.condition, _EMPTY, account.fields).matched:
+                score += bonus.points
+        return score, tiers.tier_for(score)
+
+
+def _mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
+    """The technology and category names a condition looks at.
+
+    >>> from detector.rules import Group, TechTest
+    >>> _mentioned(Group("any", (TechTest("technology", "Shopify"), TechTest("category", "Reviews"))))
+    (frozenset({'Shopify'}), frozenset({'Reviews'}))
+    """
+    if isinstance(cond, TechTest):
+        if cond.kind == "category":
+            return frozenset(), frozenset((cond.name,))
+        return frozenset((cond.name,)), frozenset()
+    if isinstance(cond, FieldTest):
+        return frozenset(), frozenset()
+    names: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    for item in cond.items:
+        n, c = _mentioned(item)
+        names |= n
+        categories |= c
+    return names, categories
+
+
+def cond_is_negative(cond: Condition) -> bool:
+    """Whether a condition is a bare ``not`` (its reason needs the scan date)."""
+    if isinstance(cond, Group) and cond.op == "not":
+        return True
+    return (
+        isinstance(cond, Group)
+        and cond.op == "all"
+        and len(cond.items) == 1
+        and cond_is_negative(cond.items[0])
+    )
+
+
+def _maturity_score(
+    weights: Sequence[Weight], stack: _Stack
+) -> tuple[float, list[str], tuple[Seen, ...]]:
+    score = 0.0
+    parts: list[str] = []
+    evidence: list[Seen] = []
+    for w in weights:
+        test = w.test
+        found = stack.find(test)
+        if found:
+            score += w.weight
+            names = ", ".join(s.technology for s in found)
+            label = test.name if test.kind == "technology" else f"{test.name}: {names}"
+            parts.append(f"{label} +{w.weight:g}")
+            evidence.extend(s for s in found if s not in evidence)
+    return score, parts, tuple(evidence)
+
+
+def _level_for(levels: Sequence[Level], score: float) -> Level:
+    chosen = levels[0]
+    for level in levels:
+        if score >= level.min_score:
+            chosen = level
+    return chosen
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def assign_cohorts(
+    rules: Rules, accounts: Iterable[Account], now: datetime | None = None
+) -> Iterator[Assignment]:
+    """Assign every in-market account to its cohorts, with reasons, score and tier."""
+    return Segmenter(rules, now).assign_all(accounts)
+
+
+def summary_warnings(
+    rules: Rules, sizes: Mapping[str, int], stale_scans: int = 0
+) -> list[str]:
+    """Warnings a careful marketer would raise: stale scans, unknowns, empty or too many cohorts.
+
+    >>> from detector.rules import CohortRule, Group, Rules
+    >>> rules = Rules("X", (), Group("all", ()), 90, (CohortRule("a", "custom", "", Group("all", ())),), None, None)
+    >>> summary_warnings(rules, {"a": 0, "unknown": 2}, stale_scans=1)  # doctest: +NORMALIZE_WHITESPACE
+    ['warning: 1 accounts were last scanned successfully more than 90 days ago; their
+      memberships are flagged stale and score nothing: re-crawl them',
+     'warning: 2 accounts never scanned successfully are in "unknown", not in any cohort:
+      crawl them', 'warning: cohort "a" is empty; check its rule or drop it']
+    """
+    out = []
+    if stale_scans:
+        out.append(
+            f"warning: {stale_scans} accounts were last scanned successfully more than "
+            f"{rules.max_age_days} days ago; their memberships are flagged stale and score "
+            "nothing: re-crawl them"
+        )
+    if sizes.get(UNKNOWN, 0):
+        out.append(
+            f'warning: {sizes[UNKNOWN]} accounts never scanned successfully are in "{UNKNOWN}", '
+            "not in any cohort: crawl them"
+        )
+    names = [n for n in rules.cohort_names if n != UNKNOWN]
+    for name in names:
+        if sizes.get(name, 0) == 0:
+            out.append(f'warning: cohort "{name}" is empty; check its rule or drop it')
+    if len(names) > MAX_COHORTS:
+        out.append(
+            f"warning: {len(names)} cohorts; more than {MAX_COHORTS} is more than a team can "
+            "message separately: merge or drop some"
+        )
+    return out

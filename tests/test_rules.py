@@ -1,0 +1,184 @@
+"""Rules files: the shipped example loads; each bad file gets its own message (line and fix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.rules import RulesError, Vocabulary, load_rules, parse_rules
+from detector.signatures import load_signatures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    return Vocabulary.from_library(load_signatures(None))
+
+
+def test_example_rules_use_real_names(vocabulary: Vocabulary) -> None:
+    rules = load_rules(ROOT / "examples" / "rules.yaml", vocabulary)
+    assert rules.product == "Acme Mail"
+    assert rules.cohort_names == (
+        "integration",
+        "displacement",
+        "complement",
+        "whitespace",
+        "growing-shops",
+        "maturity-basic",
+        "maturity-measured",
+        "maturity-advanced",
+        "unknown",
+    )
+    assert rules.max_age_days == 90
+
+
+def test_names_are_matched_case_insensitively(vocabulary: Vocabulary) -> None:
+    rules = parse_rules(
+        "product:\n  name: X\n  competitors: [klaviyo, {category: email}]\n", vocabulary
+    )
+    assert [(t.kind, t.name) for t in rules.cohorts[0].condition.items] == [  # type: ignore[union-attr]
+        ("technology", "Klaviyo"),
+        ("category", "Email"),
+    ]
+
+
+def test_missing_file_names_the_path(tmp_path: Path, vocabulary: Vocabulary) -> None:
+    with pytest.raises(RulesError) as info:
+        load_rules(tmp_path / "nope.yaml", vocabulary)
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'nope.yaml'}: cannot read the rules file (No such file or directory); check the path"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "product:\n  name: X\n  integrates_with: [Shopfy]\n",
+            'rules.yaml line 3: unknown technology "Shopfy"; did you mean "Shopify"?',
+            id="tech",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  integrates_with:\n    - Shopify\n    - Wocommerce\n",
+            'rules.yaml line 5: unknown technology "Wocommerce"; did you mean "WooCommerce"?',
+            id="tech-block",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  category: Analytic\n",
+            'rules.yaml line 3: unknown category "Analytic"; did you mean "Analytics"?',
+            id="category",
+        ),
+        pytest.param(
+            "cohort:\n  - name: a\n",
+            'rules.yaml line 1: unknown key "cohort" in the rules file; did you mean "cohorts"?',
+            id="topkey",
+        ),
+        pytest.param(
+            "product:\n  name: [X\n",
+            "rules.yaml line 3: invalid YAML (expected ',' or ']', but got '<stream end>'); fix the syntax",
+            id="yaml",
+        ),
+        pytest.param(
+            "product:\n  name: X\nproduct:\n  name: Y\n",
+            'rules.yaml line 3: "product" appears twice; keep one',
+            id="dup",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\ntiers:\n  points:\n    displacment: 10\n  thresholds: {1: 10}\n",
+            'rules.yaml line 6: tiers.points: unknown cohort "displacment"; did you mean "displacement"?',
+            id="points",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\ntiers:\n  thresholds:\n    1: 10\n    2: 40\n",
+            "rules.yaml line 5: tier thresholds must fall from tier 1 to tier 3 (e.g. 1: 70, 2: 40, 3: 10)",
+            id="thresholds",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  employees: {between: [500, 10]}\n",
+            "rules.yaml line 5: employees: `between` [500, 10] is empty; put the low bound first",
+            id="between",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  country: [SE, NO]\n",
+            'rules.yaml line 5: country: YAML reads an unquoted NO, no, off or false as false; quote the value (e.g. "NO") if you meant text',
+            id="norway",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {technology: Magento, version: two}\n",
+            'rules.yaml line 4: version "two" is not a version test; write e.g. "5", ">=2.0" or ">=2, <3"',
+            id="version",
+        ),
+        pytest.param(
+            "maturity:\n  weights:\n    - {category: Analytics, weight: 1}\n  levels:\n    some: 1\n    lots: 3\n",
+            "rules.yaml line 4: the lowest maturity level (some) starts at 1; start one level at 0 so every scanned account gets a level",
+            id="level",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\ncohorts:\n  - name: displacement\n    all: [Shopify]\n",
+            'rules.yaml line 5: cohort name "displacement" is already used; pick another name',
+            id="name-clash",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: empty\n    description: nothing\n",
+            'rules.yaml line 2: cohort "empty" has no condition; add `all:`, `any:` or `not:`',
+            id="no-cond",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: big\n    all:\n      - employees: {atleast: 100}\n",
+            'rules.yaml line 4: employees: unknown test "atleast"; did you mean "at_least"?',
+            id="op",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\nfreshness:\n  max_age_days: soon\n",
+            "rules.yaml line 5: `max_age_days` must be a whole number of days >= 1, got 'soon'",
+            id="fresh",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  technology: Shopify\n",
+            "rules.yaml line 5: `market` filters accounts by their columns; `technology` belongs in a cohort under `cohorts:`",
+            id="market-tech",
+        ),
+        pytest.param(
+            "- product\n",
+            "rules.yaml line 1: a rules file is a mapping with `product:`, `market:`, `cohorts:`...",
+            id="list",
+        ),
+        pytest.param(
+            "product:\n  name: X\n",
+            "rules.yaml line 1: no cohorts defined; add `product:` relations, `maturity:` or `cohorts:`",
+            id="nothing",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {category: Ecommerce, version: '2'}\n",
+            "rules.yaml line 4: `version` needs a `technology` beside it; a category has no version",
+            id="version-category",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  integrates_with: [Shopfy]\n  competitors: [Klavyo]\n",
+            '2 problems in the rules file:\nrules.yaml line 3: unknown technology "Shopfy"; did you mean "Shopify"?\nrules.yaml line 4: unknown technology "Klavyo"; did you mean "Klaviyo"?',
+            id="many",
+        ),
+        pytest.param(
+            "maturity:\n  weights:\n    - {category: Analytics}\n  levels: {none: 0}\n",
+            "rules.yaml line 3: maturity weight needs `weight:` beside a technology or category, got {'category': 'Analytics'}",
+            id="weight",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    any:\n      - {technology: Shopify, category: Ecommerce}\n",
+            "rules.yaml line 4: use `technology` or `category` in one condition, not both",
+            id="tech-and-cat",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: []\n",
+            "rules.yaml line 3: `competitors` must be a non-empty list of technology names or `category: NAME`",
+            id="empty-list",
+        ),
+    ],
+)
+def test_bad_rules_files(vocabulary: Vocabulary, text: str, message: str) -> None:
+    with pytest.raises(RulesError) as info:
+        parse_rules(text, vocabulary, "rules.yaml")
+    assert str(info.value) == message
