@@ -1,0 +1,237 @@
+"""Import the user's account list (CSV) into the `accounts` table, domains normalised."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+from detector.errors import DetectorError
+
+DOMAIN_COLUMNS = (
+    "domain",
+    "website",
+    "url",
+    "site",
+    "web",
+    "homepage",
+    "company_domain",
+    "web_site",
+)
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
+_THOUSANDS = re.compile(r"-?[1-9][0-9]{0,2}(,[0-9]{3})+")
+
+Value = str | int | float | None
+
+
+class AccountsError(DetectorError):
+    """The accounts file cannot be imported; the message names the line and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did: rows read, accounts written, new ones, blanks skipped, duplicates."""
+
+    rows: int
+    accounts: int
+    added: int
+    skipped_blank: int
+    duplicates: int
+    domain_column: str
+
+
+def column_name(header: str) -> str:
+    """A CSV header as a snake_case column name.
+
+    >>> column_name(" Company Name "), column_name("Employees (#)"), column_name("ARR $")
+    ('company_name', 'employees', 'arr')
+    """
+    name = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
+    if name and name[0].isdigit():
+        name = "c_" + name
+    return name
+
+
+def typed_value(text: str) -> Value:
+    """A CSV cell as a number when it is one, else text; blank is None.
+
+    Leading zeros stay text (postcodes, phone numbers).
+
+    >>> typed_value("5000"), typed_value("1,200"), typed_value("3.5"), typed_value("02139"), typed_value(" ")
+    (5000, 1200, 3.5, '02139', None)
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    if _THOUSANDS.fullmatch(text):
+        return int(text.replace(",", ""))
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def find_domain_column(headers: Iterable[str]) -> str | None:
+    """The column holding the website: the first header named like domain/website/url.
+
+    >>> find_domain_column(["name", "Website", "country"])
+    'Website'
+    """
+    by_name = {column_name(h): h for h in headers}
+    for wanted in DOMAIN_COLUMNS:
+        if wanted in by_name:
+            return by_name[wanted]
+    return None
+
+
+def read_accounts(
+    text: str,
+    where: str,
+    normalize: Callable[[str], str],
+    domain_column: str | None = None,
+) -> tuple[list[dict[str, Value]], ImportResult]:
+    """Parse CSV text into account rows keyed by normalised domain; raise on bad domains."""
+    reader = csv.DictReader(io.StringIO(text))
+    headers = reader.fieldnames or []
+    if not headers:
+        raise AccountsError(f"{where}: empty file; the first line must be the column headers")
+    source = domain_column or find_domain_column(headers)
+    if source is None or source not in headers:
+        wanted = f'"{domain_column}"' if domain_column else "domain or website"
+        raise AccountsError(
+            f"{where} line 1: no {wanted} column among {', '.join(headers)}; "
+            "name one column `domain` or `website`, or pass --domain-column"
+        )
+    names = _column_names(headers, source, where)
+    rows: dict[str, dict[str, Value]] = {}
+    problems: list[str] = []
+    blank = duplicates = count = 0
+    for record in reader:
+        count += 1
+        line = reader.line_num
+        raw = (record.get(source) or "").strip()
+        if not raw:
+            blank += 1
+            continue
+        try:
+            domain = normalize(raw)
+        except (DetectorError, ValueError) as exc:
+            problems.append(
+                f"{where} line {line}: {raw!r} is not a domain name ({exc}); fix or delete the line"
+            )
+            continue
+        row: dict[str, Value] = {"domain": domain}
+        for header, name in names.items():
+            if header is None:
+                continue
+            value = record.get(header)
+            row[name] = typed_value(value) if isinstance(value, str) else None
+        if domain in rows:
+            duplicates += 1
+            merged = rows[domain]
+            merged.update({k: v for k, v in row.items() if v is not None})
+        else:
+            rows[domain] = row
+    if problems:
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise AccountsError("\n".join(problems[:20]) + more + "\nnothing was imported")
+    result = ImportResult(count, len(rows), 0, blank, duplicates, source)
+    return list(rows.values()), result
+
+
+def _column_names(headers: Iterable[str], source: str, where: str) -> dict[str, str]:
+    names: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for header in headers:
+        name = column_name(header)
+        if header == source and name == "domain":
+            continue
+        if not name:
+            raise AccountsError(f'{where} line 1: column "{header}" has no usable name; rename it')
+        if name == "domain":
+            name = "domain_original"
+        if name in seen:
+            raise AccountsError(
+                f'{where} line 1: columns "{seen[name]}" and "{header}" both become `{name}`; rename one'
+            )
+        seen[name] = header
+        names[header] = name
+    return names
+
+
+def import_accounts(
+    db: sqlite_utils.Database,
+    text: str,
+    where: str,
+    normalize: Callable[[str], str],
+    domain_column: str | None = None,
+    now: datetime | None = None,
+) -> ImportResult:
+    """Upsert accounts from CSV text; existing accounts are updated in place."""
+    rows, result = read_accounts(text, where, normalize, domain_column)
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    table = db.table("accounts")
+    existing: set[str] = set()
+    if table.exists():
+        existing = {r[0] for r in db.execute("select domain from accounts")}
+    with db.conn:
+        for row in rows:
+            row["imported_at"] = stamp
+        _ensure_columns(db, rows)
+        table.upsert_all(rows, pk="domain", alter=True)
+    added = sum(1 for r in rows if r["domain"] not in existing)
+    return ImportResult(
+        result.rows,
+        result.accounts,
+        added,
+        result.skipped_blank,
+        result.duplicates,
+        result.domain_column,
+    )
+
+
+def _ensure_columns(db: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Add missing columns typed by their values (INTEGER, FLOAT or TEXT, never guessed from one row)."""
+    table = db.table("accounts")
+    kinds: dict[str, set[type]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if value is not None:
+                kinds.setdefault(key, set()).add(type(value))
+            else:
+                kinds.setdefault(key, set())
+    have = set(table.columns_dict) if table.exists() else set()
+    for key, types in kinds.items():
+        if key in have:
+            continue
+        if types and types <= {int}:
+            kind: type = int
+        elif types and types <= {int, float}:
+            kind = float
+        else:
+            kind = str
+        table.add_column(key, kind)
+
+
+def interim_normalize_domain(value: str) -> str:
+    """Interim: lower-cased host of a website value (replaced by crawl's normaliser on merge).
+
+    >>> interim_normalize_domain("https://WWW.Shop.test/about")
+    'shop.test'
+    """
+    text = value.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0].rstrip(".")
+    text = text.removeprefix("www.")
+    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", text):
+        raise ValueError("expected a name like example.com")
+    return text

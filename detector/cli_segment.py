@@ -1,0 +1,196 @@
+"""CLI commands `accounts import` and `segment` (registered on the main group in cli.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import sqlite_utils
+
+from detector.accounts import import_accounts, interim_normalize_domain
+from detector.cohort_store import (
+    account_source,
+    create_segment_tables,
+    format_table,
+    iter_accounts,
+    size_table,
+    write_export,
+    write_segmentation,
+)
+from detector.errors import DetectorError
+from detector.rules import Vocabulary, load_rules
+from detector.segment import Account, Assignment, Segmenter, summary_warnings
+from detector.signatures import load_signatures
+
+DEFAULT_DB = "detector.db"
+
+
+def open_db(path: str) -> sqlite_utils.Database:
+    """Open the database and make sure the segmentation tables exist."""
+    db = sqlite_utils.Database(path)
+    create_segment_tables(db)
+    return db
+
+
+def _note(text: str) -> None:
+    click.echo(text, err=True)
+
+
+@click.group("accounts")
+def accounts() -> None:
+    """Manage the account list (domains plus firmographics) that `segment` uses."""
+
+
+@accounts.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option(
+    "--db",
+    "db_path",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite database file.",
+)
+@click.option(
+    "--domain-column", help="Column holding the website (default: domain, website, url...)."
+)
+def accounts_import(file: click.utils.LazyFile, db_path: str, domain_column: str | None) -> None:
+    """Load accounts from a CSV file into the `accounts` table; re-importing updates in place.
+
+    The file needs a domain or website column; every other column (name, industry,
+    employees, country, owner...) is kept, numbers as numbers. `-` reads stdin.
+
+    \b
+    Example:
+      detector accounts import accounts.csv --db detector.db
+    """
+    where = "<stdin>" if file.name == "<stdin>" else str(file.name)
+    text = file.read()
+    db = open_db(db_path)
+    try:
+        result = import_accounts(db, text, where, interim_normalize_domain, domain_column)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    updated = result.accounts - result.added
+    click.echo(
+        f"imported {result.accounts} accounts from {where} ({result.added} new, {updated} updated)"
+    )
+    if result.skipped_blank:
+        _note(
+            f"note: skipped {result.skipped_blank} rows with an empty {result.domain_column} column"
+        )
+    if result.duplicates:
+        _note(f"note: merged {result.duplicates} rows whose domain appeared earlier in the file")
+
+
+def _parse_as_of(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date; write e.g. 2026-11-20") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class _Tally:
+    """Counts accounts seen and in market while they stream through."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.in_market = 0
+        self.stale_scans = 0
+
+    def run(self, segmenter: Segmenter, accounts: Iterable[Account]) -> Iterator[Assignment]:
+        for account in accounts:
+            self.seen += 1
+            if segmenter.in_market(account):
+                self.in_market += 1
+                assignment = segmenter.assign(account)
+                self.stale_scans += assignment.scan_stale
+                yield assignment
+
+
+@click.command("segment")
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Rules file (YAML); see examples/rules.yaml.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    default=DEFAULT_DB,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="SQLite database file.",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False),
+    help="Also write one row per account to FILE.csv or FILE.json for CRM/ABM import.",
+)
+@click.option("--as-of", help="Judge freshness as of this ISO date/time (default: now).")
+@click.option(
+    "--signatures",
+    "signature_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Signature directories for checking names (default: the bundled library).",
+)
+def segment(
+    rules_path: str,
+    db_path: str,
+    export_path: str | None,
+    as_of: str | None,
+    signature_dirs: tuple[str, ...],
+) -> None:
+    """Assign accounts to cohorts by their technologies and firmographics, with reasons.
+
+    Replaces the `cohorts` and `cohort_members` tables in one transaction and prints
+    cohort sizes by tier. Accounts never scanned successfully go to `unknown`.
+
+    \b
+    Example:
+      detector segment --rules examples/rules.yaml --db detector.db --export cohorts.csv
+    """
+    now = _parse_as_of(as_of)
+    try:
+        library = load_signatures(list(signature_dirs) or None)
+        rules = load_rules(rules_path, Vocabulary.from_library(library))
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    db = open_db(db_path)
+    source = account_source(db)
+    if source.count == 0:
+        raise click.ClickException(
+            f"{db_path}: no accounts to segment; run `detector accounts import FILE.csv` "
+            "or `detector crawl` first"
+        )
+    if source.table == "domains":
+        _note(
+            f"note: no accounts imported; segmenting the {source.count} crawled domains without firmographics"
+        )
+    tally = _Tally()
+    segmenter = Segmenter(rules, now)
+    computed_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    counts = write_segmentation(
+        db, rules, tally.run(segmenter, iter_accounts(db, source)), computed_at
+    )
+    click.echo(format_table(size_table(rules, counts)))
+    out_of_market = tally.seen - tally.in_market
+    _note(f"segmented {tally.in_market} accounts ({out_of_market} outside the market filters)")
+    sizes: Counter[str] = Counter()
+    for (cohort, _column), n in counts.items():
+        sizes[cohort] += n
+    for warning in summary_warnings(rules, sizes, tally.stale_scans):
+        _note(warning)
+    if export_path:
+        n = write_export(db, Path(export_path))
+        _note(f"exported {n} accounts to {export_path}")

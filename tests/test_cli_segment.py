@@ -1,0 +1,412 @@
+"""`detector accounts import` and `detector segment` through click's CliRunner, on real SQLite files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+from click.testing import CliRunner
+
+from detector.cli_segment import accounts, segment
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_RULES = ROOT / "examples" / "rules.yaml"
+AS_OF = "2026-11-20T12:00:00Z"
+FRESH = "2026-11-18T08:00:00Z"
+OLD = "2026-05-01T08:00:00Z"
+
+ACCOUNTS_CSV = """\
+Company Name,Website,Industry,Employees,Country,Owner,Zip
+Alpha Shop,https://www.alpha.test/,Retail,300,US,ana,02139
+Beta Store,beta.test,Apparel,"1,200",GB,bo,
+Gamma Goods,gamma.test,Retail,40,US,ana,
+Delta Deals,http://delta.test,Retail,90,US,cy,
+Echo Outlet,echo.test,Retail,60,CA,cy,
+Foxtrot Mode,foxtrot.test,Apparel,500,FR,bo,
+Golf Garden,golf.test,Garden,25,US,ana,
+"""
+
+CATEGORIES = {
+    "Shopify": ["Ecommerce"],
+    "WooCommerce": ["Ecommerce", "WordPress plugins"],
+    "Klaviyo": ["Marketing automation"],
+    "Google Analytics": ["Analytics"],
+    "Google Tag Manager": ["Tag managers"],
+    "Optimizely": ["A/B Testing", "Personalisation"],
+    "Judge.me": ["Reviews"],
+}
+
+
+def crawl_tables(
+    db: sqlite_utils.Database,
+    scans: dict[str, tuple[str | None, str]],
+    found: dict[str, list[tuple[str, str]]],
+) -> None:
+    """Rows shaped like the crawl's `domains` and `detections` tables."""
+    db["domains"].insert_all(
+        (
+            {
+                "domain": d,
+                "added_at": OLD,
+                "last_scanned_at": ok or OLD,
+                "last_status": status,
+                "last_ok_at": ok,
+            }
+            for d, (ok, status) in scans.items()
+        ),
+        pk="domain",
+    )
+    rows = []
+    for domain, techs in found.items():
+        for tech, last_seen in techs:
+            rows.append(
+                {
+                    "domain": domain,
+                    "technology": tech,
+                    "version": None,
+                    "confidence": 100,
+                    "categories": json.dumps(CATEGORIES[tech]),
+                    "first_seen": OLD,
+                    "last_seen": last_seen,
+                    "evidence": "[]",
+                    "status": "active",
+                    "removed_at": None,
+                }
+            )
+    db["detections"].insert_all(rows, pk=("domain", "technology"))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "detector.db"
+    db = sqlite_utils.Database(path)
+    crawl_tables(
+        db,
+        scans={
+            "alpha.test": (FRESH, "ok"),
+            "beta.test": (FRESH, "ok"),
+            "gamma.test": (FRESH, "ok"),
+            "delta.test": (OLD, "ok"),
+            "echo.test": (None, "error"),
+            "foxtrot.test": (FRESH, "ok"),
+        },
+        found={
+            "alpha.test": [
+                ("Shopify", FRESH),
+                ("Klaviyo", FRESH),
+                ("Google Analytics", FRESH),
+                ("Google Tag Manager", FRESH),
+                ("Optimizely", FRESH),
+            ],
+            "beta.test": [("WooCommerce", FRESH), ("Judge.me", FRESH)],
+            "gamma.test": [("Shopify", FRESH)],
+            "delta.test": [("Shopify", OLD), ("Google Analytics", OLD)],
+            "foxtrot.test": [("Shopify", FRESH)],
+        },
+    )
+    db.close()
+    csv_path = tmp_path / "accounts.csv"
+    csv_path.write_text(ACCOUNTS_CSV)
+    result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def run_segment(db_path: Path, *extra: str) -> Any:
+    args = ["--rules", str(EXAMPLE_RULES), "--db", str(db_path), "--as-of", AS_OF, *extra]
+    return CliRunner().invoke(segment, args)
+
+
+def test_accounts_import_normalises_domains_and_keeps_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    csv_path = tmp_path / "accounts.csv"
+    csv_path.write_text(ACCOUNTS_CSV)
+    result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
+    assert result.exit_code == 0
+    assert result.output == f"imported 7 accounts from {csv_path} (7 new, 0 updated)\n"
+    db = sqlite_utils.Database(path)
+    rows = {r["domain"]: r for r in db["accounts"].rows}
+    assert sorted(rows) == [
+        "alpha.test",
+        "beta.test",
+        "delta.test",
+        "echo.test",
+        "foxtrot.test",
+        "gamma.test",
+        "golf.test",
+    ]
+    alpha = rows["alpha.test"]
+    assert alpha["company_name"] == "Alpha Shop"
+    assert alpha["website"] == "https://www.alpha.test/"
+    assert alpha["employees"] == 300
+    assert rows["beta.test"]["employees"] == 1200
+    assert alpha["zip"] == "02139"
+    assert db["accounts"].columns_dict["employees"] is int
+
+
+def test_accounts_reimport_updates_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    first = tmp_path / "a.csv"
+    first.write_text("domain,employees,owner\nalpha.test,10,ana\nbeta.test,20,bo\n")
+    second = tmp_path / "b.csv"
+    second.write_text("website,employees,region\nhttps://alpha.test,15,EMEA\ngamma.test,30,APAC\n")
+    runner = CliRunner()
+    assert runner.invoke(accounts, ["import", str(first), "--db", str(path)]).exit_code == 0
+    result = runner.invoke(accounts, ["import", str(second), "--db", str(path)])
+    assert result.output == f"imported 2 accounts from {second} (1 new, 1 updated)\n"
+    rows = {r["domain"]: r for r in sqlite_utils.Database(path)["accounts"].rows}
+    assert (
+        rows["alpha.test"]["employees"],
+        rows["alpha.test"]["owner"],
+        rows["alpha.test"]["region"],
+    ) == (
+        15,
+        "ana",
+        "EMEA",
+    )
+    assert rows["beta.test"]["employees"] == 20
+    assert rows["gamma.test"]["region"] == "APAC"
+
+
+def test_accounts_import_reports_blank_and_duplicate_rows(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("name,url\nA,alpha.test\nB,\nA again,https://www.alpha.test/shop\n")
+    result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
+    assert result.exit_code == 0
+    assert result.stdout == f"imported 1 accounts from {csv_path} (1 new, 0 updated)\n"
+    assert result.stderr == (
+        "note: skipped 1 rows with an empty url column\n"
+        "note: merged 1 rows whose domain appeared earlier in the file\n"
+    )
+    assert [r["name"] for r in sqlite_utils.Database(path)["accounts"].rows] == ["A again"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name,country\nA,US\n",
+            (
+                "Error: {path} line 1: no domain or website column among name, country; name one column `domain` or "
+                "`website`, or pass --domain-column\n"
+            ),
+        ),
+        (
+            "domain,name\nalpha.test,A\nexa mple.com,B\nbad,C\n",
+            (
+                "Error: {path} line 3: 'exa mple.com' is not a domain name (expected a name like example.com); "
+                "fix or delete the line\n{path} line 4: 'bad' is not a domain name (expected a name like "
+                "example.com); fix or delete the line\nnothing was imported\n"
+            ),
+        ),
+        (
+            "domain,Name,NAME\nalpha.test,A,B\n",
+            'Error: {path} line 1: columns "Name" and "NAME" both become `name`; rename one\n',
+        ),
+    ],
+    ids=["no-domain-column", "bad-domains", "clashing-columns"],
+)
+def test_accounts_import_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "detector.db"
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text(text)
+    result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
+    assert result.exit_code == 1
+    assert result.output == message.format(path=csv_path)
+    assert sqlite_utils.Database(path).execute("select count(*) from accounts").fetchone()[0] == 0
+
+
+def test_segment_prints_sizes_by_tier(db_path: Path) -> None:
+    result = CliRunner().invoke(
+        segment, ["--rules", str(EXAMPLE_RULES), "--db", str(db_path), "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "cohort             tier 1  tier 2  tier 3  no tier  stale  total\n"
+        "integration             2       1       0        0      1      4\n"
+        "displacement            1       0       0        0      0      1\n"
+        "complement              2       0       0        0      1      3\n"
+        "whitespace              1       1       0        0      1      3\n"
+        "growing-shops           1       1       0        0      1      3\n"
+        "maturity-basic          1       1       0        0      1      3\n"
+        "maturity-measured       0       0       0        0      0      0\n"
+        "maturity-advanced       1       0       0        0      0      1\n"
+        "unknown                 0       0       0        2      0      2\n"
+    )
+    assert result.stderr == (
+        "segmented 6 accounts (1 outside the market filters)\n"
+        "warning: 1 accounts were last scanned successfully more than 90 days ago; their memberships "
+        "are flagged stale and score nothing: re-crawl them\n"
+        'warning: 2 accounts never scanned successfully are in "unknown", not in any cohort: crawl them\n'
+        'warning: cohort "maturity-measured" is empty; check its rule or drop it\n'
+    )
+
+
+def test_segment_writes_reasons_and_evidence(db_path: Path) -> None:
+    assert run_segment(db_path).exit_code == 0
+    db = sqlite_utils.Database(db_path)
+    members = {(r["cohort"], r["domain"]): r for r in db["cohort_members"].rows}
+    alpha = members[("displacement", "alpha.test")]
+    assert alpha["reason"] == "runs Klaviyo, last seen 2026-11-18"
+    assert json.loads(alpha["technologies"]) == ["Klaviyo"]
+    assert json.loads(alpha["evidence"]) == [
+        {"technology": "Klaviyo", "version": None, "last_seen": FRESH}
+    ]
+    assert (alpha["tier"], alpha["stale"], alpha["computed_at"]) == (1, 0, "2026-11-20T12:00:00Z")
+    delta = members[("integration", "delta.test")]
+    assert delta["stale"] == 1
+    assert delta["reason"] == (
+        "runs Shopify, last seen 2026-05-01 (stale: older than 90 days, so not counted) "
+        "(stale: last successful scan 2026-05-01, older than 90 days; re-crawl)"
+    )
+    assert members[("unknown", "echo.test")]["reason"] == (
+        "never scanned successfully (last scan: error); not counted as whitespace"
+    )
+    assert (
+        members[("unknown", "golf.test")]["reason"]
+        == "never scanned: crawl it to learn its technologies"
+    )
+    assert ("whitespace", "echo.test") not in members
+    assert not any(domain == "foxtrot.test" for _, domain in members)
+    cohorts = {r["name"]: r for r in db["cohorts"].rows}
+    assert (cohorts["integration"]["members"], cohorts["integration"]["stale_members"]) == (4, 1)
+    assert cohorts["unknown"]["kind"] == "unknown"
+
+
+def test_segment_replaces_the_previous_result(db_path: Path, tmp_path: Path) -> None:
+    assert run_segment(db_path).exit_code == 0
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("product:\n  name: X\n  competitors: [Klaviyo]\n")
+    result = CliRunner().invoke(
+        segment, ["--rules", str(rules), "--db", str(db_path), "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0, result.output
+    db = sqlite_utils.Database(db_path)
+    assert [r["name"] for r in db["cohorts"].rows] == ["displacement", "unknown"]
+    assert sorted((r["cohort"], r["domain"]) for r in db["cohort_members"].rows) == [
+        ("displacement", "alpha.test"),
+        ("unknown", "echo.test"),
+        ("unknown", "golf.test"),
+    ]
+
+
+def test_segment_keeps_the_previous_result_when_rules_are_bad(
+    db_path: Path, tmp_path: Path
+) -> None:
+    assert run_segment(db_path).exit_code == 0
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("product:\n  name: X\n  competitors: [Klavyo]\n")
+    result = CliRunner().invoke(segment, ["--rules", str(rules), "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f'Error: {rules} line 3: unknown technology "Klavyo"; did you mean "Klaviyo"?\n'
+    )
+    db = sqlite_utils.Database(db_path)
+    assert db.execute("select count(*) from cohort_members").fetchone()[0] == 20
+
+
+def test_segment_exports_csv(db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cohorts.csv"
+    result = run_segment(db_path, "--export", str(out))
+    assert result.exit_code == 0
+    with out.open(newline="") as fh:
+        rows = {r["domain"]: r for r in csv.DictReader(fh)}
+    assert sorted(rows) == [
+        "alpha.test",
+        "beta.test",
+        "delta.test",
+        "echo.test",
+        "gamma.test",
+        "golf.test",
+    ]
+    alpha = rows["alpha.test"]
+    assert alpha["company_name"] == "Alpha Shop"
+    assert alpha["owner"] == "ana"
+    assert alpha["cohorts"] == "integration;displacement;complement;maturity-advanced"
+    assert alpha["tier"] == "1"
+    assert alpha["score"] == "130.0"
+    assert alpha["technologies"] == "Shopify;Klaviyo;Google Analytics;Google Tag Manager;Optimizely"
+    assert alpha["reasons"].startswith(
+        "integration: runs Shopify, last seen 2026-11-18 | displacement: runs Klaviyo"
+    )
+    delta = rows["delta.test"]
+    assert delta["cohorts"] == ""
+    assert (
+        delta["stale_cohorts"] == "integration;complement;whitespace;growing-shops;maturity-basic"
+    )
+    assert (
+        delta["tier"] == "3"
+    )  # firmographics alone still score 30; its stale memberships score nothing
+    assert rows["echo.test"]["cohorts"] == "unknown"
+
+
+def test_segment_exports_json(db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cohorts.json"
+    assert run_segment(db_path, "--export", str(out)).exit_code == 0
+    rows = {r["domain"]: r for r in json.loads(out.read_text())}
+    assert rows["gamma.test"]["cohorts"] == [
+        "integration",
+        "whitespace",
+        "growing-shops",
+        "maturity-basic",
+    ]
+    assert rows["gamma.test"]["employees"] == 40
+    assert rows["gamma.test"]["reasons"]["whitespace"] == (
+        "runs no Marketing automation technology or Klaviyo or MailChimp or Omnisend (scanned 2026-11-18)"
+    )
+    assert rows["gamma.test"]["tier"] == 2
+
+
+def test_segment_without_accounts_uses_crawled_domains(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    crawl_tables(
+        sqlite_utils.Database(path),
+        {"alpha.test": (FRESH, "ok")},
+        {"alpha.test": [("Klaviyo", FRESH)]},
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("product:\n  name: X\n  competitors: [Klaviyo]\n")
+    result = CliRunner().invoke(
+        segment, ["--rules", str(rules), "--db", str(path), "--as-of", AS_OF]
+    )
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "cohort        members  stale  total\n"
+        "displacement        1      0      1\n"
+        "unknown             0      0      0\n"
+    )
+    assert result.stderr == (
+        "note: no accounts imported; segmenting the 1 crawled domains without firmographics\n"
+        "segmented 1 accounts (0 outside the market filters)\n"
+    )
+
+
+def test_segment_on_an_empty_database_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    result = run_segment(path)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}: no accounts to segment; run `detector accounts import FILE.csv` or `detector crawl` first\n"
+    )
+
+
+def test_segment_rejects_a_bad_as_of(db_path: Path) -> None:
+    result = CliRunner().invoke(
+        segment, ["--rules", str(EXAMPLE_RULES), "--db", str(db_path), "--as-of", "soon"]
+    )
+    assert result.exit_code == 2
+    assert "'soon' is not an ISO date; write e.g. 2026-11-20" in result.output
+
+
+@pytest.mark.parametrize("command", [accounts, segment], ids=["accounts", "segment"])
+def test_help_has_an_example(command: Any) -> None:
+    args = ["import", "--help"] if command is accounts else ["--help"]
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0
+    assert "Example:" in result.output
