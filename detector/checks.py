@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from detector.engine import cap_value
 from detector.errors import SignatureError
 from detector.page import Page
 from detector.patterns import Pattern, compile_pattern
@@ -108,6 +110,33 @@ def time_pattern(pattern: Pattern, inputs: Sequence[str], accelerated: bool = Tr
     return worst
 
 
+def _time_in_child(text: Any, kind: str, conn: Any) -> None:
+    pattern = compile_pattern(text)
+    conn.send(time_pattern(pattern, [cap_value(kind, x) for x in worst_case_inputs(pattern)]))
+
+
+def time_pattern_isolated(text: Any, kind: str, timeout: float = 5.0) -> float:
+    """Like time_pattern on the worst-case inputs, in a child process killed after ``timeout``.
+
+    A backtracking regex cannot be interrupted inside Python's ``re``; an exponential one
+    would hang the check, so it runs apart and counts as ``timeout`` seconds.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_time_in_child, args=(text, kind, child), daemon=True)
+    proc.start()
+    try:
+        if parent.poll(timeout):
+            return float(parent.recv())
+        return timeout
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+
+
 def check_library(directories: Sequence[Path | str] | None = None, *, timing: bool = True) -> CheckReport:
     """Check schema, regexes, relations, duplicates, backtracking risk and examples."""
     report = CheckReport()
@@ -136,7 +165,7 @@ def check_library(directories: Sequence[Path | str] | None = None, *, timing: bo
             if pattern.uses_python:
                 stats["python"] += 1
                 if timing:
-                    worst = time_pattern(pattern, worst_case_inputs(pattern))
+                    worst = time_pattern_isolated(text, place.split("[")[0])
                     if worst > WORST_CASE_LIMIT:
                         report.problems.append(
                             f'{sig.path}: "{sig.name}" {place}: at risk of catastrophic backtracking '

@@ -180,7 +180,7 @@ def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: b
 
 def _print_table(out: Any, ident: Any, url: str, found: list[Any]) -> None:
     title = f"{ident}" if not url or str(ident) == url else f"{ident} ({url})"
-    out.write(click.style(title, bold=True) + f": {len(found)} technologies\n")
+    click.echo(click.style(title, bold=True) + f": {len(found)} technologies", file=out)
     if not found:
         return
     rows = [
@@ -193,7 +193,7 @@ def _print_table(out: Any, ident: Any, url: str, found: list[Any]) -> None:
     head = ("technology", "version", "conf", "categories", "evidence")
     for row in [head] + rows:
         cells = [row[i][: widths[i]].ljust(widths[i]) for i in range(4)]
-        out.write("  " + "  ".join(cells) + "  " + row[4][:100] + "\n")
+        click.echo("  " + "  ".join(cells) + "  " + row[4][:100], file=out)
 
 
 # ---------------------------------------------------------------------------- signatures

@@ -113,6 +113,8 @@ class Evidence:
         where = f"{self.source} {self.key}".strip()
         if self.source == "implied":
             return f"implied by {self.match}"
+        if not self.pattern:
+            return f"{where} present" + (f': "{self.match}"' if self.match else "")
         return f'{where}: "{self.match}" matched /{self.pattern}/'
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,6 @@ No Scrapy, no I/O: stdlib only (RE2 is optional).
 from __future__ import annotations
 
 import re
-import sre_constants
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -320,7 +319,7 @@ def _char_class(src: str, i: int, em: _Emitter, total_groups: int) -> int:
         prev_class_escape = False
         j += 1
     if j >= len(src):
-        raise TranslationError("unterminated character class")
+        raise TranslationError("unterminated character set")
     em.non_ascii = em.non_ascii or inner.non_ascii
     body = "".join(parts)
     if em.flavor == "hyperscan" and negated:
@@ -360,7 +359,7 @@ def translate(source: str, flavor: str) -> tuple[str, bool, bool, bool]:
             elif source.startswith("(?<", i):
                 end = source.find(">", i)
                 name = source[i + 3 : end]
-                em.out.append(f"(?P<{name}>" if flavor != "hyperscan" else "(")
+                em.out.append(f"(?P<{name}>" if flavor != "hyperscan" else f"(?<{name}>")
                 i = end + 1
             elif source.startswith("(?:", i):
                 em.out.append("(?:")
@@ -482,11 +481,11 @@ def compile_pattern(text: str | int | float, *, accelerate: bool = True) -> Patt
     try:
         py_src, backrefs, lookaround, non_ascii = translate(bounded, "python")
     except TranslationError as exc:
-        raise SignatureError(f"cannot translate regex {spec.regex!r}: {exc}") from None
+        raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
     try:
         py = re.compile(py_src, PYTHON_FLAGS)
-    except (re.error, sre_constants.error, OverflowError, RecursionError) as exc:
-        raise SignatureError(f"invalid regex {spec.regex!r}: {exc}") from None
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
     r2_src: str | None = None
     r2 = None
     if accelerate and _re2 is not None and not (backrefs or lookaround):

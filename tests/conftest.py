@@ -1,0 +1,42 @@
+"""Shared fixtures: the bundled engine, the small test library, the shared corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SIGNATURES = Path(__file__).resolve().parent / "signatures"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus" / "dev.jsonl.gz"
+REFERENCE = SHARED / "bench" / "reference" / "wappalyzer-core-dev.jsonl.gz"
+WAPPALYZER_DATA = SHARED / "data" / "wappalyzer"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The bundled library, compiled once for the whole run."""
+    return Engine.from_directories(None)
+
+
+@pytest.fixture(scope="session")
+def test_engine() -> Engine:
+    """The small hand-written library in tests/signatures (accelerated)."""
+    return Engine.from_directories([TEST_SIGNATURES])
+
+
+@pytest.fixture(scope="session")
+def test_engine_python() -> Engine:
+    """The same library on the pure-Python path (no Hyperscan, no RE2)."""
+    return Engine.from_directories([TEST_SIGNATURES], accelerate=False)
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The shared corpus; tests using it skip in a clone without ../shared."""
+    if not CORPUS.exists():
+        pytest.skip("../shared/corpus is not available")
+    return CORPUS

@@ -1,0 +1,126 @@
+"""Pattern parsing, JavaScript -> Python/RE2 translation and version templates."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from detector.errors import SignatureError
+from detector.patterns import bound_quantifiers, compile_pattern, parse_pattern, resolve_version, translate
+
+
+@pytest.mark.parametrize(
+    ("text", "regex", "version", "confidence"),
+    [
+        ("jquery", "jquery", "", 100),
+        ("jquery-([\\d.]+)\\;version:\\1", "jquery-([\\d.]+)", "\\1", 100),
+        ("x\\;confidence:25", "x", "", 25),
+        ("x\\;version:\\1?a:b\\;confidence:50", "x", "\\1?a:b", 50),
+        ("", "", "", 100),
+        (7, "7", "", 100),
+    ],
+)
+def test_parse_pattern(text: object, regex: str, version: str, confidence: int) -> None:
+    spec = parse_pattern(text)  # type: ignore[arg-type]
+    assert (spec.regex, spec.version, spec.confidence) == (regex, version, confidence)
+
+
+@pytest.mark.parametrize(
+    ("source", "bounded"),
+    [
+        ("a+", "a{1,250}"),
+        ("a*b", "a{0,250}b"),
+        ("a\\+", "a\\+"),
+        ("[\\w+]", "[\\w{1,250}]"),  # the reference engine rewrites inside classes too
+        ("a/b", "a\\/b"),
+    ],
+)
+def test_bound_quantifiers(source: str, bounded: str) -> None:
+    assert bound_quantifiers(source) == bounded
+
+
+# (pattern as written in a signature, text, should match) - JavaScript semantics
+JS_CASES = [
+    ("abc", "xxABCxx", True),  # case-insensitive
+    ("^abc", "xabc", False),
+    ("abc$", "abc\n", False),  # JavaScript $ is end of input only
+    ("a.c", "a\rc", False),  # JavaScript . excludes \r too
+    ("a.c", "a\u2028c", False),
+    ("[^]", "\n", True),  # any character
+    ("x[]", "x", False),  # empty class never matches
+    ("[\\w-.]+\\.js", "my-lib.min.js", True),  # hyphen next to a class escape is literal
+    ("\\e", "e", True),  # identity escape
+    ("a{,2}", "a{,2}", True),  # not a quantifier in JavaScript
+    ("(?<v>\\d)\\k<v>", "11", True),
+    ("(a)\\1", "aa", True),
+    ("a\\s+b", "a\u00a0b", True),  # JavaScript \s includes NBSP
+    ("\\bword\\b", "a word.", True),
+    ("priv[eé]", "PRIVÉ", True),  # non-ASCII case pairs fold, as in JavaScript
+    ("yazılım", "YAZILIM", False),  # but never onto ASCII (ı is not I)
+    ("a\\x41", "aA", True),
+    ("\\u00e9", "é", True),
+    ("(?!foo)bar", "bar", True),
+    ("(?<!-)UPS", "-UPS", False),
+]
+
+
+@pytest.mark.parametrize(("pattern", "text", "expected"), JS_CASES)
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_javascript_semantics(pattern: str, text: str, expected: bool, accelerated: bool) -> None:
+    compiled = compile_pattern(pattern)
+    assert (compiled.search(text, accelerated) is not None) is expected
+
+
+@pytest.mark.parametrize(("pattern", "text", "_"), JS_CASES)
+def test_hyperscan_form_is_a_superset(pattern: str, text: str, _: bool) -> None:
+    """Whenever the exact pattern matches, its prefilter form must match the byte view."""
+    hs = pytest.importorskip("hyperscan")
+    from detector.prefilter import hs_view
+
+    compiled = compile_pattern(pattern)
+    if compiled.search(text) is None or compiled.hyperscan is None:
+        return
+    db = hs.Database()
+    flags = hs.HS_FLAG_CASELESS | hs.HS_FLAG_PREFILTER | hs.HS_FLAG_ALLOWEMPTY
+    db.compile(expressions=[compiled.hyperscan.encode()], ids=[0], elements=1, flags=[flags])
+    seen: list[int] = []
+    db.scan(hs_view(text), match_event_handler=lambda *a: seen.append(a[0]))
+    assert seen
+
+
+@pytest.mark.parametrize(
+    ("template", "groups", "expected"),
+    [
+        ("\\1", ("x1.2", "1.2"), "1.2"),
+        ("\\1.\\2", ("m", "3", "4"), "3.4"),
+        ("\\1?next:", ("m", "x"), "next"),
+        ("\\1?next:", ("m", None), ""),
+        ("\\1?2+:1", ("m", None), "1"),
+        ("\\1", ("m", "12345678901"), ""),  # groups longer than 10 characters are not used
+        ("v\\2", ("m", "1"), "v"),  # an unmatched reference is dropped
+        ("  \\1 ", ("m", "5"), "5"),
+        ("4", ("m",), "4"),
+    ],
+)
+def test_resolve_version(template: str, groups: tuple[str | None, ...], expected: str) -> None:
+    assert resolve_version(template, groups) == expected
+
+
+def test_version_from_match() -> None:
+    p = compile_pattern("jquery[.-]([\\d.]*\\d)[^/]*\\.js\\;version:\\1")
+    m = p.search("https://cdn/jquery-3.6.0.min.js")
+    assert m is not None and p.version_for(m) == "3.6.0"
+
+
+@pytest.mark.parametrize("bad", ["a(b", "[a-", "a{2,1}", "(?<=a+)b"])
+def test_invalid_regex_raises_signature_error(bad: str) -> None:
+    with pytest.raises(SignatureError):
+        compile_pattern(bad)
+
+
+def test_translation_keeps_python_and_re2_in_step() -> None:
+    py, *_ = translate("a.b$", "python")
+    assert re.search(py, "a-b") and not re.search(py, "a\nb")
+    r2, *_ = translate("a.b$", "re2")
+    assert r2.endswith("\\z")
