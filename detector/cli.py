@@ -304,6 +304,12 @@ def show_cmd(name: str, signature_dirs: tuple[Path, ...], as_json: bool) -> None
     click.echo(dump_yaml(dict(sig.raw)), nl=False)
 
 
+
+from detector.cli_segment import accounts, segment  # noqa: E402 - registered below, after `cli`
+
+cli.add_command(accounts)
+cli.add_command(segment)
+
 def main() -> None:  # pragma: no cover - console entry point alias
     """Entry point for ``python -m detector``."""
     cli()
