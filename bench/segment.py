@@ -35,7 +35,7 @@ from detector.cohort_store import (
     write_export,
     write_segmentation,
 )
-from detector.rules import Vocabulary, load_rules
+from detector.rules import Vocabulary, load_rules, needed_technologies
 from detector.segment import Segmenter
 from detector.signatures import load_signatures
 
@@ -168,11 +168,16 @@ def main() -> None:
 
     started = time.perf_counter()
     db = sqlite_utils.Database(path)
-    rules = load_rules(args.rules, Vocabulary.from_library(load_signatures(None)))
+    vocabulary = Vocabulary.from_library(load_signatures(None))
+    rules = load_rules(args.rules, vocabulary)
     loaded = time.perf_counter()
     segmenter = Segmenter(rules, NOW)
     source = account_source(db)
-    assignments = (segmenter.assign(a) for a in iter_accounts(db, source) if segmenter.in_market(a))
+    assignments = (
+        segmenter.assign(a)
+        for a in iter_accounts(db, source, needed_technologies(rules, vocabulary))
+        if segmenter.in_market(a)
+    )
     counts = write_segmentation(db, rules, assignments, stamp(NOW))
     segmented = time.perf_counter()
     exported = write_export(db, tmp / "cohorts.csv")

@@ -21,7 +21,7 @@ from detector.cohort_store import (
     write_segmentation,
 )
 from detector.errors import DetectorError
-from detector.rules import Vocabulary, load_rules
+from detector.rules import Vocabulary, load_rules, needed_technologies
 from detector.segment import Account, Assignment, Segmenter, summary_warnings
 from detector.signatures import load_signatures
 
@@ -162,8 +162,8 @@ def segment(
     """
     now = _parse_as_of(as_of)
     try:
-        library = load_signatures(list(signature_dirs) or None)
-        rules = load_rules(rules_path, Vocabulary.from_library(library))
+        vocabulary = Vocabulary.from_library(load_signatures(list(signature_dirs) or None))
+        rules = load_rules(rules_path, vocabulary)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
     db = open_db(db_path)
@@ -181,7 +181,10 @@ def segment(
     segmenter = Segmenter(rules, now)
     computed_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     counts = write_segmentation(
-        db, rules, tally.run(segmenter, iter_accounts(db, source)), computed_at
+        db,
+        rules,
+        tally.run(segmenter, iter_accounts(db, source, needed_technologies(rules, vocabulary))),
+        computed_at,
     )
     click.echo(format_table(size_table(rules, counts)))
     out_of_market = tally.seen - tally.in_market

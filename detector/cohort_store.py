@@ -7,7 +7,7 @@ import itertools
 import json
 import operator
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -71,8 +71,13 @@ def account_source(db: sqlite_utils.Database) -> Source:
     return Source("accounts", 0)
 
 
-def iter_accounts(db: sqlite_utils.Database, source: Source) -> Iterator[Account]:
-    """Accounts with their scan state and active detections, streamed in domain order."""
+def iter_accounts(
+    db: sqlite_utils.Database, source: Source, technologies: Collection[str] | None = None
+) -> Iterator[Account]:
+    """Accounts with their scan state and active detections, streamed in domain order.
+
+    ``technologies`` limits the detections read to those a rule can look at.
+    """
     has_domains = db.table("domains").exists()
     if source.table == "accounts":
         columns = [c for c in db.table("accounts").columns_dict if c not in ACCOUNT_INTERNAL]
@@ -83,7 +88,7 @@ def iter_accounts(db: sqlite_utils.Database, source: Source) -> Iterator[Account
     else:
         columns = []
         sql = "select domain, last_ok_at, last_status from domains order by domain"
-    groups = _detection_groups(db)
+    groups = _detection_groups(db, technologies)
     pending = next(groups, None)
     cursor = db.conn.execute(sql)
     for row in cursor:
@@ -98,7 +103,9 @@ def iter_accounts(db: sqlite_utils.Database, source: Source) -> Iterator[Account
         yield Account(domain, fields, row[1], row[2], seen)
 
 
-def _detection_groups(db: sqlite_utils.Database) -> Iterator[tuple[str, tuple[Seen, ...]]]:
+def _detection_groups(
+    db: sqlite_utils.Database, technologies: Collection[str] | None
+) -> Iterator[tuple[str, tuple[Seen, ...]]]:
     """Active detections grouped by domain, in domain order (the merge side of iter_accounts)."""
     if not db.table("detections").exists():
         return
@@ -112,10 +119,12 @@ def _detection_groups(db: sqlite_utils.Database) -> Iterator[tuple[str, tuple[Se
             parsed = categories[text] = tuple(json.loads(text))
         return parsed
 
-    cursor = db.conn.execute(
-        "select domain, technology, version, categories, last_seen from detections "
-        "where status = 'active' order by domain"
-    )
+    sql = "select domain, technology, version, categories, last_seen from detections where status = 'active'"
+    params: list[str] = []
+    if technologies is not None:
+        sql += " and technology in (select value from json_each(?))"
+        params.append(json.dumps(sorted(technologies)))
+    cursor = db.conn.execute(sql + " order by domain", params)
     for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
         yield domain, tuple(Seen(r[1], r[2] or None, parse(r[3]), r[4] or "") for r in rows)
 

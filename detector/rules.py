@@ -159,6 +159,47 @@ class Rules:
         return UNKNOWN if cohort == UNKNOWN else "maturity"
 
 
+def mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
+    """The technology and category names a condition looks at.
+
+    >>> mentioned(Group("any", (TechTest("technology", "Shopify"), TechTest("category", "Reviews"))))
+    (frozenset({'Shopify'}), frozenset({'Reviews'}))
+    """
+    if isinstance(cond, TechTest):
+        if cond.kind == "category":
+            return frozenset(), frozenset((cond.name,))
+        return frozenset((cond.name,)), frozenset()
+    if isinstance(cond, FieldTest):
+        return frozenset(), frozenset()
+    names: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    for item in cond.items:
+        n, c = mentioned(item)
+        names |= n
+        categories |= c
+    return names, categories
+
+
+def needed_technologies(rules: Rules, vocabulary: Vocabulary) -> frozenset[str]:
+    """Every technology a rule can look at: named ones plus the members of named categories.
+
+    Segmentation reads only these detections; the others cannot change any membership.
+    """
+    names: set[str] = set()
+    categories: set[str] = set()
+    conditions: list[Condition] = [c.condition for c in rules.cohorts]
+    if rules.maturity:
+        conditions += [w.test for w in rules.maturity.weights]
+    for cond in conditions:
+        n, c = mentioned(cond)
+        names |= n
+        categories |= c
+    for tech, cats in vocabulary.technologies.items():
+        if not categories.isdisjoint(cats):
+            names.add(tech)
+    return frozenset(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """Known technology names and their categories, for validation and "did you mean"."""

@@ -18,6 +18,7 @@ from detector.rules import (
     TechTest,
     VersionTest,
     Weight,
+    mentioned,
 )
 
 MAX_COHORTS = 8
@@ -314,7 +315,7 @@ class Segmenter:
                 "%Y-%m-%dT%H:%M:%S"
             )
         self.points = dict(rules.tiers.points) if rules.tiers else {}
-        self.mentions = {rule.name: _mentioned(rule.condition) for rule in rules.cohorts}
+        self.mentions = {rule.name: mentioned(rule.condition) for rule in rules.cohorts}
 
     def in_market(self, account: Account) -> bool:
         """Whether the account passes the market's firmographic filters."""
@@ -442,28 +443,6 @@ class Segmenter:
         return score, tiers.tier_for(score)
 
 
-def _mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
-    """The technology and category names a condition looks at.
-
-    >>> from detector.rules import Group, TechTest
-    >>> _mentioned(Group("any", (TechTest("technology", "Shopify"), TechTest("category", "Reviews"))))
-    (frozenset({'Shopify'}), frozenset({'Reviews'}))
-    """
-    if isinstance(cond, TechTest):
-        if cond.kind == "category":
-            return frozenset(), frozenset((cond.name,))
-        return frozenset((cond.name,)), frozenset()
-    if isinstance(cond, FieldTest):
-        return frozenset(), frozenset()
-    names: frozenset[str] = frozenset()
-    categories: frozenset[str] = frozenset()
-    for item in cond.items:
-        n, c = _mentioned(item)
-        names |= n
-        categories |= c
-    return names, categories
-
-
 def cond_is_negative(cond: Condition) -> bool:
     """Whether a condition is a bare ``not`` (its reason needs the scan date)."""
     if isinstance(cond, Group) and cond.op == "not":
@@ -519,9 +498,7 @@ def assign_cohorts(
     return Segmenter(rules, now).assign_all(accounts)
 
 
-def summary_warnings(
-    rules: Rules, sizes: Mapping[str, int], stale_scans: int = 0
-) -> list[str]:
+def summary_warnings(rules: Rules, sizes: Mapping[str, int], stale_scans: int = 0) -> list[str]:
     """Warnings a careful marketer would raise: stale scans, unknowns, empty or too many cohorts.
 
     >>> from detector.rules import CohortRule, Group, Rules

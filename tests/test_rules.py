@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.rules import RulesError, Vocabulary, load_rules, parse_rules
+from detector.rules import RulesError, Vocabulary, load_rules, needed_technologies, parse_rules
 from detector.signatures import load_signatures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,3 +182,18 @@ def test_bad_rules_files(vocabulary: Vocabulary, text: str, message: str) -> Non
     with pytest.raises(RulesError) as info:
         parse_rules(text, vocabulary, "rules.yaml")
     assert str(info.value) == message
+
+
+def test_needed_technologies_cover_names_and_category_members(vocabulary: Vocabulary) -> None:
+    rules = load_rules(ROOT / "examples" / "rules.yaml", vocabulary)
+    needed = needed_technologies(rules, vocabulary)
+    # named in the rules; in a named category (Reviews, Analytics); in no rule
+    assert {"Shopify", "Klaviyo", "LoyaltyLion"} <= needed
+    assert {"Yotpo Reviews", "Hotjar"} <= needed
+    assert "Nginx" not in needed
+    in_categories = {
+        name
+        for name, cats in vocabulary.technologies.items()
+        if {"Reviews", "Analytics", "Marketing automation"} & set(cats)
+    }
+    assert in_categories <= needed
