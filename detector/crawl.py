@@ -1,0 +1,123 @@
+"""run_crawl(): build the Scrapy settings from options and run the ``domains`` spider."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from detector.pipelines import new_run_id
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlOptions:
+    """Everything a crawl run can be told; defaults match ``detector crawl``."""
+
+    inputs: tuple[str, ...]
+    db: str = "detector.db"
+    column: str | None = None
+    keep_subdomains: bool = False
+    allow_ip: bool = False
+    pages: int = 2
+    concurrency: int = 16
+    per_site: int = 2
+    timeout: float = 15.0
+    retries: int = 1
+    max_size: int = 5 * 1024 * 1024
+    user_agent: str | None = None
+    proxy: str | None = None
+    ignore_robots: bool = False
+    detect: bool = True
+    workers: int = -1
+    signatures: tuple[str, ...] = ()
+    verbose: int = 0
+    progress: bool = False
+    total: int = 0
+    run_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_settings(opts: CrawlOptions) -> Settings:
+    """Scrapy settings: detector.settings overridden by the options."""
+    settings = Settings()
+    settings.setmodule("detector.settings", priority="project")
+    values: dict[str, Any] = {
+        "DETECTOR_INPUT": ",".join(opts.inputs),
+        "DETECTOR_DB": opts.db,
+        "DETECTOR_COLUMN": opts.column or "",
+        "DETECTOR_KEEP_SUBDOMAINS": opts.keep_subdomains,
+        "DETECTOR_ALLOW_IP": opts.allow_ip,
+        "DETECTOR_PAGES": opts.pages,
+        "DETECTOR_PROXY": opts.proxy or "",
+        "DETECTOR_DETECT": opts.detect,
+        "DETECTOR_DETECT_WORKERS": opts.workers,
+        "DETECTOR_SIGNATURES": list(opts.signatures),
+        "DETECTOR_PROGRESS": opts.progress,
+        "DETECTOR_TOTAL": opts.total,
+        "DETECTOR_RUN_ID": opts.run_id,
+        "CONCURRENT_REQUESTS": opts.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
+        "DOWNLOAD_TIMEOUT": opts.timeout,
+        "DNS_TIMEOUT": min(opts.timeout, 10),
+        "RETRY_TIMES": opts.retries,
+        "RETRY_ENABLED": opts.retries > 0,
+        "DOWNLOAD_MAXSIZE": opts.max_size,
+        "ROBOTSTXT_OBEY": not opts.ignore_robots,
+    }
+    if opts.user_agent:
+        values["USER_AGENT"] = opts.user_agent
+    if opts.verbose >= 2:
+        values["LOG_LEVEL"] = "DEBUG"
+    elif opts.verbose == 1:
+        values["LOG_LEVEL"] = "INFO"
+    else:
+        # Quiet: Scrapy says nothing; invalid input lines still reach stderr (see run_crawl).
+        values["LOG_ENABLED"] = False
+    values.update(opts.extra)
+    settings.setdict(values, priority="cmdline")
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlReport:
+    """What a finished run says about itself beyond the database: id and crawler stats."""
+
+    run_id: str
+    invalid_lines: int
+    stats: dict[str, Any]
+
+
+def run_crawl(opts: CrawlOptions) -> CrawlReport:
+    """Crawl the domains of ``opts.inputs`` into ``opts.db``; report the run id and stats.
+
+    Runs the Twisted reactor, so it can be called once per process.
+    """
+    run_id = opts.run_id or new_run_id()
+    opts = CrawlOptions(**{**_as_dict(opts), "run_id": run_id})
+    settings = build_settings(opts)
+    handler: logging.Handler | None = None
+    if not opts.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        input_log = logging.getLogger("detector.input")
+        input_log.addHandler(handler)
+        input_log.setLevel(logging.WARNING)
+        input_log.propagate = False
+    settings.set("LOG_INSTALL_ROOT_HANDLER", bool(opts.verbose), priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler("domains")
+    process.crawl(crawler)
+    process.start()
+    if handler is not None:
+        logging.getLogger("detector.input").removeHandler(handler)
+    stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    return CrawlReport(run_id, int(stats.get("detector/invalid_lines", 0)), stats)
+
+
+def _as_dict(opts: CrawlOptions) -> dict[str, Any]:
+    return {name: getattr(opts, name) for name in CrawlOptions.__dataclass_fields__}
+

@@ -1,0 +1,288 @@
+"""Clean and validate input domains: text or CSV/TSV lists in, registered domains out.
+
+Normalisation uses tldextract with its *bundled* public suffix list, so reading a domain list
+never touches the network.  Reserved names (``.test``, ``.example``, ``.invalid``; RFC 2606)
+count as suffixes so fixture and demo sites can use them.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import tldextract
+
+from detector.errors import DetectorError
+
+#: Column names, in order of preference, that hold a website in a CSV/TSV export.
+DOMAIN_COLUMNS = ("domain", "website", "url", "web site", "homepage", "company domain", "site")
+RESERVED_SUFFIXES = ("test", "example", "invalid")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class DomainError(DetectorError):
+    """A value is not a domain name we can crawl; the message says why."""
+
+
+class InputError(DetectorError):
+    """A domain list cannot be read (missing file, no usable column...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEntry:
+    """A valid, normalised domain and where it came from."""
+
+    domain: str
+    source: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    """A line that holds no crawlable domain, with the reason."""
+
+    source: str
+    line: int
+    text: str
+    reason: str
+
+    def describe(self) -> str:
+        """``domains.txt line 14: "exa mple.com" is not a domain name``."""
+        return f'{self.source} line {self.line}: "{self.text}" {self.reason}'
+
+
+@lru_cache(maxsize=2)
+def _extractor() -> tldextract.TLDExtract:
+    # suffix_list_urls=() and cache_dir=None: the snapshot shipped inside tldextract, no network.
+    # Private suffixes (github.io, myshopify.com) are on, so each such site is its own account.
+    return tldextract.TLDExtract(
+        suffix_list_urls=(),
+        cache_dir=None,
+        include_psl_private_domains=True,
+        extra_suffixes=RESERVED_SUFFIXES,
+    )
+
+
+def registered_domain(host: str) -> str:
+    """The registered domain of a host name, or ``""`` when it has none.
+
+    >>> registered_domain("shop.example.co.uk")
+    'example.co.uk'
+    """
+    ext = _extractor()(host)
+    if not ext.suffix or not ext.domain:
+        return ""
+    return f"{ext.domain}.{ext.suffix}"
+
+
+def clean_domain(value: str, *, keep_subdomains: bool = False, allow_ip: bool = False) -> str:
+    """Normalise a domain or URL to the domain to crawl; raise DomainError when impossible.
+
+    >>> clean_domain("HTTPS://www.Example.COM:8443/pricing?x=1")
+    'example.com'
+    >>> clean_domain("blog.example.com", keep_subdomains=True)
+    'blog.example.com'
+    >>> clean_domain("bücher.de")
+    'xn--bcher-kva.de'
+    """
+    text = value.strip().strip("\"'").strip()
+    if not text:
+        raise DomainError("is empty")
+    if any(c.isspace() for c in text):
+        raise DomainError("is not a domain name (it contains a space)")
+    candidate = text if "://" in text else "//" + text
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname or ""
+        _ = parts.port  # a bad port ("example.com:http") is a bad value
+    except ValueError:
+        raise DomainError("is not a domain name or URL") from None
+    if parts.scheme and parts.scheme not in ("http", "https"):
+        raise DomainError(f"is a {parts.scheme}: URL, not a website")
+    host = host.rstrip(".")
+    if not host:
+        raise DomainError("has no host name")
+    if _is_ip(host):
+        if allow_ip:
+            return host
+        raise DomainError("is an IP address, not a domain name (use --allow-ip to crawl it)")
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise DomainError("is not a valid internationalised domain name") from None
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise DomainError("is not a domain name (bad characters)")
+    if len(labels) < 2:
+        raise DomainError("has no public suffix (like .com or .co.uk)")
+    ext = _extractor()(host)
+    if not ext.suffix:
+        raise DomainError(f'has no public suffix: ".{labels[-1]}" is not a top-level domain')
+    if not ext.domain:
+        raise DomainError("is a public suffix, not a domain anyone registers")
+    if keep_subdomains:
+        return host[4:] if host.startswith("www.") and host.count(".") >= 2 and ext.subdomain else host
+    return f"{ext.domain}.{ext.suffix}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _open(path: str, stdin: IO[str] | None) -> IO[str]:
+    if path == "-":
+        return stdin if stdin is not None else sys.stdin
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such file. Check the path; nothing was crawled.")
+    return p.open("r", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _sniff_delimiter(first_line: str, path: str) -> str | None:
+    lower = path.lower()
+    if lower.endswith(".tsv"):
+        return "\t"
+    if lower.endswith(".csv"):
+        return ","
+    for delim in ("\t", ",", ";"):
+        if delim in first_line:
+            return delim
+    return None
+
+
+def _pick_column(header: Sequence[str], column: str | None, source: str) -> int:
+    names = [h.strip().lower() for h in header]
+    if column is not None:
+        if column.lower() in names:
+            return names.index(column.lower())
+        if column.isdigit() and 1 <= int(column) <= len(names):
+            return int(column) - 1
+        raise InputError(
+            f'{source}: no column "{column}"; the header has {", ".join(header)}. '
+            "Give --column one of those names (or a 1-based number)."
+        )
+    for wanted in DOMAIN_COLUMNS:
+        if wanted in names:
+            return names.index(wanted)
+    for i, name in enumerate(names):
+        if any(w in name for w in ("domain", "website", "url")):
+            return i
+    raise InputError(
+        f"{source}: no domain, website or url column in the header ({', '.join(header)}). "
+        "Name the column with --column."
+    )
+
+
+def _iter_values(path: str, column: str | None, stdin: IO[str] | None) -> Iterator[tuple[int, str]]:
+    """(line number, raw value) for each candidate line of one file, lazily."""
+    f = _open(path, stdin)
+    try:
+        first = ""
+        first_no = 0
+        buffered: list[str] = []
+        for line in f:
+            buffered.append(line)
+            if line.strip() and not line.lstrip().startswith("#"):
+                first = line
+                first_no = len(buffered)
+                break
+        delim = _sniff_delimiter(first, path) if first else None
+        if delim is None and column is None:
+            for n, line in enumerate(_chain(buffered, f), 1):
+                text = line.split("#", 1)[0].strip() if "#" in line else line.strip()
+                if text:
+                    yield n, text
+            return
+        if delim is None:
+            delim = ","
+        reader = csv.reader(_chain(buffered[first_no - 1 :], f) if first else iter(()), delimiter=delim)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        idx = _pick_column(header, column, path)
+        offset = first_no - 1
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            n = reader.line_num + offset
+            value = row[idx].strip() if idx < len(row) else ""
+            if value.startswith("#"):
+                continue
+            yield n, value
+    finally:
+        if f is not stdin and f is not sys.stdin:
+            f.close()
+
+
+def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
+
+
+def read_domains(
+    paths: Sequence[str],
+    *,
+    column: str | None = None,
+    keep_subdomains: bool = False,
+    allow_ip: bool = False,
+    stdin: IO[str] | None = None,
+) -> Iterator[DomainEntry | InvalidLine]:
+    """Valid domains (first occurrence only) and invalid lines from files, lazily, in order.
+
+    A CSV/TSV row with an empty domain cell is reported as invalid so the count adds up.
+    """
+    seen: set[str] = set()
+    for path in paths:
+        source = "<stdin>" if path == "-" else path
+        for n, value in _iter_values(path, column, stdin):
+            if not value:
+                yield InvalidLine(source, n, value, "has an empty domain cell")
+                continue
+            try:
+                domain = clean_domain(value, keep_subdomains=keep_subdomains, allow_ip=allow_ip)
+            except DomainError as exc:
+                yield InvalidLine(source, n, value[:200], str(exc))
+                continue
+            if domain in seen:
+                continue
+            seen.add(domain)
+            yield DomainEntry(domain, source, n)
+
+
+def count_lines(paths: Sequence[str]) -> int | None:
+    """Number of lines in the files (a progress total), or None when reading stdin."""
+    if "-" in paths:
+        return None
+    total = 0
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{path}: no such file. Check the path; nothing was crawled.")
+        with p.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                total += block.count(b"\n")
+    return total
+
+
+__all__ = [
+    "DomainEntry",
+    "DomainError",
+    "InputError",
+    "InvalidLine",
+    "clean_domain",
+    "count_lines",
+    "read_domains",
+    "registered_domain",
+]

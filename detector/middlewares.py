@@ -1,0 +1,156 @@
+"""Downloader middlewares: one proxy for every request, cookies without a network suffix list.
+
+Also :func:`classify_failure`, which turns whatever Scrapy or Twisted raised into one of the
+error kinds stored in ``scans.error_kind``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import tldextract
+from scrapy.downloadermiddlewares import cookies as scrapy_cookies
+from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
+from scrapy.exceptions import NotConfigured
+
+from detector.domains import RESERVED_SUFFIXES
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from typing_extensions import Self
+
+
+class ProxyMiddleware:
+    """Send every request (robots.txt included) through ``DETECTOR_PROXY``, HTTPS by CONNECT."""
+
+    def __init__(self, proxy: str) -> None:
+        self.proxy = proxy
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        """Read DETECTOR_PROXY; off when empty."""
+        proxy = crawler.settings.get("DETECTOR_PROXY") or ""
+        if not proxy:
+            raise NotConfigured
+        return cls(str(proxy))
+
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        """Set ``meta['proxy']`` unless the request already names one."""
+        request.meta.setdefault("proxy", self.proxy)
+        return None
+
+
+class BundledSuffixCookiesMiddleware(CookiesMiddleware):
+    """Scrapy's cookie middleware, with tldextract's bundled suffix list (no download).
+
+    Scrapy's module builds ``TLDExtract()`` with default arguments, which fetches the public
+    suffix list from the internet on first use; we swap in an offline extractor.
+    """
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        """Install the offline extractor, then build the middleware as Scrapy does."""
+        scrapy_cookies._split_domain = tldextract.TLDExtract(  # type: ignore[attr-defined]
+            suffix_list_urls=(),
+            cache_dir=None,
+            include_psl_private_domains=True,
+            extra_suffixes=RESERVED_SUFFIXES,
+        )
+        return super().from_crawler(crawler)
+
+
+# ---------------------------------------------------------------------------- failures
+
+_TUNNEL = re.compile(r"'status': (\d+), 'reason': b?'([^']*)'")
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """The exception, its causes and the reasons Twisted wrapped inside it."""
+    out: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo and len(out) < 20:
+        e = todo.pop(0)
+        if e is None or e in out:
+            continue
+        if hasattr(e, "value") and hasattr(e, "trap"):  # a twisted Failure
+            e = e.value
+        out.append(e)
+        todo.extend([e.__cause__, e.__context__])
+        todo.extend(getattr(e, "reasons", None) or [])
+    return out
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """(error kind, message) for an exception raised while fetching a page.
+
+    >>> classify_failure(TimeoutError("took too long"))
+    ('timeout', 'TimeoutError: took too long')
+    """
+    chain = _chain(exc)
+    names = [type(e).__name__ for e in chain]
+    text = " | ".join(f"{type(e).__name__}: {e}".strip() for e in chain)
+    message = text[:500]
+    if any(n in ("CannotResolveHostError", "DNSLookupError") for n in names):
+        return "dns", message
+    if any(_is_tls(e) for e in chain) or "SSL routines" in text or "tlsv1 alert" in text:
+        return "tls", message
+    if any(n in ("DownloadConnectionRefusedError", "ConnectionRefusedError") for n in names):
+        return "refused", message
+    if any(n in ("DownloadTimeoutError", "TimeoutError", "TCPTimedOutError") for n in names):
+        return "timeout", message
+    if "TunnelError" in names:
+        return _classify_tunnel(text), message
+    if "IgnoreRequest" in names:
+        if "robots.txt" in text:
+            return "robots", message
+        if "redirect" in text:
+            return "redirect_loop", message
+    if any(n == "DownloadCancelledError" for n in names) and "max size" in text.replace("maxsize", "max size"):
+        return "too_large", message
+    if "larger than download max size" in text or "download max size" in text:
+        return "too_large", message
+    return "other", message
+
+
+def _is_tls(exc: BaseException) -> bool:
+    name, module = type(exc).__name__, type(exc).__module__.lower()
+    return "ssl" in module or "SSL" in name or "TLS" in name
+
+
+def _classify_tunnel(text: str) -> str:
+    """Error kind from a proxy's refusal to open a CONNECT tunnel (RFC 9209 wording)."""
+    m = _TUNNEL.search(text)
+    reason = (m.group(2) if m else text).lower()
+    status = int(m.group(1)) if m else 0
+    if "dns" in reason or "resolve" in reason or "not found" in reason:
+        return "dns"
+    if "refused" in reason:
+        return "refused"
+    if "timeout" in reason or "timed out" in reason or status == 504:
+        return "timeout"
+    if "tls" in reason or "ssl" in reason:
+        return "tls"
+    return "other"
+
+
+def proxy_error_kind(status: int, proxy_status: str) -> str | None:
+    """Error kind from an RFC 9209 ``Proxy-Status`` header on a proxy's 5xx, else None.
+
+    >>> proxy_error_kind(502, "corp-proxy; error=dns_error; rcode=NXDOMAIN")
+    'dns'
+    """
+    m = re.search(r"error=([a-z_]+)", proxy_status or "")
+    if status < 500 or not m:
+        return None
+    err = m.group(1)
+    if err.startswith("dns_") or err == "destination_not_found":
+        return "dns"
+    if err in ("connection_refused", "destination_unavailable"):
+        return "refused"
+    if "timeout" in err:
+        return "timeout"
+    if err.startswith("tls_"):
+        return "tls"
+    return None

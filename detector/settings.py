@@ -1,0 +1,65 @@
+"""Scrapy settings for ``scrapy crawl domains``; ``detector crawl`` overrides them from options.
+
+Our own settings start ``DETECTOR_``.  Network use is only the crawl itself: the cookie
+middleware is replaced by one that uses tldextract's bundled suffix list.
+"""
+
+from __future__ import annotations
+
+BOT_NAME = "detector"
+SPIDER_MODULES = ["detector.spiders"]
+NEWSPIDER_MODULE = "detector.spiders"
+
+USER_AGENT = "Mozilla/5.0 (compatible; detector/0.1; +https://github.com/detector/detector)"
+ROBOTSTXT_OBEY = True
+
+# Polite: few requests per site at once, many sites in parallel.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 15
+RETRY_ENABLED = True
+RETRY_TIMES = 1
+REDIRECT_MAX_TIMES = 10
+DOWNLOAD_MAXSIZE = 5 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 0
+DNS_TIMEOUT = 10
+REACTOR_THREADPOOL_MAXSIZE = 20
+
+# HTTP errors reach the spider's errback as data (http_4xx / http_5xx).
+HTTPERROR_ALLOW_ALL = False
+
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "detector.middlewares.BundledSuffixCookiesMiddleware": 700,
+    "detector.middlewares.ProxyMiddleware": 740,
+}
+# The offsite middleware is not needed: the spider only follows same-site links and decides
+# about off-site redirects itself (scans.offsite).
+SPIDER_MIDDLEWARES = {"scrapy.spidermiddlewares.referer.RefererMiddleware": None}
+
+ITEM_PIPELINES = {"detector.pipelines.DetectStorePipeline": 300}
+EXTENSIONS = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "detector.pipelines.ProgressExtension": 500,
+}
+
+# Memory: the scheduler keeps few requests because start requests are produced lazily.
+SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"
+LOG_LEVEL = "INFO"
+
+# ---------------------------------------------------------------- detector's own settings
+DETECTOR_DB = "detector.db"
+DETECTOR_INPUT = ""  # comma-separated files, "-" for stdin (spider argument `input`)
+DETECTOR_COLUMN = ""  # CSV/TSV column with the domain ("" = auto-detect)
+DETECTOR_KEEP_SUBDOMAINS = False
+DETECTOR_ALLOW_IP = False
+DETECTOR_PAGES = 2  # extra same-site pages per domain, besides the homepage
+DETECTOR_PROXY = ""  # e.g. http://proxy.corp:3128
+DETECTOR_DETECT = True  # run the engine on fetched pages (off: fetch and store scans only)
+DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU count; 0 = inline
+DETECTOR_SIGNATURES: list[str] = []  # signature directories; [] = the bundled library
+DETECTOR_RUN_ID = ""  # "" = generated
+DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every second)
+DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
+DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)

@@ -1,0 +1,236 @@
+"""The ``domains`` spider: homepage (https, then http) plus a few telling same-site pages.
+
+Run it as ``scrapy crawl domains -a input=domains.txt`` or through ``detector crawl``.
+Each domain ends as exactly one :class:`~detector.items.SiteItem`, failures included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from urllib.parse import urljoin, urlsplit
+
+import scrapy
+from scrapy.spidermiddlewares.httperror import HttpError
+
+from detector.domains import DomainEntry, InputError, read_domains, registered_domain
+from detector.items import FetchedPage, SiteItem
+from detector.middlewares import classify_failure, proxy_error_kind
+from detector.storage import utc_now
+
+if TYPE_CHECKING:
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+input_log = logging.getLogger("detector.input")
+
+#: Link keywords by kind, most telling first: each kind says something a sales team can use.
+LINK_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pricing", ("pricing", "plans", "price", "preise", "tarif")),
+    ("shop", ("cart", "checkout", "shop", "store", "basket", "products", "warenkorb")),
+    ("login", ("login", "log-in", "signin", "sign-in", "account", "dashboard", "app")),
+    ("careers", ("careers", "jobs", "career", "join-us", "karriere", "hiring")),
+    ("contact", ("contact", "demo", "get-started", "request", "kontakt", "quote")),
+    ("blog", ("blog", "news", "articles", "insights", "resources")),
+)
+_HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", re.I)
+_SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.I)
+#: Error kinds after which plain http:// is tried when https:// failed.
+FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "other"})
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def pick_links(base_url: str, body: bytes, site: str, limit: int) -> list[str]:
+    """Up to ``limit`` same-site links, one per kind (pricing, shop, login, careers...).
+
+    >>> html = b'<a href="/blog/">B</a><a href="/pricing">P</a><a href="https://x.com/jobs">J</a>'
+    >>> pick_links("https://acme.test/", html, "acme.test", 2)
+    ['https://acme.test/pricing', 'https://acme.test/blog/']
+    """
+    if limit <= 0:
+        return []
+    best: dict[str, tuple[int, str]] = {}
+    base = base_url.rstrip("/")
+    for position, m in enumerate(_HREF.finditer(body[:500_000])):
+        href = m.group(1).decode("utf-8", "replace").strip()
+        if href.startswith(("mailto:", "tel:", "javascript:", "data:")):
+            continue
+        url = urljoin(base_url, href)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        if url.rstrip("/") == base or _SKIP_EXT.search(parts.path):
+            continue
+        host = parts.hostname
+        if host != site and not host.endswith("." + site) and registered_domain(host) != site:
+            continue
+        path = (parts.path + "?" + parts.query).lower()
+        sub = host[: -len(site)].lower()
+        for rank, (kind, words) in enumerate(LINK_KINDS):
+            if kind in best:
+                continue
+            if any(w in path or sub.startswith(w + ".") for w in words):
+                best[kind] = (rank * 10_000 + position, parts._replace(fragment="").geturl())
+                break
+    chosen = sorted(best.values())[:limit]
+    return [url for _, url in chosen]
+
+
+@dataclass(slots=True)
+class _Site:
+    domain: str
+    started_at: str
+    scheme: str = "https"
+    pending: int = 0
+    pages: list[FetchedPage] = field(default_factory=list)
+    home: Any = None  # the homepage response fields kept for the SiteItem
+
+
+class DomainsSpider(scrapy.Spider):
+    """Fetch each domain's homepage and a few telling pages; yield one SiteItem per domain."""
+
+    name = "domains"
+
+    def __init__(self, input: str = "", *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.input = input
+        self.sites: dict[str, _Site] = {}
+        self.invalid_lines = 0
+
+    # ---------------------------------------------------------------- start
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        """One homepage request per valid domain, produced lazily from the input files."""
+        for entry in self._entries():
+            if isinstance(entry, DomainEntry):
+                site = _Site(entry.domain, utc_now(), pending=1)
+                self.sites[entry.domain] = site
+                yield self._home_request(site, "https")
+            else:
+                self.invalid_lines += 1
+                self.crawler.stats.inc_value("detector/invalid_lines")
+                input_log.warning("%s; skipped", entry.describe())
+
+    def _entries(self) -> Iterator[Any]:
+        settings = self.crawler.settings
+        raw = self.input or settings.get("DETECTOR_INPUT") or ""
+        paths = [p for p in str(raw).split(",") if p] if raw != "-" else ["-"]
+        if not paths:
+            raise InputError("no input: give a domain list, e.g. scrapy crawl domains -a input=domains.txt")
+        return read_domains(
+            paths,
+            column=settings.get("DETECTOR_COLUMN") or None,
+            keep_subdomains=settings.getbool("DETECTOR_KEEP_SUBDOMAINS"),
+            allow_ip=settings.getbool("DETECTOR_ALLOW_IP"),
+        )
+
+    def _home_request(self, site: _Site, scheme: str) -> scrapy.Request:
+        site.scheme = scheme
+        return scrapy.Request(
+            f"{scheme}://{site.domain}/",
+            callback=self.parse_home,
+            errback=self.home_failed,
+            dont_filter=True,  # we de-duplicate domains ourselves; a redirect loop must not vanish
+            meta={"domain": site.domain},
+            priority=-1,  # finish sites already started before opening new ones
+        )
+
+    # ---------------------------------------------------------------- homepage
+    def parse_home(self, response: Response) -> Iterator[Any]:
+        """Check the homepage (HTML? same site?), keep it, and queue the telling pages."""
+        site = self.sites[response.meta["domain"]]
+        site.home = response
+        final_site = registered_domain(urlsplit(response.url).hostname or "")
+        own_site = registered_domain(site.domain) or site.domain
+        if final_site and final_site != own_site and urlsplit(response.url).hostname != site.domain:
+            yield self._finish(site, "offsite", f"redirected to {response.url}")
+            return
+        if not _is_html(response):
+            ctype = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no Content-Type"
+            yield self._finish(site, "not_html", f"homepage is {ctype}, not HTML")
+            return
+        site.pages.append(_fetched(response))
+        links = pick_links(response.url, response.body, own_site, self.crawler.settings.getint("DETECTOR_PAGES"))
+        site.pending = len(links)
+        for url in links:
+            yield scrapy.Request(
+                url,
+                callback=self.parse_page,
+                errback=self.page_failed,
+                dont_filter=True,
+                meta={"domain": site.domain},
+            )
+        if not links:
+            yield self._finish(site)
+
+    def home_failed(self, failure: Failure) -> Iterator[Any]:
+        """Turn a homepage failure into data; after an https failure, try http once."""
+        domain = failure.request.meta["domain"]  # type: ignore[attr-defined]
+        site = self.sites[domain]
+        exc = failure.value
+        if isinstance(exc, HttpError):
+            response = exc.response
+            site.home = response
+            status = response.status
+            kind = proxy_error_kind(status, response.headers.get(b"Proxy-Status", b"").decode("latin-1"))
+            if kind is None:
+                kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
+            yield self._finish(site, kind, f"HTTP {status} from {response.url}")
+            return
+        kind, message = classify_failure(exc)
+        if site.scheme == "https" and kind in FALLBACK_KINDS:
+            self.crawler.stats.inc_value("detector/http_fallback")
+            yield self._home_request(site, "http")
+            return
+        yield self._finish(site, kind, message)
+
+    # ---------------------------------------------------------------- other pages
+    def parse_page(self, response: Response) -> Iterator[Any]:
+        """Keep an extra page when it is HTML."""
+        site = self.sites[response.meta["domain"]]
+        if _is_html(response):
+            site.pages.append(_fetched(response))
+        yield from self._page_done(site)
+
+    def page_failed(self, failure: Failure) -> Iterator[Any]:
+        """An extra page failing does not fail the site."""
+        site = self.sites[failure.request.meta["domain"]]  # type: ignore[attr-defined]
+        self.crawler.stats.inc_value("detector/extra_page_failed")
+        yield from self._page_done(site)
+
+    def _page_done(self, site: _Site) -> Iterator[Any]:
+        site.pending -= 1
+        if site.pending <= 0:
+            yield self._finish(site)
+
+    def _finish(self, site: _Site, error_kind: str | None = None, message: str | None = None) -> SiteItem:
+        self.sites.pop(site.domain, None)
+        home = site.home
+        return SiteItem(
+            domain=site.domain,
+            started_at=site.started_at,
+            finished_at=utc_now(),
+            status="error" if error_kind else "ok",
+            error_kind=error_kind,
+            error_message=message,
+            http_status=home.status if home is not None else None,
+            final_url=home.url if home is not None else None,
+            offsite=error_kind == "offsite",
+            pages=tuple(site.pages),
+        )
+
+
+def _is_html(response: Response) -> bool:
+    ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    if ctype:
+        return any(t in ctype for t in HTML_TYPES)
+    head = response.body[:1024].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--")) or b"<html" in head
+
+
+def _fetched(response: Response) -> FetchedPage:
+    headers = {
+        k.decode("latin-1").lower(): [v.decode("latin-1") for v in vs] for k, vs in response.headers.items()
+    }
+    return FetchedPage(response.url, response.status, headers, response.body)
