@@ -281,8 +281,18 @@ __all__ = [
     "DomainError",
     "InputError",
     "InvalidLine",
+    "check_inputs",
     "clean_domain",
     "count_lines",
     "read_domains",
     "registered_domain",
 ]
+
+
+def check_inputs(paths: Sequence[str], column: str | None = None) -> None:
+    """Fail early (InputError) on a missing file or a CSV without a usable column."""
+    for path in paths:
+        if path == "-":
+            continue
+        for _ in _iter_values(path, column, None):
+            break

@@ -1,0 +1,210 @@
+"""``detector crawl`` and ``detector demo``: crawl a domain list into SQLite, or the demo sites."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import click
+
+from detector.errors import DetectorError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``5MB``, ``500k``, ``1048576``.
+
+    >>> parse_size("5MB"), parse_size("500k"), parse_size("1024")
+    (5242880, 512000, 1024)
+    """
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(text)
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    return int(float(m.group(1)) * factor)
+
+
+class SizeParam(click.ParamType):
+    """A byte size such as ``5MB``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse or fail with a usage error."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError:
+            self.fail(f'"{value}" is not a size; write it like 5MB, 500k or 1048576', param, ctx)
+
+
+def _verbosity(ctx: click.Context, verbose: int) -> int:
+    parent = ctx.find_root().obj
+    inherited = parent.get("verbose", 0) if isinstance(parent, dict) else 0
+    return max(verbose, int(inherited or 0))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE... | -")
+@click.option("--db", default="detector.db", show_default=True, help="SQLite database to write (created and migrated).")
+@click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url.")
+@click.option("--keep-subdomains", is_flag=True, help="Crawl blog.example.com as given instead of example.com.")
+@click.option("--allow-ip", is_flag=True, help="Accept IP addresses as well as domain names.")
+@click.option("--pages", default=2, show_default=True, type=click.IntRange(0, 20), help="Extra same-site pages per domain (pricing, shop, login, careers, contact, blog).")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000), help="Requests in flight over all sites.")
+@click.option("--per-site", default=2, show_default=True, type=click.IntRange(1, 16), help="Requests in flight per site.")
+@click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per request.")
+@click.option("--retries", default=1, show_default=True, type=click.IntRange(0, 10), help="Retries after a timeout or connection error.")
+@click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large.")
+@click.option("--user-agent", help="User-Agent header to send.")
+@click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128.")
+@click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt.")
+@click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine.")
+@click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process).")
+@click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(exists=True, file_okay=False), help="Signature directory (repeatable; later override earlier). Default: the bundled library.")
+@click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal).")
+@click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug).")
+@click.pass_context
+def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | None, keep_subdomains: bool,
+          allow_ip: bool, pages: int, concurrency: int, per_site: int, timeout: float, retries: int,
+          max_size: int, user_agent: str | None, proxy: str | None, ignore_robots: bool, no_detect: bool,
+          workers: int, signature_dirs: tuple[str, ...], as_json: bool, progress: bool | None,
+          verbose: int) -> None:
+    """Crawl the domains listed in FILE(s) into a SQLite database.
+
+    FILE is plain text (one domain or URL per line, # comments) or CSV/TSV with a
+    domain/website/url column; "-" reads stdin. Bad lines are reported and skipped.
+
+    Example: detector crawl accounts.csv --db accounts.db --pages 3
+
+    Exit status: 0 when the run completed (failed domains are data in the scans table),
+    1 when the database cannot be written, 2 for usage errors (missing file, no domain column).
+    """
+    from detector.domains import InputError, check_inputs, count_lines
+    from detector.storage import StorageError, open_database
+
+    if list(inputs).count("-") > 1:
+        raise click.UsageError('"-" (stdin) can be given once.')
+    if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
+        raise click.BadParameter(f'"{proxy}" is not a proxy URL; write it like http://proxy.example:3128', param_hint="--proxy")
+    try:
+        check_inputs(inputs, column)
+        total = count_lines(inputs) or 0
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        open_database(db).close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = _run(
+        inputs=inputs, db=db, column=column, keep_subdomains=keep_subdomains, allow_ip=allow_ip,
+        pages=pages, concurrency=concurrency, per_site=per_site, timeout=timeout, retries=retries,
+        max_size=max_size, user_agent=user_agent, proxy=proxy, ignore_robots=ignore_robots,
+        detect=not no_detect, workers=workers, signatures=tuple(signature_dirs),
+        verbose=_verbosity(ctx, verbose),
+        progress=sys.stderr.isatty() if progress is None else progress, total=total,
+    )
+    _print_summary(db, report, as_json)
+
+
+def _run(**options: Any) -> Any:
+    from detector.crawl import CrawlOptions, run_crawl
+
+    started = time.monotonic()
+    try:
+        report = run_crawl(CrawlOptions(**options))
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    report.stats["elapsed_seconds"] = round(time.monotonic() - started, 2)
+    return report
+
+
+def summary_of(db: str, report: Any) -> dict[str, Any]:
+    """The end-of-run summary: the database's counts plus input and timing figures."""
+    from detector.storage import open_database, run_summary
+
+    database = open_database(db)
+    try:
+        summary = run_summary(database, report.run_id)
+    finally:
+        database.close()
+    summary["invalid_lines"] = report.invalid_lines
+    summary["elapsed_seconds"] = report.stats.get("elapsed_seconds")
+    summary["database"] = db
+    return summary
+
+
+def _print_summary(db: str, report: Any, as_json: bool) -> None:
+    summary = summary_of(db, report)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(format_summary(summary))
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The summary as text for people."""
+    done = s["domains_ok"] + s["domains_failed"]
+    kinds = ", ".join(f"{k} {n}" for k, n in s["failed_by_kind"].items())
+    lines = [
+        f"Crawled {done:,} domain{'s' if done != 1 else ''} in {s.get('elapsed_seconds') or 0:.1f} s: "
+        f"{s['domains_ok']:,} ok, {s['domains_failed']:,} failed" + (f" ({kinds})" if kinds else "") + ".",
+    ]
+    if s["invalid_lines"]:
+        lines.append(f"{s['invalid_lines']:,} input line(s) were not domains and were skipped (listed above).")
+    lines.append(f"{s['pages']:,} pages fetched; {s['technologies']:,} technologies found.")
+    if s["top_technologies"]:
+        lines.append("Top technologies:")
+        width = max(len(str(t["domains"])) for t in s["top_technologies"])
+        for t in s["top_technologies"]:
+            lines.append(f"  {t['domains']:>{width}}  {t['technology']}")
+    lines.append(f"Database: {s['database']} (run {s['run_id']})")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", default="demo.db", show_default=True, help="Database the demo writes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64), help="Engine processes.")
+@click.option("-v", "--verbose", count=True, help="Show Scrapy's log.")
+@click.pass_context
+def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int) -> None:
+    """Crawl a dozen bundled example sites offline (served on 127.0.0.1) into demo.db.
+
+    Example: detector demo && sqlite-utils demo.db "select domain, technology from detections"
+    """
+    from detector.demo import demo_domains_file, start_demo_server
+    from detector.storage import StorageError, open_database
+
+    try:
+        open_database(db).close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    server = start_demo_server()
+    try:
+        domains = demo_domains_file()
+        if not as_json:
+            click.echo(f"Serving {len(server.sites)} example sites on {server.url}; crawling {domains} through it.", err=True)
+        report = _run(
+            inputs=(str(domains),), db=db, proxy=server.url, workers=workers, pages=2, timeout=5.0,
+            retries=0, verbose=_verbosity(ctx, verbose), progress=sys.stderr.isatty(),
+            total=0, concurrency=16,
+        )
+    finally:
+        server.stop()
+    _print_summary(db, report, as_json)
+    if not as_json:
+        click.echo("")
+        click.echo("Try a query:")
+        click.echo(
+            f'  sqlite-utils {db} "select domain, technology, version, first_seen from detections '
+            "where technology in (select name from technologies where categories like '%Ecommerce%')\" -t"
+        )
+        click.echo(f'  sqlite-utils {db} "select domain, status, error_kind, error_message from scans" -t')
+
