@@ -97,7 +97,7 @@ def clean_domain(value: str, *, keep_subdomains: bool = False, allow_ip: bool = 
         raise DomainError("is empty")
     if any(c.isspace() for c in text):
         raise DomainError("is not a domain name (it contains a space)")
-    candidate = text if "://" in text else "//" + text
+    candidate = text if "://" in text or text.startswith("//") else "//" + text
     try:
         parts = urlsplit(candidate)
         host = parts.hostname or ""
