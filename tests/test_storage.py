@@ -1,0 +1,133 @@
+"""Storage: schema and migrations, scans recorded, first_seen surviving every later scan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from detector.signatures import load_signatures
+from detector.storage import (
+    MIGRATIONS,
+    ScanResult,
+    StorageError,
+    detections_for,
+    migrate,
+    mirror_library,
+    open_database,
+    record_scans,
+    run_summary,
+)
+from detector.verdict import SiteDetection
+
+
+def scan(domain: str, run: str, at: str, *techs: tuple[str, str | None, int], status: str = "ok",
+         kind: str | None = None) -> ScanResult:
+    return ScanResult(
+        domain=domain, run_id=run, started_at=at, finished_at=at, status=status, error_kind=kind,
+        http_status=200 if status == "ok" else None, final_url=f"https://{domain}/", pages=1,
+        signatures_version="abc123",
+        detections=tuple(
+            SiteDetection(t, v, c, ("CMS",), ({"page": f"https://{domain}/", "source": "meta"},)) for t, v, c in techs
+        ),
+    )
+
+
+def test_schema_and_migrations(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    assert set(db.table_names()) >= {"_migrations", "domains", "scans", "detections", "technologies", "categories"}
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r["id"] for r in db["_migrations"].rows] == [n for n, _, _ in MIGRATIONS]
+    assert migrate(db) == []  # idempotent
+    assert db["detections"].pks == ["domain", "technology"]
+    assert set(db["scans"].columns_dict) >= {
+        "id", "run_id", "domain", "started_at", "finished_at", "status", "error_kind", "error_message",
+        "http_status", "final_url", "offsite", "pages", "signatures_version"}
+    assert set(db["domains"].columns_dict) == {"domain", "added_at", "last_scanned_at", "last_status", "last_ok_at"}
+    db.close()
+    # Reopening applies nothing new and keeps data.
+    db = open_database(tmp_path / "x.db")
+    assert migrate(db) == []
+
+
+def test_a_later_migration_is_applied_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_database(tmp_path / "x.db").close()
+
+    def add_changes(db: sqlite_utils.Database) -> None:
+        db["changes"].create({"id": int, "domain": str}, pk="id")
+
+    monkeypatch.setattr("detector.storage.MIGRATIONS", [*MIGRATIONS, (99, "changes table", add_changes)])
+    db = open_database(tmp_path / "x.db")
+    assert "changes" in db.table_names()
+    assert migrate(db) == []
+
+
+def test_first_seen_survives_later_scans(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    record_scans(db, [scan("acme.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", "6.3", 50))])
+    record_scans(db, [scan("acme.test", "r2", "2026-02-01T00:00:00Z", ("WordPress", "6.4", 100), ("PHP", None, 100))])
+    rows = {r["technology"]: r for r in detections_for(db, "acme.test")}
+    assert rows["WordPress"]["first_seen"] == "2026-01-01T00:00:00Z"
+    assert rows["WordPress"]["last_seen"] == "2026-02-01T00:00:00Z"
+    assert (rows["WordPress"]["version"], rows["WordPress"]["confidence"]) == ("6.4", 100)
+    assert rows["PHP"]["first_seen"] == "2026-02-01T00:00:00Z"
+    assert rows["WordPress"]["categories"] == ["CMS"]
+    assert rows["WordPress"]["evidence"] == [{"page": "https://acme.test/", "source": "meta"}]
+    assert rows["WordPress"]["status"] == "active"
+
+
+def test_domains_table_tracks_last_scan_and_last_ok(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    record_scans(db, [scan("acme.test", "r1", "2026-01-01T00:00:00Z")])
+    record_scans(db, [scan("acme.test", "r2", "2026-02-01T00:00:00Z", status="error", kind="timeout")])
+    row = db["domains"].get("acme.test")
+    assert row == {"domain": "acme.test", "added_at": "2026-01-01T00:00:00Z",
+                   "last_scanned_at": "2026-02-01T00:00:00Z", "last_status": "error",
+                   "last_ok_at": "2026-01-01T00:00:00Z"}
+    assert db["scans"].count == 2
+
+
+def test_run_summary(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    record_scans(db, [
+        scan("a.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", "6.4", 100), ("PHP", None, 100)),
+        scan("b.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", None, 100)),
+        scan("c.test", "r1", "2026-01-01T00:00:00Z", status="error", kind="dns"),
+        scan("d.test", "r0", "2025-01-01T00:00:00Z", ("Drupal", None, 100)),
+    ])
+    s = run_summary(db, "r1")
+    assert s == {
+        "run_id": "r1", "domains_ok": 2, "domains_failed": 1, "failed_by_kind": {"dns": 1}, "pages": 3,
+        "technologies": 2,
+        "top_technologies": [{"technology": "WordPress", "domains": 2}, {"technology": "PHP", "domains": 1}],
+    }
+
+
+def test_library_mirror(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x.db")
+    library = load_signatures(None)
+    mirror_library(db, library)
+    mirror_library(db, library)  # a second run replaces, never duplicates
+    assert db["technologies"].count == len(library.signatures)
+    assert db["categories"].count == len(library.categories)
+    wp = db["technologies"].get("WordPress")
+    assert "CMS" in json.loads(wp["categories"])
+    assert "Content" in json.loads(wp["groups"])
+    assert wp["website"] == "https://wordpress.org"
+    cms = next(db.query("select * from categories where name = 'CMS'"))
+    assert json.loads(cms["groups"]) == ["Content"]
+
+
+@pytest.mark.parametrize("kind", ["missing-folder", "folder", "not-sqlite"])
+def test_unusable_database_is_a_clear_error(tmp_path: Path, kind: str) -> None:
+    if kind == "missing-folder":
+        path, match = tmp_path / "nope" / "x.db", "does not exist"
+    elif kind == "folder":
+        path, match = tmp_path, "is a folder"
+    else:
+        path, match = tmp_path / "x.db", "cannot open or write"
+        path.write_text("this is not a database " * 100)
+    with pytest.raises(StorageError, match=match):
+        open_database(path)
