@@ -108,12 +108,21 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
         input_log.setLevel(logging.WARNING)
         input_log.propagate = False
     settings.set("LOG_INSTALL_ROOT_HANDLER", bool(opts.verbose), priority="cmdline")
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler("domains")
-    process.crawl(crawler)
-    process.start()
-    if handler is not None:
-        logging.getLogger("detector.input").removeHandler(handler)
+    root = logging.getLogger()
+    root_handlers = root.handlers[:]
+    if not opts.verbose:
+        # Failed domains are data in the database, not log lines: while the crawl runs, log
+        # records go nowhere, whatever handlers an embedding program installed.
+        root.handlers = [logging.NullHandler()]
+    try:
+        process = CrawlerProcess(settings)
+        crawler = process.create_crawler("domains")
+        process.crawl(crawler)
+        process.start()
+    finally:
+        root.handlers = root_handlers
+        if handler is not None:
+            logging.getLogger("detector.input").removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
     return CrawlReport(run_id, int(stats.get("detector/invalid_lines", 0)), stats)
 

@@ -34,13 +34,11 @@ DOWNLOADER_MIDDLEWARES = {
     "detector.middlewares.BundledSuffixCookiesMiddleware": 700,
     "detector.middlewares.ProxyMiddleware": 740,
 }
-# The offsite middleware is not needed: the spider only follows same-site links and decides
-# about off-site redirects itself (scans.offsite).
-SPIDER_MIDDLEWARES = {"scrapy.spidermiddlewares.referer.RefererMiddleware": None}
 
 ITEM_PIPELINES = {"detector.pipelines.DetectStorePipeline": 300}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,  # no listening port for a batch job
     "detector.pipelines.ProgressExtension": 500,
 }
 

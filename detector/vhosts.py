@@ -220,8 +220,12 @@ class VirtualHostProxy:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 await writer.drain()
                 if site.tls == "broken":
-                    writer.write(b"this is not TLS\r\n\r\n")
+                    # Answer the ClientHello with plain text, like a server with TLS
+                    # misconfigured on port 443, and let the client give up first.
+                    await reader.read(1)
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                     await writer.drain()
+                    await asyncio.wait_for(reader.read(), 10)
                     return
                 await writer.start_tls(self.ssl_context)
                 scheme, tunnel_host = "https", host

@@ -86,6 +86,7 @@ class _Site:
     pending: int = 0
     pages: list[FetchedPage] = field(default_factory=list)
     home: Any = None  # the homepage response fields kept for the SiteItem
+    first_error: tuple[str, str] | None = None  # the https failure, while http is tried
 
 
 class DomainsSpider(scrapy.Spider):
@@ -171,18 +172,23 @@ class DomainsSpider(scrapy.Spider):
         exc = failure.value
         if isinstance(exc, HttpError):
             response = exc.response
-            site.home = response
             status = response.status
             kind = proxy_error_kind(status, response.headers.get(b"Proxy-Status", b"").decode("latin-1"))
             if kind is None:
+                site.home = response
                 kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
-            yield self._finish(site, kind, f"HTTP {status} from {response.url}")
-            return
-        kind, message = classify_failure(exc)
+            message = f"HTTP {status} from {response.url}"
+        else:
+            kind, message = classify_failure(exc)
         if site.scheme == "https" and kind in FALLBACK_KINDS:
+            site.first_error = (kind, message)
             self.crawler.stats.inc_value("detector/http_fallback")
             yield self._home_request(site, "http")
             return
+        if site.first_error is not None and kind in FALLBACK_KINDS | {"dns"}:
+            # http could not connect either: the https failure is the telling one.
+            first_kind, first_message = site.first_error
+            kind, message = first_kind, f"https: {first_message}; http: {message}"
         yield self._finish(site, kind, message)
 
     # ---------------------------------------------------------------- other pages

@@ -1,0 +1,272 @@
+"""Real crawls: Scrapy in a subprocess, through the local virtual-host proxy, into SQLite."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from detector.cli import cli
+from detector.vhosts import Route, Site, VirtualHostProxy
+from tests.servers import CORPUS, ROOT, Run, run_detector, start_proxy
+
+EXPECTED = {
+    # domain: (status, error_kind, final_url or None)
+    "wp-site.test": ("ok", None, "https://wp-site.test/"),
+    "http-only.test": ("ok", None, "http://http-only.test/"),
+    "www-first.test": ("ok", None, "https://www.www-first.test/"),
+    "xn--bcher-kva.test": ("ok", None, "https://xn--bcher-kva.test/"),
+    "dead.test": ("error", "dns", None),
+    "closed.test": ("error", "refused", None),
+    "tls-broken.test": ("error", "tls", None),
+    "slow.test": ("error", "timeout", None),
+    "loop.test": ("error", "redirect_loop", None),
+    "moved.test": ("error", "offsite", "https://wp-site.test/"),
+    "robots.test": ("error", "robots", None),
+    "missing.test": ("error", "http_4xx", "https://missing.test/"),
+    "broken.test": ("error", "http_5xx", "https://broken.test/"),
+    "pdf.test": ("error", "not_html", "https://pdf.test/"),
+    "big.test": ("error", "too_large", None),
+}
+
+INPUT = """# fixture accounts: every outcome a crawl can have
+wp-site.test
+https://www.wp-site.test/pricing/
+http-only.test
+www-first.test
+bücher.test
+dead.test
+closed.test
+tls-broken.test
+slow.test
+loop.test
+moved.test
+robots.test
+missing.test
+broken.test
+pdf.test
+big.test
+exa mple.test
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[VirtualHostProxy]:
+    server = start_proxy()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def crawled(proxy: VirtualHostProxy, tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path]:
+    tmp = tmp_path_factory.mktemp("crawl")
+    (tmp / "domains.txt").write_text(INPUT, encoding="utf-8")
+    db = tmp / "crawl.db"
+    run = run_detector(["crawl", str(tmp / "domains.txt"), "--db", str(db), "--proxy", proxy.url,
+                        "--timeout", "1.5", "--retries", "0", "--max-size", "100k", "--workers", "1",
+                        "--json"])
+    assert run.code == 0, run.err
+    return run, db
+
+
+def rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("domain", sorted(EXPECTED), ids=sorted(EXPECTED))
+def test_every_outcome_is_a_scan_row(crawled: tuple[Run, Path], domain: str) -> None:
+    _, db = crawled
+    (scan,) = rows(db, "select * from scans where domain = ?", domain)
+    status, kind, final_url = EXPECTED[domain]
+    assert (scan["status"], scan["error_kind"]) == (status, kind), scan["error_message"]
+    if final_url:
+        assert scan["final_url"] == final_url
+    assert scan["offsite"] == (1 if kind == "offsite" else 0)
+    if status == "error":
+        assert scan["error_message"]
+        assert scan["pages"] == 0
+    (dom,) = rows(db, "select * from domains where domain = ?", domain)
+    assert dom["last_status"] == status
+    assert (dom["last_ok_at"] is not None) == (status == "ok")
+
+
+def test_summary_and_invalid_lines(crawled: tuple[Run, Path]) -> None:
+    run, db = crawled
+    summary = run.json()
+    assert isinstance(summary, dict)
+    failed = {k for _, k, _ in EXPECTED.values() if k}
+    assert summary["domains_ok"] == 4
+    assert summary["domains_failed"] == len(failed)
+    assert summary["failed_by_kind"] == {k: 1 for k in sorted(failed)}
+    assert summary["invalid_lines"] == 1
+    assert 'domains.txt line 18: "exa mple.test" is not a domain name (it contains a space); skipped' in run.err
+    assert summary["technologies"] >= 3
+    assert {"technology": "WordPress", "domains": 1} in summary["top_technologies"]
+    # Quiet by default: nothing but the invalid line on stderr (no Scrapy log).
+    assert [line for line in run.err.splitlines() if line.strip()] == [
+        line for line in run.err.splitlines() if line.startswith("warning: ")]
+
+
+def test_site_verdict_merges_pages(crawled: tuple[Run, Path]) -> None:
+    _, db = crawled
+    found = {r["technology"]: r for r in rows(db, "select * from detections where domain = 'wp-site.test'")}
+    assert found["WordPress"]["version"] == "6.4.2"
+    assert found["Nginx"]["version"] == "1.24.0"
+    # Stripe is only on /pricing/: its evidence names that page.
+    stripe = json.loads(found["Stripe"]["evidence"])
+    assert {e["page"] for e in stripe} == {"https://wp-site.test/pricing/"}
+    wp_pages = {e["page"] for e in json.loads(found["WordPress"]["evidence"])}
+    assert "https://wp-site.test/" in wp_pages
+    assert json.loads(found["WordPress"]["categories"]) == ["CMS", "Blogs"]
+    (scan,) = rows(db, "select * from scans where domain = 'wp-site.test'")
+    assert scan["pages"] == 2  # homepage + pricing; /careers failed with a 500, which is not fatal
+    version = rows(db, "select signatures_version from scans where domain = 'wp-site.test'")[0]
+    assert len(version["signatures_version"]) >= 8
+    assert rows(db, "select count(*) n from technologies")[0]["n"] > 1000
+    www_first = {r["technology"] for r in rows(db, "select technology from detections where domain = 'www-first.test'")}
+    assert www_first == {"Joomla", "PHP"}  # PHP is implied by Joomla
+    assert {r["technology"] for r in rows(db, "select technology from detections where domain = 'http-only.test'")} == {"Hugo"}
+
+
+def test_rescan_keeps_first_seen(crawled: tuple[Run, Path], proxy: VirtualHostProxy, tmp_path: Path) -> None:
+    _, db = crawled
+    before = {r["technology"]: r for r in rows(db, "select * from detections where domain = 'wp-site.test'")}
+    run = run_detector(["crawl", "-", "--db", str(db), "--proxy", proxy.url, "--workers", "0", "--pages", "0"],
+                       stdin="wp-site.test\n")
+    assert run.code == 0, run.err
+    after = {r["technology"]: r for r in rows(db, "select * from detections where domain = 'wp-site.test'")}
+    assert after["WordPress"]["first_seen"] == before["WordPress"]["first_seen"]
+    assert after["WordPress"]["last_seen"] > before["WordPress"]["first_seen"] or after["WordPress"]["last_seen"] >= before["WordPress"]["last_seen"]
+    assert len(rows(db, "select * from scans where domain = 'wp-site.test'")) == 2
+    assert "Crawled 1 domain in" in run.out and "1 ok, 0 failed" in run.out
+
+
+def test_scrapy_crawl_domains_runs_the_same_spider(proxy: VirtualHostProxy, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("http-only.test\ndead.test\n", encoding="utf-8")
+    db = tmp_path / "s.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "domains", "-a", f"input={tmp_path / 'in.txt'}",
+         "-s", f"DETECTOR_DB={db}", "-s", f"DETECTOR_PROXY={proxy.url}", "-s", "DETECTOR_DETECT=False",
+         "-s", "LOG_LEVEL=WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = {r["domain"]: (r["status"], r["error_kind"]) for r in rows(db, "select * from scans")}
+    assert got == {"http-only.test": ("ok", None), "dead.test": ("error", "dns")}
+
+
+def corpus_cases(limit: int) -> list[dict[str, Any]]:
+    """Pages with real headers and HTML from MIT/Apache sources of the shared corpus."""
+    out = []
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        for line in f:
+            case = json.loads(line)
+            if case["license"] not in ("MIT", "Apache-2.0") or not case["html"] or not case["headers"]:
+                continue
+            if len(case["html"]) > 200_000 or case.get("status") not in (200, "200"):
+                continue
+            out.append(case)
+            if len(out) == limit:
+                break
+    return out
+
+
+SKIP_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection", "content-type",
+                "keep-alive", "location", "status"}
+
+
+def test_crawled_site_matches_detect_cases(tmp_path: Path) -> None:
+    """A site crawled gives the same detections as its page through ``detect --cases``."""
+    if not CORPUS.exists():
+        pytest.skip("../shared/corpus is not available")
+    sites: dict[str, Site] = {}
+    cases = []
+    for n, case in enumerate(corpus_cases(8)):
+        host = f"corpus{n}.test"
+        headers = [(k, v) for k, vs in case["headers"].items() if k not in SKIP_HEADERS for v in vs]
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+        body = case["html"].encode("utf-8")
+        sites[host] = Site(host, {"/": Route(200, tuple(headers), body)})
+        served = {}
+        for k, v in headers + [("Content-Length", str(len(body)))]:
+            served.setdefault(k.lower(), []).append(v)
+        cases.append({"id": host, "url": f"https://{host}/", "status": 200, "headers": served, "html": case["html"]})
+    server = VirtualHostProxy(sites, ssl_context=start_proxy_ctx(list(sites))).start()
+    try:
+        (tmp_path / "in.txt").write_text("\n".join(sites) + "\n", encoding="utf-8")
+        db = tmp_path / "c.db"
+        run = run_detector(["crawl", str(tmp_path / "in.txt"), "--db", str(db), "--proxy", server.url,
+                            "--pages", "0", "--workers", "1", "--ignore-robots"])
+        assert run.code == 0, run.err
+    finally:
+        server.stop()
+    with (tmp_path / "cases.jsonl").open("w", encoding="utf-8") as f:
+        for c in cases:
+            f.write(json.dumps(c) + "\n")
+    detect = run_detector(["detect", "--cases", str(tmp_path / "cases.jsonl"), "--json"])
+    assert detect.code == 0, detect.err
+    expected = {
+        (page["url"].split("/")[2], t["name"], t["version"], t["confidence"])
+        for page in detect.json() for t in page["technologies"]  # type: ignore[union-attr]
+    }
+    got = {(r["domain"], r["technology"], r["version"], r["confidence"]) for r in rows(db, "select * from detections")}
+    assert len(expected) >= 8
+    assert got == expected
+
+
+def start_proxy_ctx(hosts: list[str]) -> Any:
+    from tests.servers import tls_context
+
+    return tls_context(hosts)
+
+
+# ------------------------------------------------------------------ the CLI, without crawling
+
+
+def test_crawl_help_names_every_option() -> None:
+    result = CliRunner().invoke(cli, ["crawl", "--help"])
+    assert result.exit_code == 0
+    for option in ("--db", "--column", "--keep-subdomains", "--allow-ip", "--pages", "--concurrency",
+                   "--per-site", "--timeout", "--retries", "--max-size", "--user-agent", "--proxy",
+                   "--ignore-robots", "--no-detect", "--workers", "--signatures", "--json", "--progress", "-v"):
+        assert option in result.output
+    assert "Example: detector crawl" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["nope.txt"], 2, "nope.txt: no such file. Check the path; nothing was crawled."),
+        (["{csv}"], 2, "no domain, website or url column in the header (name, employees)"),
+        (["{csv}", "--column", "web"], 2, 'no column "web"'),
+        (["{txt}", "--db", "{tmp}/missing/x.db"], 1, "the folder"),
+        (["{txt}", "--proxy", "proxy:3128"], 2, "is not a proxy URL"),
+        (["{txt}", "--max-size", "lots"], 2, '"lots" is not a size'),
+        (["-", "-"], 2, '"-" (stdin) can be given once'),
+    ],
+    ids=["missing-file", "csv-no-column", "csv-bad-column", "db-folder-missing", "bad-proxy", "bad-size", "stdin-twice"],
+)
+def test_usage_errors_exit_before_crawling(tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    (tmp_path / "a.csv").write_text("name,employees\nAcme,5\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("example.com\n", encoding="utf-8")
+    fmt = {"csv": str(tmp_path / "a.csv"), "txt": str(tmp_path / "a.txt"), "tmp": str(tmp_path)}
+    argv = ["crawl", *[a.format(**fmt) for a in args]]
+    if "--db" not in argv:
+        argv += ["--db", str(tmp_path / "x.db")]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == code, result.output
+    assert message in result.output
