@@ -310,12 +310,11 @@ from detector.cli_segment import accounts, segment  # noqa: E402 - registered be
 cli.add_command(accounts)
 cli.add_command(segment)
 
-def main() -> None:  # pragma: no cover - console entry point alias
-    """Entry point for ``python -m detector``."""
-    cli()
-
-
 from detector.cli_crawl import crawl, demo  # noqa: E402 - own module; imports Scrapy only when run
 
 cli.add_command(crawl)
 cli.add_command(demo)
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    """Entry point for ``python -m detector``."""
+    cli()
