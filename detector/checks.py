@@ -166,6 +166,8 @@ def check_library(directories: Sequence[Path | str] | None = None, *, timing: bo
                 stats["python"] += 1
                 if timing:
                     worst = time_pattern_isolated(text, place.split("[")[0])
+                    if worst > WORST_CASE_LIMIT:  # a busy machine gets a second chance
+                        worst = min(worst, time_pattern_isolated(text, place.split("[")[0]))
                     if worst > WORST_CASE_LIMIT:
                         report.problems.append(
                             f'{sig.path}: "{sig.name}" {place}: at risk of catastrophic backtracking '

@@ -115,10 +115,15 @@ def import_wappalyzer(src: Path, dest: Path, *, provenance: str | None = None, f
     """Write the YAML library for a Wappalyzer-format directory; returns the technology count."""
     src, dest = Path(src), Path(dest)
     technologies, categories, groups = read_wappalyzer(src)
+    kept_examples: dict[str, Any] = {}
     if dest.exists() and any(dest.rglob("*.yaml")):
         if not force:
             raise SignatureError(f"{dest}: already holds signatures; pass --force to replace them")
         for old in dest.rglob("*.yaml"):
+            # Our own examples are kept across re-imports (they are not in the source data).
+            doc = yaml.load(old.read_bytes(), Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader)
+            if isinstance(doc, dict) and doc.get("examples") and "name" in doc:
+                kept_examples[str(doc["name"])] = doc["examples"]
             old.unlink()
     prov = provenance or f"imported from Wappalyzer-format data in {src.name}/"
     docs, cats_doc, groups_doc = to_yaml_documents(technologies, categories, groups, prov)
@@ -126,6 +131,8 @@ def import_wappalyzer(src: Path, dest: Path, *, provenance: str | None = None, f
     (dest / "categories.yaml").write_text(dump_yaml(cats_doc), encoding="utf-8")
     (dest / "groups.yaml").write_text(dump_yaml(groups_doc), encoding="utf-8")
     for rel, doc in docs.items():
+        if doc["name"] in kept_examples:
+            doc["examples"] = kept_examples[doc["name"]]
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump_yaml(doc), encoding="utf-8")
