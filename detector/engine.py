@@ -15,7 +15,11 @@ linear-time match (RE2; Python ``re`` for the few patterns RE2 cannot take).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -30,7 +34,9 @@ from detector.signatures import (
     Library,
     Signature,
     as_list,
+    library_digest,
     load_signatures,
+    resolve_directories,
     relation_name,
 )
 
@@ -279,9 +285,28 @@ class Engine:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_directories(cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True) -> "Engine":
-        """Load the YAML library from directories (later override earlier) and compile it."""
-        return cls(load_signatures(directories), accelerate=accelerate)
+    def from_directories(
+        cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True
+    ) -> "Engine":
+        """Load the YAML library from directories (later override earlier) and compile it.
+
+        A compiled engine is cached (see :func:`cache_directory`), keyed by the library's
+        content and this code's version, so later loads take a fraction of a second.
+        """
+        if not cache or os.environ.get("DETECTOR_NO_CACHE"):
+            return cls(load_signatures(directories), accelerate=accelerate)
+        key = _cache_key(directories, accelerate and hyperscan_available(), accelerate)
+        path = cache_directory() / f"engine-{key}.pickle"
+        try:
+            with path.open("rb") as f:
+                engine = pickle.load(f)
+            if isinstance(engine, cls):
+                return engine
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+            pass
+        engine = cls(load_signatures(directories), accelerate=accelerate)
+        _write_cache(path, engine)
+        return engine
 
     @classmethod
     def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> "Engine":
@@ -641,6 +666,45 @@ class Engine:
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+def cache_directory() -> Path:
+    """Where compiled engines are cached: $DETECTOR_CACHE_DIR, else $XDG_CACHE_HOME/detector."""
+    env = os.environ.get("DETECTOR_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "detector"
+
+
+def _code_version() -> str:
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("engine.py", "patterns.py", "prefilter.py", "signatures.py", "page.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _cache_key(directories: Sequence[Path | str] | None, hyperscan: bool, accelerate: bool) -> str:
+    dirs = [str(d.resolve()) for d in resolve_directories(directories)]
+    parts = [library_digest(directories), _code_version(), f"hs={hyperscan}", f"acc={accelerate}",
+             sys.version.split()[0], *dirs]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _write_cache(path: Path, engine: "Engine") -> None:
+    """Write atomically; a cache that cannot be written is simply not used."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(engine, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except (OSError, pickle.PicklingError, TypeError):
+        try:
+            tmp.unlink()
+        except (OSError, UnboundLocalError):
+            pass
 
 
 def _parse_relation(entry: str) -> tuple[str, int, str]:

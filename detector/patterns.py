@@ -425,29 +425,69 @@ class MatchResult:
     start: int
 
 
-@dataclass(slots=True)
 class Pattern:
-    """A compiled pattern: the exact matcher plus what the prefilters need."""
+    """A compiled pattern: the exact matcher plus what the prefilters need.
 
-    spec: PatternSpec
-    bounded: str
-    python: str
-    re2: str | None
-    hyperscan: str | None
-    uses_python: bool
-    _py: re.Pattern[str]
-    _r2: object | None
-    _r2_match: Any = None
+    The regex engines compile lazily, on first use (most patterns never become candidates
+    on a given page), and a Pattern pickles as text, so a compiled engine can be cached.
+    """
 
-    def __post_init__(self) -> None:
-        if self._r2 is not None:
-            # The low-level matcher of google-re2 works on bytes already encoded once.
-            self._r2_match = self._r2._regexp.Match  # type: ignore[attr-defined]
+    __slots__ = ("spec", "bounded", "python", "hyperscan", "needs_python", "accelerate",
+                 "_py", "_r2_src", "_r2_match", "_r2_done")
+
+    def __init__(self, spec: PatternSpec, bounded: str, python: str, hyperscan: str | None,
+                 needs_python: bool, accelerate: bool = True) -> None:
+        self.spec = spec
+        self.bounded = bounded
+        self.python = python
+        self.hyperscan = hyperscan
+        self.needs_python = needs_python
+        self.accelerate = accelerate
+        self._py: re.Pattern[str] | None = None
+        self._r2_src: str | None = None
+        self._r2_match: Any = None
+        self._r2_done = False
+
+    def __getstate__(self) -> tuple[PatternSpec, str, str, str | None, bool, bool]:
+        return (self.spec, self.bounded, self.python, self.hyperscan, self.needs_python, self.accelerate)
+
+    def __setstate__(self, state: tuple[PatternSpec, str, str, str | None, bool, bool]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.spec.text!r})"
 
     @property
     def regex(self) -> str:
         """The regex as written in the signature."""
         return self.spec.regex
+
+    def python_regex(self) -> re.Pattern[str]:
+        """The compiled Python ``re`` form (compiled on first use)."""
+        if self._py is None:
+            self._py = re.compile(self.python, PYTHON_FLAGS)
+        return self._py
+
+    def _re2(self) -> Any:
+        if not self._r2_done:
+            self._r2_done = True
+            if self.accelerate and _re2 is not None and not self.needs_python:
+                self._r2_src, compiled = _compile_re2(self.bounded)
+                if compiled is not None:
+                    # The low-level matcher of google-re2 works on bytes encoded once per text.
+                    self._r2_match = compiled._regexp.Match  # type: ignore[attr-defined]
+        return self._r2_match
+
+    @property
+    def re2(self) -> str | None:
+        """The RE2 form, or None when RE2 cannot run this pattern."""
+        self._re2()
+        return self._r2_src if self._r2_match is not None else None
+
+    @property
+    def uses_python(self) -> bool:
+        """True when matching runs on Python's backtracking ``re`` (no RE2 form)."""
+        return self._re2() is None
 
     def search(self, value: str, accelerated: bool = True, encoded: bytes | None = None) -> MatchResult | None:
         """Search ``value``; RE2 is used when ``accelerated`` and the pattern allows it.
@@ -455,14 +495,15 @@ class Pattern:
         ``encoded`` is ``encode_text(value)``, passed when many patterns scan one text so
         it is encoded once.
         """
-        if accelerated and self._r2 is not None:
+        match = self._re2() if accelerated else None
+        if match is not None:
             data = encoded if encoded is not None else encode_text(value)
-            spans = self._r2_match(_UNANCHORED, data, 0, len(data))
+            spans = match(_UNANCHORED, data, 0, len(data))
             if spans[0][0] < 0:
                 return None
             groups = tuple(None if a < 0 else data[a:b].decode("utf-8", "surrogatepass") for a, b in spans)
             return MatchResult(groups[0] or "", groups, spans[0][0])
-        m = self._py.search(value)
+        m = self.python_regex().search(value)
         if m is None:
             return None
         return MatchResult(m.group(0), (m.group(0),) + tuple(m.groups()), m.start())
@@ -474,29 +515,30 @@ class Pattern:
         return resolve_version(self.spec.version, match.groups)
 
 
-def compile_pattern(text: str | int | float, *, accelerate: bool = True) -> Pattern:
-    """Compile one Wappalyzer pattern; raise SignatureError when it cannot be compiled."""
+def compile_pattern(text: str | int | float, *, accelerate: bool = True, validate: bool = True) -> Pattern:
+    """Compile one Wappalyzer pattern; raise SignatureError when it cannot be compiled.
+
+    ``validate`` compiles the Python form now (to report errors at load time); otherwise
+    both engines compile on first use.
+    """
     spec = parse_pattern(text)
     bounded = bound_quantifiers(spec.regex)
     try:
-        py_src, backrefs, lookaround, non_ascii = translate(bounded, "python")
+        py_src, backrefs, lookaround, _ = translate(bounded, "python")
     except TranslationError as exc:
         raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
     try:
-        py = re.compile(py_src, PYTHON_FLAGS)
-    except (re.error, OverflowError, RecursionError) as exc:
-        raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
-    r2_src: str | None = None
-    r2 = None
-    if accelerate and _re2 is not None and not (backrefs or lookaround):
-        r2_src, r2 = _compile_re2(bounded)
-    hs_src: str | None
-    try:
         # Non-ASCII characters become 0x80, as in the one-byte-per-character view scanned.
-        hs_src = translate(bounded, "hyperscan")[0]
+        hs_src: str | None = translate(bounded, "hyperscan")[0]
     except TranslationError:
         hs_src = None
-    return Pattern(spec, bounded, py_src, r2_src, hs_src, r2 is None, py, r2)
+    pattern = Pattern(spec, bounded, py_src, hs_src, backrefs or lookaround, accelerate)
+    if validate:
+        try:
+            pattern.python_regex()
+        except (re.error, OverflowError, RecursionError) as exc:
+            raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
+    return pattern
 
 
 _NESTED_BOUND = re.compile(r"\{([01]),250\}")

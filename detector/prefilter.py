@@ -108,6 +108,18 @@ class HyperscanPrefilter:
             self.db, rejected = _compile(expressions, ids, flags)
             self.always.update(rejected)
 
+    def __getstate__(self) -> tuple[set[int], bytes | None]:
+        assert _hs is not None
+        return self.always, (_hs.dumpb(self.db) if self.db is not None else None)
+
+    def __setstate__(self, state: tuple[set[int], bytes | None]) -> None:
+        assert _hs is not None
+        self.always, blob = state
+        self.db = None
+        if blob is not None:
+            self.db = _hs.loadb(blob, _hs.HS_MODE_BLOCK)
+            self.db.scratch = _hs.Scratch(self.db)
+
     def candidates(self, text: str, view: bytes | None = None) -> set[int]:
         """Patterns Hyperscan finds in ``text``, plus the ones it could not take.
 

@@ -136,17 +136,11 @@ def load_signatures(directories: Sequence[Path | str] | Path | str | None = None
 
 def collect_library(directories: Sequence[Path | str] | Path | str | None = None) -> tuple[Library, list[str]]:
     """Load what can be loaded and list every problem instead of raising (for ``check``)."""
-    if directories is None:
-        dirs = [default_directory()]
-    elif isinstance(directories, (str, Path)):
-        dirs = [Path(directories)]
-    else:
-        dirs = [Path(d) for d in directories] or [default_directory()]
+    dirs = resolve_directories(directories)
     signatures: dict[str, Signature] = {}
     categories: dict[int, Category] = {}
     groups: dict[int, str] = {}
     problems: list[str] = []
-    digest = hashlib.sha256()
     for d in dirs:
         if not d.is_dir():
             raise SignatureError(f"{d}: not a directory of signatures")
@@ -156,7 +150,6 @@ def collect_library(directories: Sequence[Path | str] | Path | str | None = None
         seen_here: dict[str, str] = {}
         for path in files:
             data = path.read_bytes()
-            digest.update(str(path.relative_to(d)).encode() + b"\0" + data)
             for sig in _load_file(path, data, problems):
                 if sig.name in seen_here:
                     problems.append(
@@ -167,9 +160,30 @@ def collect_library(directories: Sequence[Path | str] | Path | str | None = None
                 signatures[sig.name] = sig
     if not categories:
         problems.append(f"{dirs[0]}: no categories.yaml found; a library needs its categories")
-    library = Library(signatures, categories, groups, tuple(str(d) for d in dirs), digest.hexdigest()[:12])
+    library = Library(signatures, categories, groups, tuple(str(d) for d in dirs), library_digest(dirs))
     problems += validate_library(library)
     return library, problems
+
+
+def resolve_directories(directories: Sequence[Path | str] | Path | str | None) -> list[Path]:
+    """The directories a library loads from (None: the bundled one)."""
+    if directories is None:
+        return [default_directory()]
+    if isinstance(directories, (str, Path)):
+        return [Path(directories)]
+    return [Path(d) for d in directories] or [default_directory()]
+
+
+def library_digest(directories: Sequence[Path | str] | Path | str | None) -> str:
+    """A short hash of every YAML file of the library (its version, stored with each scan)."""
+    digest = hashlib.sha256()
+    for d in resolve_directories(directories):
+        digest.update(b"\x01directory\0")
+        if not d.is_dir():
+            continue
+        for path in sorted(d.rglob("*.y*ml")):
+            digest.update(str(path.relative_to(d)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def _join_problems(problems: list[str]) -> str:
