@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from detector.cases import iter_cases, page_from_case  # noqa: E402
-from detector.engine import Engine  # noqa: E402
+from detector.cases import iter_cases, page_from_case
+from detector.engine import Engine
 
 
 def rss_mb() -> float:

@@ -6,8 +6,9 @@ import gzip
 import io
 import json
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from detector.errors import PageError
 from detector.page import Page, normalize_headers
@@ -18,16 +19,16 @@ def _open_text(path: Path | str) -> io.TextIOBase:
         stdin = sys.stdin.buffer
         head = stdin.peek(2)[:2] if hasattr(stdin, "peek") else b""
         if head == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.GzipFile(fileobj=stdin), encoding="utf-8")  # type: ignore[return-value]
-        return io.TextIOWrapper(stdin, encoding="utf-8")  # type: ignore[return-value]
+            return io.TextIOWrapper(gzip.GzipFile(fileobj=stdin), encoding="utf-8")
+        return io.TextIOWrapper(stdin, encoding="utf-8")
     p = Path(path)
     if not p.exists():
         raise PageError(f"{p}: no such file")
     with p.open("rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(p, "rt", encoding="utf-8")  # type: ignore[return-value]
-    return p.open("r", encoding="utf-8")  # type: ignore[return-value]
+        return gzip.open(p, "rt", encoding="utf-8")
+    return p.open("r", encoding="utf-8")
 
 
 def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:

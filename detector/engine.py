@@ -20,14 +20,21 @@ import os
 import pickle
 import re
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from detector.errors import SignatureError
 from detector.page import Page, ParsedPage, parse_page
 from detector.patterns import Pattern, compile_pattern, encode_text, required_literals
-from detector.prefilter import HyperscanPrefilter, LiteralPrefilter, Prefilter, hs_view, hyperscan_available
+from detector.prefilter import (
+    HyperscanPrefilter,
+    LiteralPrefilter,
+    Prefilter,
+    hs_view,
+    hyperscan_available,
+)
 from detector.signatures import (
     BROWSER_KINDS,
     NETWORK_KINDS,
@@ -36,8 +43,8 @@ from detector.signatures import (
     as_list,
     library_digest,
     load_signatures,
-    resolve_directories,
     relation_name,
+    resolve_directories,
 )
 
 #: Kinds matched against one text each, in the reference engine's order.
@@ -287,7 +294,7 @@ class Engine:
     @classmethod
     def from_directories(
         cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True
-    ) -> "Engine":
+    ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
         A compiled engine is cached (see :func:`cache_directory`), keyed by the library's
@@ -309,7 +316,7 @@ class Engine:
         return engine
 
     @classmethod
-    def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> "Engine":
+    def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> Engine:
         """Load one directory of signatures."""
         return cls.from_directories([directory], accelerate=accelerate)
 
@@ -692,7 +699,7 @@ def _cache_key(directories: Sequence[Path | str] | None, hyperscan: bool, accele
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _write_cache(path: Path, engine: "Engine") -> None:
+def _write_cache(path: Path, engine: Engine) -> None:
     """Write atomically; a cache that cannot be written is simply not used."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -797,7 +804,9 @@ def selector_literals(selector: str) -> frozenset[str] | None:
 
 
 def _split_top(selector: str) -> list[str]:
-    parts, depth, quote, cur = [], 0, "", []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
     for c in selector:
         if quote:
             if c == quote:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
 HeaderInput = Mapping[str, Any] | Iterable[tuple[str, str]]
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
@@ -48,7 +49,7 @@ def charset_from_content_type(content_type: str | None) -> str | None:
     """
     if not content_type:
         return None
-    m = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", content_type, re.I)
+    m = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", content_type, re.IGNORECASE)
     return m.group(1).lower() if m else None
 
 
@@ -57,21 +58,21 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
     for bom, enc in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(enc, errors="replace")
-    candidates = [charset_from_content_type(content_type)]
+    candidates: list[str | None] = [charset_from_content_type(content_type)]
     m = _META_CHARSET.search(body[:4096])
     if m:
         candidates.append(m.group(1).decode("ascii", "replace").lower())
-    for enc in candidates:
-        if not enc:
+    for charset in candidates:
+        if not charset:
             continue
         try:
-            codecs.lookup(enc)
+            codecs.lookup(charset)
         except LookupError:
             continue
         try:
-            return body.decode(enc)
+            return body.decode(charset)
         except UnicodeDecodeError:
-            return body.decode(enc, errors="replace")
+            return body.decode(charset, errors="replace")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -99,7 +100,7 @@ class Page:
         body: bytes | str = "",
         cookies: Mapping[str, str] | None = None,
         script_urls: Iterable[str] = (),
-    ) -> "Page":
+    ) -> Page:
         """Build a page from raw response parts; bytes bodies are decoded like a browser would."""
         hdrs = normalize_headers(headers)
         if isinstance(body, bytes):

@@ -16,8 +16,9 @@ No Scrapy, no I/O: stdlib only (RE2 is optional).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from detector.errors import SignatureError
 
@@ -65,7 +66,7 @@ class PatternSpec:
     confidence: int = DEFAULT_CONFIDENCE
 
 
-def parse_pattern(text: str | int | float) -> PatternSpec:
+def parse_pattern(text: str | float) -> PatternSpec:
     """Split a Wappalyzer pattern into regex, version template and confidence.
 
     >>> parse_pattern("jquery-([\\\\d.]+)\\\\.js\\\\;version:\\\\1\\\\;confidence:50")
@@ -432,8 +433,18 @@ class Pattern:
     on a given page), and a Pattern pickles as text, so a compiled engine can be cached.
     """
 
-    __slots__ = ("spec", "bounded", "python", "hyperscan", "needs_python", "accelerate",
-                 "_py", "_r2_src", "_r2_match", "_r2_done")
+    __slots__ = (
+        "_py",
+        "_r2_done",
+        "_r2_match",
+        "_r2_src",
+        "accelerate",
+        "bounded",
+        "hyperscan",
+        "needs_python",
+        "python",
+        "spec",
+    )
 
     def __init__(self, spec: PatternSpec, bounded: str, python: str, hyperscan: str | None,
                  needs_python: bool, accelerate: bool = True) -> None:
@@ -515,7 +526,7 @@ class Pattern:
         return resolve_version(self.spec.version, match.groups)
 
 
-def compile_pattern(text: str | int | float, *, accelerate: bool = True, validate: bool = True) -> Pattern:
+def compile_pattern(text: str | float, *, accelerate: bool = True, validate: bool = True) -> Pattern:
     """Compile one Wappalyzer pattern; raise SignatureError when it cannot be compiled.
 
     ``validate`` compiles the Python form now (to report errors at load time); otherwise
@@ -629,10 +640,12 @@ def required_literals(python_source: str) -> frozenset[str] | None:
     >>> sorted(required_literals("wp-(?:content|includes)"))
     ['wp-']
     """
+    import importlib
+
     try:
-        import re._parser as sre_parse  # type: ignore[import-not-found]
+        sre_parse: Any = importlib.import_module("re._parser")
     except ImportError:  # pragma: no cover - Python < 3.11
-        import sre_parse  # type: ignore[no-redef]
+        sre_parse = importlib.import_module("sre_parse")
     try:
         parsed = sre_parse.parse(python_source, PYTHON_FLAGS)
     except Exception:  # noqa: BLE001

@@ -15,9 +15,10 @@ same in both cases, so results are identical (tested).
 from __future__ import annotations
 
 import codecs
-import re
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+_hs: Any
 try:  # pragma: no cover - depends on the platform
     import hyperscan as _hs
 except ImportError:  # pragma: no cover
@@ -103,7 +104,7 @@ class HyperscanPrefilter:
                 continue
             expressions.append(expr.encode("ascii"))
             ids.append(i)
-        self.db = None
+        self.db: Any = None
         if expressions:
             self.db, rejected = _compile(expressions, ids, flags)
             self.always.update(rejected)
@@ -137,7 +138,7 @@ class HyperscanPrefilter:
         return out
 
 
-def _compile(expressions: list[bytes], ids: list[int], flags: int) -> tuple[object, set[int]]:
+def _compile(expressions: list[bytes], ids: list[int], flags: int) -> tuple[Any, set[int]]:
     """Compile, dropping (to 'always a candidate') any expression Hyperscan refuses.
 
     Hyperscan's error does not say which expression failed, so on failure every expression
@@ -148,7 +149,7 @@ def _compile(expressions: list[bytes], ids: list[int], flags: int) -> tuple[obje
     try:
         db.compile(expressions=expressions, ids=ids, elements=len(expressions), flags=[flags] * len(expressions))
         return db, set()
-    except _hs.error:  # type: ignore[union-attr]
+    except _hs.error:
         pass
     rejected: set[int] = set()
     good_e, good_i = [], []
@@ -158,7 +159,7 @@ def _compile(expressions: list[bytes], ids: list[int], flags: int) -> tuple[obje
             single.compile(expressions=[e], ids=[i], elements=1, flags=[flags])
             good_e.append(e)
             good_i.append(i)
-        except _hs.error:  # type: ignore[union-attr]
+        except _hs.error:
             rejected.add(i)
     if not good_e:
         return None, rejected

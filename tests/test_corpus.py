@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from detector.cases import iter_cases, page_from_case
-from detector.checks import check_examples, worst_case_inputs, time_pattern, WORST_CASE_LIMIT
+from detector.checks import WORST_CASE_LIMIT, check_examples, time_pattern, worst_case_inputs
 from detector.engine import Engine, cap_value
 from tests.conftest import REFERENCE
 

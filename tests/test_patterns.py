@@ -7,7 +7,13 @@ import re
 import pytest
 
 from detector.errors import SignatureError
-from detector.patterns import bound_quantifiers, compile_pattern, parse_pattern, resolve_version, translate
+from detector.patterns import (
+    bound_quantifiers,
+    compile_pattern,
+    parse_pattern,
+    resolve_version,
+    translate,
+)
 
 
 @pytest.mark.parametrize(
