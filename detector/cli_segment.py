@@ -21,7 +21,7 @@ from detector.cohort_store import (
     write_segmentation,
 )
 from detector.errors import DetectorError
-from detector.rules import Vocabulary, load_rules, needed_technologies
+from detector.rules import Vocabulary, check_columns, load_rules, needed_technologies
 from detector.segment import Account, Assignment, Segmenter, summary_warnings
 from detector.signatures import load_signatures
 
@@ -173,6 +173,10 @@ def segment(
             f"{db_path}: no accounts to segment; run `detector accounts import FILE.csv` "
             "or `detector crawl` first"
         )
+    try:
+        check_columns(rules, source.columns(db))
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
     if source.table == "domains":
         _note(
             f"note: no accounts imported; segmenting the {source.count} crawled domains without firmographics"

@@ -18,6 +18,7 @@ from detector.rules import Rules
 from detector.segment import Account, AccountValue, Assignment, Seen
 
 ACCOUNT_INTERNAL = ("domain", "imported_at")
+EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")
 
 
 def create_segment_tables(db: sqlite_utils.Database) -> None:
@@ -58,6 +59,12 @@ class Source:
 
     table: str
     count: int
+
+    def columns(self, db: sqlite_utils.Database) -> list[str] | None:
+        """The firmographic columns, or None when the accounts are bare crawled domains."""
+        if self.table != "accounts":
+            return None
+        return [c for c in db.table("accounts").columns_dict if c not in ACCOUNT_INTERNAL]
 
 
 def account_source(db: sqlite_utils.Database) -> Source:
@@ -215,6 +222,9 @@ def export_rows(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
         f"from cohort_members m join cohorts c on c.name = m.cohort {join} "
         "order by m.domain, c.position"
     )
+    # An account column named like an export column (a CRM's own `tier`) keeps its value
+    # under an `account_` prefix instead of being overwritten.
+    keys = [f"account_{c}" if c in EXPORT_KEYS else c for c in columns]
     current: dict[str, Any] | None = None
     for row in db.conn.execute(sql):
         domain, cohort, tier, score, stale, reason, techs = row[:7]
@@ -222,7 +232,7 @@ def export_rows(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
             if current is not None:
                 yield current
             current = {"domain": domain}
-            current.update(zip(columns, row[7:]))
+            current.update(zip(keys, row[7:]))
             current.update(
                 cohorts=[], stale_cohorts=[], tier=None, score=None, reasons={}, technologies=[]
             )

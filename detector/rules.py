@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +52,7 @@ class FieldTest:
     column: str
     op: str
     values: tuple[Scalar, ...]
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,49 @@ def mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
         names |= n
         categories |= c
     return names, categories
+
+
+def field_tests(rules: Rules) -> list[FieldTest]:
+    """Every firmographic test in the rules (market, cohorts, tier bonuses), in file order."""
+    out: list[FieldTest] = []
+
+    def walk(cond: Condition) -> None:
+        if isinstance(cond, FieldTest):
+            out.append(cond)
+        elif isinstance(cond, Group):
+            for item in cond.items:
+                walk(item)
+
+    walk(rules.market)
+    for c in rules.cohorts:
+        walk(c.condition)
+    for bonus in rules.tiers.bonuses if rules.tiers else ():
+        walk(bonus.condition)
+    return sorted(out, key=lambda t: t.line)
+
+
+def check_columns(rules: Rules, columns: Collection[str] | None) -> None:
+    """Raise RulesError when a firmographic test names a column the accounts do not have.
+
+    ``columns`` None means no accounts were imported (only crawled domains).
+    """
+    problems = []
+    for test in field_tests(rules):
+        if columns is None:
+            problems.append(
+                f"{rules.source} line {test.line}: `{test.column}` is an account column, but no "
+                "accounts were imported; run `detector accounts import FILE.csv` first"
+            )
+        elif test.column not in columns:
+            hint = (
+                did_you_mean(test.column, columns)
+                or f"; the columns are: {', '.join(sorted(columns))}"
+            )
+            problems.append(
+                f'{rules.source} line {test.line}: no account column "{test.column}"{hint}'
+            )
+    if problems:
+        raise RulesError("\n".join(dict.fromkeys(problems)))
 
 
 def needed_technologies(rules: Rules, vocabulary: Vocabulary) -> frozenset[str]:
@@ -415,7 +459,7 @@ class _Parser:
             return self._values_test(column, "in", spec, line)
         if not isinstance(spec, dict):
             value = self.scalar(spec, line, column)
-            return FieldTest(column, "equals", (value,)) if value is not None else None
+            return FieldTest(column, "equals", (value,), line) if value is not None else None
         if len(spec) != 1:
             self.problem(
                 line,
@@ -433,7 +477,7 @@ class _Parser:
             if not isinstance(arg, bool):
                 self.problem(line, f"{column}: `present` takes true or false, got {arg!r}")
                 return None
-            return FieldTest(column, "present", (int(arg),))
+            return FieldTest(column, "present", (int(arg),), line)
         if op in ("in", "not_in"):
             if not isinstance(arg, list):
                 arg = [arg]
@@ -456,14 +500,14 @@ class _Parser:
                     line, f"{column}: `between` [{low}, {high}] is empty; put the low bound first"
                 )
                 return None
-            return FieldTest(column, "between", (low, high))
+            return FieldTest(column, "between", (low, high), line)
         if op in ("at_least", "at_most"):
             if not isinstance(arg, (int, float)) or isinstance(arg, bool):
                 self.problem(line, f"{column}: `{op}` takes a number, got {arg!r}")
                 return None
-            return FieldTest(column, op, (arg,))
+            return FieldTest(column, op, (arg,), line)
         value = self.scalar(arg, line, column)
-        return FieldTest(column, "equals", (value,)) if value is not None else None
+        return FieldTest(column, "equals", (value,), line) if value is not None else None
 
     def _values_test(self, column: str, op: str, items: list[Any], line: int) -> FieldTest | None:
         if not items:
@@ -476,7 +520,7 @@ class _Parser:
                 values.append(value)
         if len(values) != len(items):
             return None
-        return FieldTest(column, op, tuple(values))
+        return FieldTest(column, op, tuple(values), line)
 
     # conditions
 

@@ -410,3 +410,56 @@ def test_help_has_an_example(command: Any) -> None:
     result = CliRunner().invoke(command, args)
     assert result.exit_code == 0
     assert "Example:" in result.output
+
+
+def test_segment_names_a_misspelt_account_column(db_path: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  contry: [US]\n")
+    result = CliRunner().invoke(segment, ["--rules", str(rules), "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f'Error: {rules} line 5: no account column "contry"; did you mean "country"?\n'
+    )
+
+
+def test_segment_firmographics_need_imported_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    crawl_tables(sqlite_utils.Database(path), {"alpha.test": (FRESH, "ok")}, {})
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "product:\n  name: X\n  competitors: [Klaviyo]\ntiers:\n  firmographics:\n"
+        "    - {points: 5, employees: {at_least: 10}}\n  thresholds: {1: 5}\n"
+    )
+    result = CliRunner().invoke(segment, ["--rules", str(rules), "--db", str(path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {rules} line 6: `employees` is an account column, but no accounts were imported; "
+        "run `detector accounts import FILE.csv` first\n"
+    )
+
+
+def test_export_keeps_an_account_column_named_like_an_export_column(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    crawl_tables(
+        sqlite_utils.Database(path),
+        {"alpha.test": (FRESH, "ok")},
+        {"alpha.test": [("Klaviyo", FRESH)]},
+    )
+    accounts_csv = tmp_path / "a.csv"
+    accounts_csv.write_text("domain,tier\nalpha.test,A\n")
+    assert (
+        CliRunner().invoke(accounts, ["import", str(accounts_csv), "--db", str(path)]).exit_code
+        == 0
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "product:\n  name: X\n  competitors: [Klaviyo]\ntiers:\n  points: {displacement: 10}\n  thresholds: {1: 10}\n"
+    )
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        segment, ["--rules", str(rules), "--db", str(path), "--as-of", AS_OF, "--export", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(out.read_text())
+    assert (row["account_tier"], row["tier"]) == ("A", 1)
