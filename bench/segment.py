@@ -28,7 +28,6 @@ import sqlite_utils
 
 from detector.cohort_store import (
     account_source,
-    create_segment_tables,
     format_table,
     iter_accounts,
     size_table,
@@ -38,6 +37,7 @@ from detector.cohort_store import (
 from detector.rules import Vocabulary, load_rules, needed_technologies
 from detector.segment import Segmenter
 from detector.signatures import load_signatures
+from detector.storage import open_database
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 INDUSTRIES = ["Retail", "Apparel", "Beauty", "Garden", "Software", "Food", "Travel"]
@@ -72,16 +72,6 @@ def build(db: sqlite_utils.Database, n_accounts: int, n_detections: int, seed: i
     pool = common * 10 + rng.sample(names, 600)
     cats = {n: json.dumps(list(library.signatures[n].categories)) for n in set(pool)}
     conn = db.conn
-    db.execute(
-        "create table domains (domain text primary key, added_at text, last_scanned_at text, "
-        "last_status text, last_ok_at text)"
-    )
-    db.execute(
-        "create table detections (domain text, technology text, version text, confidence integer, "
-        "categories text, first_seen text, last_seen text, evidence text, status text, removed_at text, "
-        "primary key (domain, technology))"
-    )
-    create_segment_tables(db)
     for column, kind in (
         ("name", "text"),
         ("industry", "text"),
@@ -89,6 +79,7 @@ def build(db: sqlite_utils.Database, n_accounts: int, n_detections: int, seed: i
         ("country", "text"),
     ):
         db.execute(f"alter table accounts add column {column} {kind}")
+    conn.execute("begin")
     domains, detections, accounts = [], [], []
     scanned: list[tuple[str, int, str]] = []
     for i in range(n_accounts):
@@ -155,7 +146,7 @@ def main() -> None:
     path = args.db or tmp / "bench.db"
     if path.exists():
         path.unlink()
-    db = sqlite_utils.Database(path)
+    db = open_database(path)
     started = time.perf_counter()
     build(db, args.accounts, args.detections)
     n_det = db.execute("select count(*) from detections").fetchone()[0]
@@ -167,7 +158,7 @@ def main() -> None:
     db.close()
 
     started = time.perf_counter()
-    db = sqlite_utils.Database(path)
+    db = open_database(path)
     vocabulary = Vocabulary.from_library(load_signatures(None))
     rules = load_rules(args.rules, vocabulary)
     loaded = time.perf_counter()

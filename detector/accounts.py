@@ -123,10 +123,8 @@ def read_accounts(
             continue
         try:
             domain = normalize(raw)
-        except (DetectorError, ValueError) as exc:
-            problems.append(
-                f"{where} line {line}: {raw!r} is not a domain name ({exc}); fix or delete the line"
-            )
+        except DetectorError as exc:
+            problems.append(f'{where} line {line}: "{raw}" {exc}. Fix or delete the line')
             continue
         row: dict[str, Value] = {"domain": domain}
         for header, name in names.items():
@@ -142,7 +140,7 @@ def read_accounts(
             rows[domain] = row
     if problems:
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise AccountsError("\n".join(problems[:20]) + more + "\nnothing was imported")
+        raise AccountsError("\n".join(problems[:20]) + more + "\nNothing was imported.")
     result = ImportResult(count, len(rows), 0, blank, duplicates, source)
     return list(rows.values()), result
 
@@ -175,18 +173,33 @@ def import_accounts(
     domain_column: str | None = None,
     now: datetime | None = None,
 ) -> ImportResult:
-    """Upsert accounts from CSV text; existing accounts are updated in place."""
+    """Upsert accounts from CSV text in one transaction; existing accounts are updated in place.
+
+    Columns in the file overwrite their values (a blank cell clears one); columns the file
+    does not have keep theirs.
+    """
     rows, result = read_accounts(text, where, normalize, domain_column)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    table = db.table("accounts")
-    existing: set[str] = set()
-    if table.exists():
-        existing = {r[0] for r in db.execute("select domain from accounts")}
-    with db.conn:
-        for row in rows:
-            row["imported_at"] = stamp
-        _ensure_columns(db, rows)
-        table.upsert_all(rows, pk="domain", alter=True)
+    for row in rows:
+        row["imported_at"] = stamp
+    existing = {r[0] for r in db.execute("select domain from accounts")}
+    conn = db.conn
+    conn.execute("begin immediate")
+    try:
+        columns = _ensure_columns(db, rows)
+        if rows:
+            names = ", ".join(f"[{c}]" for c in columns)
+            marks = ", ".join("?" for _ in columns)
+            updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != "domain")
+            conn.executemany(
+                f"insert into accounts ({names}) values ({marks}) "
+                f"on conflict (domain) do update set {updates}",
+                ([row.get(c) for c in columns] for row in rows),
+            )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
     added = sum(1 for r in rows if r["domain"] not in existing)
     return ImportResult(
         result.rows,
@@ -198,40 +211,27 @@ def import_accounts(
     )
 
 
-def _ensure_columns(db: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add missing columns typed by their values (INTEGER, FLOAT or TEXT, never guessed from one row)."""
-    table = db.table("accounts")
+def _ensure_columns(db: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Add missing columns typed by their values; return the file's columns in order.
+
+    A column is INTEGER or REAL only when every value in the file is a number, so a text
+    value never gets coerced; existing columns keep their type.
+    """
     kinds: dict[str, set[type]] = {}
     for row in rows:
         for key, value in row.items():
+            seen = kinds.setdefault(key, set())
             if value is not None:
-                kinds.setdefault(key, set()).add(type(value))
-            else:
-                kinds.setdefault(key, set())
-    have = set(table.columns_dict) if table.exists() else set()
+                seen.add(type(value))
+    have = {r[1] for r in db.execute("pragma table_info(accounts)")}
     for key, types in kinds.items():
         if key in have:
             continue
         if types and types <= {int}:
-            kind: type = int
+            sql_type = "INTEGER"
         elif types and types <= {int, float}:
-            kind = float
+            sql_type = "REAL"
         else:
-            kind = str
-        table.add_column(key, kind)
-
-
-def interim_normalize_domain(value: str) -> str:
-    """Interim: lower-cased host of a website value (replaced by crawl's normaliser on merge).
-
-    >>> interim_normalize_domain("https://WWW.Shop.test/about")
-    'shop.test'
-    """
-    text = value.strip().lower()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].split(":", 1)[0].rstrip(".")
-    text = text.removeprefix("www.")
-    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", text):
-        raise ValueError("expected a name like example.com")
-    return text
+            sql_type = "TEXT"
+        db.execute(f"alter table accounts add column [{key}] {sql_type}")
+    return list(kinds)

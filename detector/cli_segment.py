@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -10,29 +11,31 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from detector.accounts import import_accounts, interim_normalize_domain
+from detector.accounts import import_accounts
 from detector.cohort_store import (
     account_source,
-    create_segment_tables,
     format_table,
     iter_accounts,
     size_table,
     write_export,
     write_segmentation,
 )
+from detector.domains import clean_domain
 from detector.errors import DetectorError
 from detector.rules import Vocabulary, check_columns, load_rules, needed_technologies
 from detector.segment import Account, Assignment, Segmenter, summary_warnings
 from detector.signatures import load_signatures
+from detector.storage import open_database
 
 DEFAULT_DB = "detector.db"
 
 
 def open_db(path: str) -> sqlite_utils.Database:
-    """Open the database and make sure the segmentation tables exist."""
-    db = sqlite_utils.Database(path)
-    create_segment_tables(db)
-    return db
+    """Open the database with every migration applied; storage errors become click errors."""
+    try:
+        return open_database(path)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _note(text: str) -> None:
@@ -57,7 +60,21 @@ def accounts() -> None:
 @click.option(
     "--domain-column", help="Column holding the website (default: domain, website, url...)."
 )
-def accounts_import(file: click.utils.LazyFile, db_path: str, domain_column: str | None) -> None:
+@click.option(
+    "--keep-subdomains",
+    is_flag=True,
+    help="Keep blog.example.com as given instead of example.com (as `crawl --keep-subdomains`).",
+)
+@click.option(
+    "--allow-ip", is_flag=True, help="Accept IP addresses as well (as `crawl --allow-ip`)."
+)
+def accounts_import(
+    file: click.utils.LazyFile,
+    db_path: str,
+    domain_column: str | None,
+    keep_subdomains: bool,
+    allow_ip: bool,
+) -> None:
     """Load accounts from a CSV file into the `accounts` table; re-importing updates in place.
 
     The file needs a domain or website column; every other column (name, industry,
@@ -71,7 +88,10 @@ def accounts_import(file: click.utils.LazyFile, db_path: str, domain_column: str
     text = file.read()
     db = open_db(db_path)
     try:
-        result = import_accounts(db, text, where, interim_normalize_domain, domain_column)
+        normalize = functools.partial(
+            clean_domain, keep_subdomains=keep_subdomains, allow_ip=allow_ip
+        )
+        result = import_accounts(db, text, where, normalize, domain_column)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
     updated = result.accounts - result.added

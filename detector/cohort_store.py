@@ -21,38 +21,6 @@ ACCOUNT_INTERNAL = ("domain", "imported_at")
 EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")
 
 
-def create_segment_tables(db: sqlite_utils.Database) -> None:
-    """Create `accounts`, `cohorts` and `cohort_members` if missing."""
-    db.execute("create table if not exists accounts (domain text primary key, imported_at text)")
-    db.execute(
-        """create table if not exists cohorts (
-            name text primary key,
-            kind text not null,
-            description text,
-            position integer not null,
-            members integer not null,
-            stale_members integer not null,
-            rules_file text,
-            computed_at text not null
-        )"""
-    )
-    db.execute(
-        """create table if not exists cohort_members (
-            cohort text not null references cohorts(name),
-            domain text not null,
-            tier integer,
-            score real,
-            stale integer not null default 0,
-            reason text not null,
-            technologies text not null,
-            evidence text not null,
-            computed_at text not null,
-            primary key (cohort, domain)
-        )"""
-    )
-    db.execute("create index if not exists cohort_members_domain on cohort_members(domain)")
-
-
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where the accounts came from: the `accounts` table or, when it is empty, `domains`."""
@@ -140,7 +108,6 @@ def write_segmentation(
     db: sqlite_utils.Database, rules: Rules, assignments: Iterable[Assignment], computed_at: str
 ) -> Counter[tuple[str, str]]:
     """Replace the previous cohorts atomically; return counts by (cohort, tier column)."""
-    create_segment_tables(db)
     counts: Counter[tuple[str, str]] = Counter()
 
     def rows() -> Iterator[tuple[Any, ...]]:

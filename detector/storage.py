@@ -116,11 +116,49 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["categories"].create({"id": int, "name": str, "priority": int, "groups": str}, pk="id")
 
 
+def _m002_segmentation(db: sqlite_utils.Database) -> None:
+    # `accounts` grows one column per firmographic CSV column on import (accounts.py).
+    # "if not exists": databases segmented before this migration already have the tables.
+    db.execute("CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, imported_at TEXT)")
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS cohorts (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            description TEXT,
+            position INTEGER NOT NULL,
+            members INTEGER NOT NULL,
+            stale_members INTEGER NOT NULL,
+            rules_file TEXT,
+            computed_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS cohort_members (
+            cohort TEXT NOT NULL REFERENCES cohorts(name),
+            domain TEXT NOT NULL,
+            tier INTEGER,
+            score REAL,
+            stale INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL,
+            technologies TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (cohort, domain)
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS cohort_members_domain ON cohort_members(domain)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema: domains, scans, detections, technologies, categories", _m001_initial),
+    (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
 ]
 
 
