@@ -15,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -185,10 +186,11 @@ def main() -> None:
     print(f"total {total:.1f} s (limit 60 s): {'OK' if total < 60 else 'TOO SLOW'}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS {peak / 1024:.0f} MB")
-    if not args.keep and args.db is None:
-        path.unlink()
-        (tmp / "cohorts.csv").unlink()
-        tmp.rmdir()
+    db.close()
+    if args.keep or args.db is not None:
+        print(f"kept {path} and {tmp / 'cohorts.csv'}")
+    else:
+        shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
