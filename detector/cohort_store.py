@@ -21,6 +21,15 @@ ACCOUNT_INTERNAL = ("domain", "imported_at")
 EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")
 
 
+# The last scan's outcome; for a domain never scanned successfully, its error kind (dns,
+# timeout...), looked up only for those (the scans index is on domain, started_at).
+_LAST_FAILURE = (
+    "case when d.last_ok_at is null and d.last_status = 'error' then coalesce("
+    "(select s.error_kind from scans s where s.domain = d.domain "
+    "order by s.started_at desc limit 1), 'error') else d.last_status end"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where the accounts came from: the `accounts` table or, when it is empty, `domains`."""
@@ -57,12 +66,12 @@ def iter_accounts(
     if source.table == "accounts":
         columns = [c for c in db.table("accounts").columns_dict if c not in ACCOUNT_INTERNAL]
         select = ", ".join(f"a.[{c}]" for c in columns)
-        scan = "d.last_ok_at, d.last_status" if has_domains else "null, null"
+        scan = f"d.last_ok_at, {_LAST_FAILURE}" if has_domains else "null, null"
         join = "left join domains d on d.domain = a.domain" if has_domains else ""
         sql = f"select a.domain, {scan}{', ' + select if select else ''} from accounts a {join} order by a.domain"
     else:
         columns = []
-        sql = "select domain, last_ok_at, last_status from domains order by domain"
+        sql = f"select d.domain, d.last_ok_at, {_LAST_FAILURE} from domains d order by d.domain"
     groups = _detection_groups(db, technologies)
     pending = next(groups, None)
     cursor = db.conn.execute(sql)

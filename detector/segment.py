@@ -44,7 +44,7 @@ class Account:
     domain: str
     fields: Mapping[str, AccountValue]
     last_ok_at: str | None = None
-    last_status: str | None = None
+    last_status: str | None = None  # "ok", or why the last scan failed ("dns", "timeout"...)
     detections: tuple[Seen, ...] = ()
 
 
@@ -366,7 +366,10 @@ class Segmenter:
         if account.last_status is None:
             why = "never scanned: crawl it to learn its technologies"
         else:
-            why = f"never scanned successfully (last scan: {account.last_status}); not counted as whitespace"
+            why = (
+                f"never scanned successfully (last scan failed: {account.last_status}); "
+                "not counted as whitespace"
+            )
         return Membership(UNKNOWN, account.domain, why)
 
     def _membership(

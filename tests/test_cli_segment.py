@@ -61,6 +61,20 @@ def crawl_tables(
         ),
         pk="domain",
     )
+    db["scans"].insert_all(  # type: ignore[union-attr]
+        (
+            {
+                "run_id": "r1",
+                "domain": d,
+                "started_at": OLD,
+                "finished_at": OLD,
+                "status": "error",
+                "error_kind": "timeout",
+            }
+            for d, (ok, status) in scans.items()
+            if status == "error"
+        ),
+    )
     rows = []
     for domain, techs in found.items():
         for tech, last_seen in techs:
@@ -266,7 +280,7 @@ def test_segment_writes_reasons_and_evidence(db_path: Path) -> None:
         "(stale: last successful scan 2026-05-01, older than 90 days; re-crawl)"
     )
     assert members[("unknown", "echo.test")]["reason"] == (
-        "never scanned successfully (last scan: error); not counted as whitespace"
+        "never scanned successfully (last scan failed: timeout); not counted as whitespace"
     )
     assert (
         members[("unknown", "golf.test")]["reason"]

@@ -155,9 +155,9 @@ def test_never_scanned_goes_to_unknown_not_whitespace() -> None:
 
 
 def test_failed_scans_go_to_unknown_with_the_last_status() -> None:
-    a = assign(account("down.test", last_ok_at=None, status="error"))
+    a = assign(account("down.test", last_ok_at=None, status="dns"))
     assert cohorts_of(a) == {
-        "unknown": "never scanned successfully (last scan: error); not counted as whitespace"
+        "unknown": "never scanned successfully (last scan failed: dns); not counted as whitespace"
     }
 
 
