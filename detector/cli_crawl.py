@@ -102,6 +102,13 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
         open_database(db).close()
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
+    if signature_dirs and not no_detect:
+        from detector.signatures import load_signatures
+
+        try:
+            load_signatures(list(signature_dirs))
+        except DetectorError as exc:
+            raise click.ClickException(str(exc)) from None
     report = _run(
         inputs=inputs, db=db, column=column, keep_subdomains=keep_subdomains, allow_ip=allow_ip,
         pages=pages, concurrency=concurrency, per_site=per_site, timeout=timeout, retries=retries,

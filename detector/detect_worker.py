@@ -1,15 +1,19 @@
 """Detection beside the reactor: engine processes that turn a site's pages into a verdict.
 
-No Scrapy here: a worker process imports only the engine, so it starts fast and the reactor
-process keeps its core for networking.
+No Scrapy here.  ``python -m detector.detect_worker [DIR...]`` loads the engine once, then
+reads tasks from stdin and writes results to stdout, each a length-prefixed pickle frame:
+``(task id, pages)`` in, ``(task id, ok, detections or error text)`` out.  The crawler talks
+to these processes through its own event loop (no threads in the crawler process), so the
+reactor keeps one core and the engines use the others.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Sequence
+import pickle
+import struct
+import sys
+from typing import Any, BinaryIO, Sequence
 
 from detector.engine import Engine
 from detector.items import FetchedPage
@@ -17,6 +21,8 @@ from detector.page import Page
 from detector.verdict import SiteDetection, merge_site
 
 _ENGINE: Engine | None = None
+HEADER = struct.Struct(">I")
+READY = -1  # task id of the frame a worker sends once its engine is loaded
 
 
 def load_engine(directories: Sequence[str] | None) -> Engine:
@@ -40,35 +46,52 @@ def detect_site(pages: Sequence[FetchedPage], engine: Engine | None = None) -> l
     return merge_site((p.url, eng.detect(page_from_fetched(p))) for p in pages)
 
 
-def _ping() -> int:
-    return os.getpid()
+def encode_frame(obj: Any) -> bytes:
+    """A length-prefixed pickle."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(data)) + data
 
 
-class DetectPool:
-    """A pool of engine processes; ``submit(pages)`` returns a Future of the site verdict."""
-
-    def __init__(self, workers: int, directories: Sequence[str] | None) -> None:
-        # spawn, not fork: the reactor process has threads, and forking those is unsafe.
-        ctx = multiprocessing.get_context("spawn")
-        self.workers = workers
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=load_engine, initargs=(directories,)
-        )
-
-    def warm_up(self) -> None:
-        """Start every worker now (each loads the engine) instead of at the first page."""
-        for _ in range(self.workers):
-            self._pool.submit(_ping)
-
-    def submit(self, pages: Sequence[FetchedPage]) -> Future[list[SiteDetection]]:
-        """Detect a site's pages in a worker process."""
-        return self._pool.submit(detect_site, list(pages))
-
-    def close(self) -> None:
-        """Stop the workers (waits for running jobs)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
 
 
-def default_workers() -> int:
-    """Engine processes to use: one per CPU."""
-    return max(1, os.cpu_count() or 1)
+def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """The worker loop: load the engine, say ready, answer tasks until stdin closes."""
+    engine = load_engine(directories)
+    stdout.write(encode_frame((READY, True, engine.library.version)))
+    stdout.flush()
+    while True:
+        head = _read_exact(stdin, HEADER.size)
+        if head is None:
+            return
+        body = _read_exact(stdin, HEADER.unpack(head)[0])
+        if body is None:
+            return
+        task_id, pages = pickle.loads(body)
+        try:
+            reply: tuple[int, bool, Any] = (task_id, True, detect_site(pages, engine))
+        except Exception as exc:  # noqa: BLE001 - reported back as data, the worker lives on
+            reply = (task_id, False, f"{type(exc).__name__}: {exc}")
+        stdout.write(encode_frame(reply))
+        stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: signature directories as arguments (none = the bundled library)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Frames own the real stdout; anything else printed goes to stderr.
+    frames = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(args or None, sys.stdin.buffer, frames)
+
+
+if __name__ == "__main__":
+    main()

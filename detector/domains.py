@@ -70,6 +70,7 @@ def _extractor() -> tldextract.TLDExtract:
     )
 
 
+@lru_cache(maxsize=4096)
 def registered_domain(host: str) -> str:
     """The registered domain of a host name, or ``""`` when it has none.
 

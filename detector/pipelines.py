@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
@@ -11,16 +12,15 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
-from detector.detect_worker import DetectPool, default_workers, detect_site, load_engine
+from detector.detect_worker import detect_site, load_engine
+from detector.engine_pool import EnginePool
 from detector.items import SiteItem
 from detector.signatures import load_signatures
 from detector.storage import ScanResult, add_domains, mirror_library, open_database, record_scans
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
 
     from scrapy.crawler import Crawler
     from typing_extensions import Self
@@ -56,7 +56,7 @@ class DetectStorePipeline:
         self.signatures = signatures
         self.run_id = run_id
         self.commit_every = max(1, commit_every)
-        self.pool: DetectPool | None = None
+        self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
         self.last_flush = time.monotonic()
         self.signatures_version = ""
@@ -72,14 +72,17 @@ class DetectStorePipeline:
             crawler,
             s.get("DETECTOR_DB"),
             detect=s.getbool("DETECTOR_DETECT"),
-            workers=default_workers() if workers < 0 else workers,
+            workers=max(1, os.cpu_count() or 1) if workers < 0 else workers,
             signatures=list(s.getlist("DETECTOR_SIGNATURES")),
             run_id=run_id,
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
         )
 
-    def open_spider(self) -> None:
-        """Open and migrate the database, mirror the library, start the engine processes."""
+    async def open_spider(self) -> None:
+        """Open and migrate the database, mirror the library, start the engine processes.
+
+        Crawling waits until the engines are loaded: pages fetched before would only pile up.
+        """
         self.db = open_database(self.db_path)
         dirs = self.signatures or None
         library = load_signatures(dirs)
@@ -87,10 +90,11 @@ class DetectStorePipeline:
         if self.detect:
             self.signatures_version = library.version
             if self.workers > 0:
-                self.pool = DetectPool(self.workers, dirs)
-                self.pool.warm_up()
+                self.pool = EnginePool(self.workers, dirs)
+                await self.pool.start()
             else:
                 load_engine(dirs)
+        self.crawler.stats.set_value("detector/ready_time", time.time())
 
     async def process_item(self, item: Any) -> Any:
         """Detect (in a worker process when there are workers), then buffer the scan row."""
@@ -99,7 +103,7 @@ class DetectStorePipeline:
         detections: list[SiteDetection] = []
         if self.detect and item.status == "ok" and item.pages:
             if self.pool is not None:
-                detections = await maybe_deferred_to_future(_deferred(self.pool.submit(item.pages)))
+                detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
             else:
                 detections = detect_site(item.pages)
         self.buffer.append(
@@ -137,31 +141,14 @@ class DetectStorePipeline:
             self.buffer = []
         self.last_flush = time.monotonic()
 
-    def close_spider(self) -> None:
+    async def close_spider(self) -> None:
         """Write what is left and stop the engine processes."""
         try:
             self.flush()
         finally:
-            if self.pool is not None:
-                self.pool.close()
             self.db.close()
-
-
-def _deferred(future: Future[Any]) -> defer.Deferred[Any]:
-    """A Deferred fired in the reactor thread when a concurrent Future completes."""
-    from twisted.internet import reactor  # imported late: importing it installs a reactor
-
-    d: defer.Deferred[Any] = defer.Deferred()
-
-    def done(f: Future[Any]) -> None:
-        exc = f.exception()
-        if exc is not None:
-            reactor.callFromThread(d.errback, exc)  # type: ignore[attr-defined]
-        else:
-            reactor.callFromThread(d.callback, f.result())  # type: ignore[attr-defined]
-
-    future.add_done_callback(done)
-    return d
+            if self.pool is not None:
+                await self.pool.stop()
 
 
 class ProgressExtension:

@@ -43,6 +43,9 @@ EXTENSIONS = {
 }
 
 # Memory: the scheduler keeps few requests because start requests are produced lazily.
+# Items per response are few (one SiteItem, a few requests); Scrapy starts CONCURRENT_ITEMS
+# asyncio tasks per response, which at the default 100 costs more CPU than the download.
+CONCURRENT_ITEMS = 4
 SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.DownloaderAwarePriorityQueue"
 LOG_LEVEL = "INFO"
 
@@ -53,6 +56,7 @@ DETECTOR_COLUMN = ""  # CSV/TSV column with the domain ("" = auto-detect)
 DETECTOR_KEEP_SUBDOMAINS = False
 DETECTOR_ALLOW_IP = False
 DETECTOR_PAGES = 2  # extra same-site pages per domain, besides the homepage
+DETECTOR_SCHEMES = ["https", "http"]  # tried in this order for each homepage
 DETECTOR_PROXY = ""  # e.g. http://proxy.corp:3128
 DETECTOR_DETECT = True  # run the engine on fetched pages (off: fetch and store scans only)
 DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU count; 0 = inline

@@ -14,6 +14,8 @@ from urllib.parse import urljoin, urlsplit
 
 import scrapy
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.task import deferLater
 
 from detector.domains import DomainEntry, InputError, read_domains, registered_domain
 from detector.items import FetchedPage, SiteItem
@@ -99,19 +101,36 @@ class DomainsSpider(scrapy.Spider):
         self.input = input
         self.sites: dict[str, _Site] = {}
         self.invalid_lines = 0
+        self.schemes: list[str] = ["https", "http"]
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "DomainsSpider":
+        """Read DETECTOR_SCHEMES (the schemes to try, in order)."""
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        schemes = [s for s in crawler.settings.getlist("DETECTOR_SCHEMES") if s in ("https", "http")]
+        spider.schemes = schemes or ["https", "http"]
+        return spider  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[scrapy.Request]:
         """One homepage request per valid domain, produced lazily from the input files."""
         for entry in self._entries():
             if isinstance(entry, DomainEntry):
+                await self._backout()
                 site = _Site(entry.domain, utc_now(), pending=1)
                 self.sites[entry.domain] = site
-                yield self._home_request(site, "https")
+                yield self._home_request(site, self.schemes[0])
             else:
                 self.invalid_lines += 1
                 self.crawler.stats.inc_value("detector/invalid_lines")
                 input_log.warning("%s; skipped", entry.describe())
+
+    async def _backout(self) -> None:
+        """Wait while the downloader is full, so the input is read only as fast as it is crawled
+        (Scrapy keeps reading start() into the scheduler otherwise)."""
+        engine = self.crawler.engine
+        while engine is not None and engine.running and engine.needs_backout():
+            await maybe_deferred_to_future(deferLater(_reactor(), 0.01, lambda: None))
 
     def _entries(self) -> Iterator[Any]:
         settings = self.crawler.settings
@@ -180,10 +199,11 @@ class DomainsSpider(scrapy.Spider):
             message = f"HTTP {status} from {response.url}"
         else:
             kind, message = classify_failure(exc)
-        if site.scheme == "https" and kind in FALLBACK_KINDS:
+        position = self.schemes.index(site.scheme)
+        if position + 1 < len(self.schemes) and kind in FALLBACK_KINDS:
             site.first_error = (kind, message)
             self.crawler.stats.inc_value("detector/http_fallback")
-            yield self._home_request(site, "http")
+            yield self._home_request(site, self.schemes[position + 1])
             return
         if site.first_error is not None and kind in FALLBACK_KINDS | {"dns"}:
             # http could not connect either: the https failure is the telling one.
@@ -225,6 +245,12 @@ class DomainsSpider(scrapy.Spider):
             offsite=error_kind == "offsite",
             pages=tuple(site.pages),
         )
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor  # imported late: importing it installs a reactor
+
+    return reactor
 
 
 def _is_html(response: Response) -> bool:

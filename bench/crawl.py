@@ -1,0 +1,242 @@
+"""Crawl benchmark: thousands of local sites, pages/s with detection off and on, peak RSS,
+and a 1,000,000-line input accepted with bounded memory.
+
+    python3 bench/crawl.py                 # 2,000 sites each way + the 1M-line run
+    python3 bench/crawl.py --sites 500 --million-seconds 10
+
+Everything stays on 127.0.0.1: a multi-host server (detector.vhosts, in its own process)
+invents a small realistic site for any ``<prefix><n>.test`` host from the demo sites' pages,
+and the crawler reaches it with ``--proxy``.  Sites are served over http only and robots.txt
+is not fetched, so every request is a page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HOST = re.compile(r"^([a-z]+)(\d+)\.test$")
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def serve() -> None:
+    """Run the multi-host server in this process; print its URL on stdout."""
+    from detector.demo import demo_sites
+    from detector.vhosts import Route, Site, VirtualHostProxy
+
+    pages: list[bytes] = []
+    extra: list[Route] = []
+    for site in demo_sites().values():
+        home = site.routes.get("/")
+        if home is not None and home.status == 200 and home.body:
+            pages.append(home.body)
+            extra.extend(r for p, r in site.routes.items() if p != "/" and p.endswith(".html") and r.status == 200)
+    html_type = (("Content-Type", "text/html; charset=utf-8"), ("Server", "nginx"))
+    nav = b'<nav><a href="/pricing">Pricing</a> <a href="/blog/">Blog</a> <a href="/about">About</a></nav>'
+
+    def lookup(host: str) -> Site | None:
+        m = HOST.match(host)
+        if not m:
+            return None
+        n = int(m.group(2))
+        body = pages[n % len(pages)]
+        body = body.replace(b"<body", nav + b"<body", 1) if b"<body" in body else nav + body
+        # Every other path is a page too, so each site has its homepage and two more pages.
+        return Site(
+            host,
+            {"/": Route(200, html_type, body)},
+            https=False,
+            not_found=Route(200, html_type, extra[n % len(extra)].body),
+        )
+
+    VirtualHostProxy(lookup).serve_forever()
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    """The server in a child process, and its URL."""
+    proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    return proc, url
+
+
+# ----------------------------------------------------------------------------- one crawl
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one crawl in this process and print its figures as JSON."""
+    from detector.crawl import CrawlOptions, run_crawl
+
+    report = run_crawl(
+        CrawlOptions(
+            inputs=(args.input,),
+            db=args.db,
+            proxy=args.proxy,
+            detect=not args.no_detect,
+            workers=args.workers,
+            concurrency=args.concurrency,
+            per_site=2,
+            pages=2,
+            ignore_robots=True,
+            timeout=30,
+            retries=0,
+            extra={"DETECTOR_SCHEMES": ["http"], "LOGSTATS_INTERVAL": 0},
+        )
+    )
+    stats = report.stats
+    finish = stats["finish_time"].timestamp()
+    ready = stats.get("detector/ready_time") or stats["start_time"].timestamp()
+    pages = int(stats.get("detector/pages_fetched", 0))
+    print(
+        json.dumps(
+            {
+                "domains": int(stats.get("detector/sites_done", 0)),
+                "failed": int(stats.get("detector/sites_failed", 0)),
+                "pages": pages,
+                "requests": int(stats.get("downloader/request_count", 0)),
+                "seconds": round(finish - ready, 2),
+                "warmup_seconds": round(ready - stats["start_time"].timestamp(), 2),
+                "pages_per_second": round(pages / max(1e-9, finish - ready), 1),
+                "crawler_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            }
+        ),
+        flush=True,
+    )
+
+
+def crawl(input_file: Path, db: Path, proxy: str, *, detect: bool, workers: int, concurrency: int) -> dict[str, float]:
+    """Run a crawl child process and return its figures."""
+    cmd = [sys.executable, __file__, "--child", "--input", str(input_file), "--db", str(db), "--proxy", proxy,
+           "--workers", str(workers), "--concurrency", str(concurrency)]
+    if not detect:
+        cmd.append("--no-detect")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- 1M lines
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child processes (the engine workers)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def million(tmp: Path, proxy: str, lines: int, seconds: float, workers: int) -> dict[str, float]:
+    """Start a crawl of a ``lines``-line list, watch its memory for ``seconds``, stop it."""
+    big = tmp / "million.txt"
+    with big.open("w") as f:
+        for i in range(lines):
+            f.write(f"m{i}.test\n")
+    db = tmp / "million.db"
+    cmd = [sys.executable, "-m", "detector", "crawl", str(big), "--db", str(db), "--proxy", proxy,
+           "--workers", str(workers), "--ignore-robots", "--retries", "0", "--json", "--no-progress"]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    peak_crawler = peak_total = 0.0
+    while time.monotonic() - started < seconds and proc.poll() is None:
+        crawler = rss_mb(proc.pid)
+        total = crawler + sum(rss_mb(c) for c in children_of(proc.pid))
+        peak_crawler, peak_total = max(peak_crawler, crawler), max(peak_total, total)
+        time.sleep(0.25)
+    proc.send_signal(signal.SIGINT)  # Scrapy's graceful stop: in-flight sites finish and are stored
+    out, err = proc.communicate(timeout=120)
+    summary = json.loads(out) if out.strip().startswith("{") else {}
+    return {
+        "input_lines": lines,
+        "input_mb": round(big.stat().st_size / 1e6, 1),
+        "watched_seconds": round(time.monotonic() - started, 1),
+        "domains_stored": summary.get("domains_ok", 0) + summary.get("domains_failed", 0),
+        "crawler_peak_rss_mb": round(peak_crawler, 1),
+        "crawler_plus_workers_peak_rss_mb": round(peak_total, 1),
+        "exit_code": proc.returncode,
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Parse arguments; run the server, a child crawl, or the whole benchmark."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sites", type=int, default=2000, help="sites per crawl (default 2000)")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=-1, help="engine processes (default: one per CPU)")
+    ap.add_argument("--million-lines", type=int, default=1_000_000)
+    ap.add_argument("--million-seconds", type=float, default=30.0, help="how long to watch the 1M-line crawl")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--proxy", help=argparse.SUPPRESS)
+    ap.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve()
+        return
+    if args.child:
+        child(args)
+        return
+
+    server, url = start_server()
+    try:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            results = {}
+            for label, detect in (("off", False), ("on", True)):
+                listing = tmp / f"{label}.txt"
+                listing.write_text("".join(f"{label}{i}.test\n" for i in range(args.sites)))
+                r = crawl(listing, tmp / f"{label}.db", url, detect=detect, workers=args.workers,
+                          concurrency=args.concurrency)
+                results[label] = r
+                print(f"detection {label:>3}: {r['domains']:,} sites ({r['failed']} failed), {r['pages']:,} pages "
+                      f"in {r['seconds']:.1f} s = {r['pages_per_second']:.1f} pages/s "
+                      f"({r['requests'] / r['seconds']:.0f} requests/s) "
+                      f"(engine warm-up {r['warmup_seconds']:.1f} s before crawling); "
+                      f"peak RSS crawler {r['crawler_peak_rss_mb']:.0f} MB, "
+                      f"engine worker {r['worker_peak_rss_mb']:.0f} MB", flush=True)
+            ratio = results["on"]["pages_per_second"] / results["off"]["pages_per_second"]
+            print(f"ratio on/off: {ratio:.2f} (goal >= 0.60) on {os.cpu_count()} CPUs", flush=True)
+            if args.million_lines:
+                m = million(tmp, url, args.million_lines, args.million_seconds, args.workers)
+                print(f"{m['input_lines']:,}-line input ({m['input_mb']} MB) accepted; crawled for "
+                      f"{m['watched_seconds']} s, {m['domains_stored']:,} domains stored, then stopped with "
+                      f"Ctrl-C (exit {m['exit_code']}); peak RSS crawler {m['crawler_peak_rss_mb']:.0f} MB, "
+                      f"crawler + engine workers {m['crawler_plus_workers_peak_rss_mb']:.0f} MB (goal < 500 MB)",
+                      flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Engine worker processes driven by the Twisted reactor (no threads in the crawler).
+
+Each worker is ``python -m detector.detect_worker``; tasks and results are length-prefixed
+pickle frames over its stdin/stdout, read and written by the reactor like any socket.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import defer, protocol
+from twisted.python.failure import Failure
+
+from detector.detect_worker import HEADER, READY, encode_frame
+from detector.errors import DetectorError
+from detector.items import FetchedPage
+from detector.verdict import SiteDetection
+
+
+class EngineWorkerError(DetectorError):
+    """An engine worker failed (could not start, died, or raised on a page)."""
+
+
+class _WorkerProtocol(protocol.ProcessProtocol):
+    """One worker process: frames out to stdin, frames in from stdout."""
+
+    def __init__(self, pool: EnginePool) -> None:
+        self.pool = pool
+        self.buffer = b""
+        self.pending: dict[int, defer.Deferred[list[SiteDetection]]] = {}
+        self.ready: defer.Deferred[str] = defer.Deferred()
+        self.stderr: list[bytes] = []
+        self.alive = True
+        self.ended: defer.Deferred[None] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        """Split complete frames off the stream and resolve their tasks."""
+        self.buffer += data
+        while len(self.buffer) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self.buffer)
+            if len(self.buffer) < HEADER.size + size:
+                break
+            frame = self.buffer[HEADER.size : HEADER.size + size]
+            self.buffer = self.buffer[HEADER.size + size :]
+            task_id, ok, value = pickle.loads(frame)
+            if task_id == READY:
+                self.ready.callback(value)
+                continue
+            d = self.pending.pop(task_id)
+            if ok:
+                d.callback(value)
+            else:
+                d.errback(Failure(EngineWorkerError(f"engine worker failed on a site: {value}")))
+
+    def errReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        """Keep the last of what the worker wrote to stderr, for error messages."""
+        self.stderr.append(data)
+        del self.stderr[:-20]
+
+    def processEnded(self, reason: Failure) -> None:  # noqa: N802 - Twisted's name
+        """Fail whatever was still waiting on this worker."""
+        self.alive = False
+        tail = b"".join(self.stderr).decode("utf-8", "replace").strip().splitlines()[-3:]
+        error = EngineWorkerError("engine worker stopped: " + (" | ".join(tail) or str(reason.value)))
+        if not self.ready.called:
+            self.ready.errback(Failure(error))
+        pending, self.pending = self.pending, {}
+        for d in pending.values():
+            d.errback(Failure(error))
+        self.ended.callback(None)
+
+
+class EnginePool:
+    """Engine processes beside the reactor; ``detect(pages)`` fires with the site verdict."""
+
+    def __init__(self, workers: int, directories: Sequence[str] | None) -> None:
+        self.size = max(1, workers)
+        self.directories = list(directories or [])
+        self.workers: list[_WorkerProtocol] = []
+        self._next_id = 0
+
+    async def start(self) -> str:
+        """Start the processes and wait until every engine is loaded; return the library version."""
+        from twisted.internet import reactor  # imported late: importing it installs a reactor
+
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        args = [sys.executable, "-m", "detector.detect_worker", *self.directories]
+        for _ in range(self.size):
+            proto = _WorkerProtocol(self)
+            reactor.spawnProcess(proto, sys.executable, args, env=env)  # type: ignore[attr-defined]
+            self.workers.append(proto)
+        try:
+            versions = await maybe_deferred_to_future(
+                defer.gatherResults([w.ready for w in self.workers], consumeErrors=True)
+            )
+        except defer.FirstError as exc:
+            self.close()
+            raise exc.subFailure.value from None
+        return str(versions[0])
+
+    def detect(self, pages: Sequence[FetchedPage]) -> defer.Deferred[list[SiteDetection]]:
+        """Send a site's pages to the least busy worker."""
+        alive = [w for w in self.workers if w.alive]
+        if not alive:
+            return defer.fail(EngineWorkerError("no engine worker is running"))
+        worker = min(alive, key=lambda w: len(w.pending))
+        self._next_id += 1
+        d: defer.Deferred[list[SiteDetection]] = defer.Deferred()
+        worker.pending[self._next_id] = d
+        worker.transport.write(encode_frame((self._next_id, list(pages))))  # type: ignore[union-attr]
+        return d
+
+    def close(self) -> None:
+        """Close the workers' stdin; they exit after their current task."""
+        for w in self.workers:
+            if w.alive and w.transport is not None:
+                w.transport.closeStdin()
+
+    async def stop(self) -> None:
+        """Close the workers and wait until they have exited."""
+        self.close()
+        await maybe_deferred_to_future(defer.DeferredList([w.ended for w in self.workers]))
+
