@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -106,6 +107,16 @@ def accounts_import(
         _note(f"note: merged {result.duplicates} rows whose domain appeared earlier in the file")
 
 
+def _check_export_path(path: Path) -> None:
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise click.BadParameter(f"{path}: write FILE.csv or FILE.json", param_hint="'--export'")
+    if not path.parent.is_dir():
+        raise click.BadParameter(
+            f"{path}: the folder {path.parent} does not exist; create it or pick another path",
+            param_hint="'--export'",
+        )
+
+
 def _parse_as_of(value: str | None) -> datetime:
     if value is None:
         return datetime.now(timezone.utc)
@@ -157,6 +168,7 @@ class _Tally:
     help="Also write one row per account to FILE.csv or FILE.json for CRM/ABM import.",
 )
 @click.option("--as-of", help="Judge freshness as of this ISO date/time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cohort sizes as a JSON array.")
 @click.option(
     "--signatures",
     "signature_dirs",
@@ -169,6 +181,7 @@ def segment(
     db_path: str,
     export_path: str | None,
     as_of: str | None,
+    as_json: bool,
     signature_dirs: tuple[str, ...],
 ) -> None:
     """Assign accounts to cohorts by their technologies and firmographics, with reasons.
@@ -181,6 +194,13 @@ def segment(
       detector segment --rules examples/rules.yaml --db detector.db --export cohorts.csv
     """
     now = _parse_as_of(as_of)
+    if export_path is not None:
+        _check_export_path(Path(export_path))
+    if not Path(db_path).exists():
+        raise click.ClickException(
+            f"{db_path}: no such database; run `detector accounts import FILE.csv` "
+            "and `detector crawl` first, or pass --db"
+        )
     try:
         vocabulary = Vocabulary.from_library(load_signatures(list(signature_dirs) or None))
         rules = load_rules(rules_path, vocabulary)
@@ -210,7 +230,13 @@ def segment(
         tally.run(segmenter, iter_accounts(db, source, needed_technologies(rules, vocabulary))),
         computed_at,
     )
-    click.echo(format_table(size_table(rules, counts)))
+    table = size_table(rules, counts)
+    if as_json:
+        header = [h.replace(" ", "_") for h in table[0]]
+        rows = [dict(zip(header, [r[0], *(int(v) for v in r[1:])])) for r in table[1:]]
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(format_table(table))
     out_of_market = tally.seen - tally.in_market
     _note(f"segmented {tally.in_market} accounts ({out_of_market} outside the market filters)")
     sizes: Counter[str] = Counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from detector.cli_segment import accounts, segment
+from detector.cohort_store import write_segmentation
+from detector.rules import Vocabulary, parse_rules
+from detector.segment import Assignment, Membership
 from detector.storage import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -404,6 +408,7 @@ def test_segment_without_accounts_uses_crawled_domains(tmp_path: Path) -> None:
 
 def test_segment_on_an_empty_database_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "detector.db"
+    open_database(path)
     result = run_segment(path)
     assert result.exit_code == 1
     assert result.output == (
@@ -478,3 +483,68 @@ def test_export_keeps_an_account_column_named_like_an_export_column(tmp_path: Pa
     assert result.exit_code == 0, result.output
     [row] = json.loads(out.read_text())
     assert (row["account_tier"], row["tier"]) == ("A", 1)
+
+
+def test_segment_without_a_database_creates_none(tmp_path: Path) -> None:
+    path = tmp_path / "nope.db"
+    result = run_segment(path)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {path}: no such database; run `detector accounts import FILE.csv` and "
+        "`detector crawl` first, or pass --db\n"
+    )
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("cohorts.xlsx", "write FILE.csv or FILE.json"), ("missing/cohorts.csv", "does not exist")],
+    ids=["extension", "folder"],
+)
+def test_segment_checks_the_export_path_first(
+    db_path: Path, tmp_path: Path, name: str, problem: str
+) -> None:
+    result = run_segment(db_path, "--export", str(tmp_path / name))
+    assert result.exit_code == 2
+    assert problem in result.output
+    assert (
+        sqlite_utils.Database(db_path).execute("select count(*) from cohort_members").fetchone()[0]
+        == 0
+    )
+
+
+def test_segment_json_sizes(db_path: Path) -> None:
+    result = run_segment(db_path, "--json")
+    assert result.exit_code == 0
+    sizes = {row["cohort"]: row for row in json.loads(result.stdout)}
+    assert sizes["integration"] == {
+        "cohort": "integration",
+        "tier_1": 2,
+        "tier_2": 1,
+        "tier_3": 0,
+        "no_tier": 0,
+        "stale": 1,
+        "total": 4,
+    }
+    assert list(sizes)[-1] == "unknown"
+
+
+def test_a_failed_write_keeps_the_previous_result(db_path: Path) -> None:
+    assert run_segment(db_path).exit_code == 0
+    db = open_database(db_path)
+    before = db.execute("select * from cohort_members order by cohort, domain").fetchall()
+
+    def assignments() -> Iterator[Assignment]:
+        yield Assignment(
+            "alpha.test", (Membership("integration", "alpha.test", "new reason"),), 1.0, 3
+        )
+        raise RuntimeError("disk full")
+
+    rules = parse_rules(
+        "product:\n  name: X\n  integrates_with: [Shopify]\n",
+        Vocabulary({"Shopify": ("Ecommerce",)}, ("Ecommerce",)),
+    )
+    with pytest.raises(RuntimeError):
+        write_segmentation(db, rules, assignments(), "2026-11-21T00:00:00Z")
+    after = db.execute("select * from cohort_members order by cohort, domain").fetchall()
+    assert after == before
