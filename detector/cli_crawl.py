@@ -12,7 +12,7 @@ import click
 
 from detector.errors import DetectorError
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:
@@ -28,7 +28,7 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * factor)
 
 
-class SizeParam(click.ParamType):
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
     """A byte size such as ``5MB``."""
 
     name = "size"
@@ -103,10 +103,10 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
     if signature_dirs and not no_detect:
-        from detector.signatures import load_signatures
+        from detector.engine import Engine
 
-        try:
-            load_signatures(list(signature_dirs))
+        try:  # compile once here so a bad pattern stops the run before anything is fetched
+            Engine.from_directories(list(signature_dirs))
         except DetectorError as exc:
             raise click.ClickException(str(exc)) from None
     report = _run(

@@ -10,6 +10,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from detector.errors import DetectorError
 from detector.pipelines import new_run_id
 
 
@@ -82,6 +83,10 @@ def build_settings(opts: CrawlOptions) -> Settings:
     return settings
 
 
+class CrawlError(DetectorError):
+    """The crawl could not run (database, engine workers); nothing was crawled."""
+
+
 @dataclass(frozen=True, slots=True)
 class CrawlReport:
     """What a finished run says about itself beyond the database: id and crawler stats."""
@@ -124,6 +129,8 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
         if handler is not None:
             logging.getLogger("detector.input").removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if stats.get("detector/fatal"):
+        raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")
     return CrawlReport(run_id, int(stats.get("detector/invalid_lines", 0)), stats)
 
 

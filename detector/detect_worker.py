@@ -13,7 +13,8 @@ import os
 import pickle
 import struct
 import sys
-from typing import Any, BinaryIO, Sequence
+from collections.abc import Sequence
+from typing import Any, BinaryIO
 
 from detector.engine import Engine
 from detector.items import FetchedPage

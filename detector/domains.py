@@ -11,10 +11,11 @@ import csv
 import ipaddress
 import re
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 from urllib.parse import urlsplit
 
 import tldextract

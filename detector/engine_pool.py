@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, protocol
@@ -38,7 +39,7 @@ class _WorkerProtocol(protocol.ProcessProtocol):
         self.alive = True
         self.ended: defer.Deferred[None] = defer.Deferred()
 
-    def outReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def outReceived(self, data: bytes) -> None:
         """Split complete frames off the stream and resolve their tasks."""
         self.buffer += data
         while len(self.buffer) >= HEADER.size:
@@ -55,23 +56,23 @@ class _WorkerProtocol(protocol.ProcessProtocol):
             if ok:
                 d.callback(value)
             else:
-                d.errback(Failure(EngineWorkerError(f"engine worker failed on a site: {value}")))
+                d.errback(EngineWorkerError(f"engine worker failed on a site: {value}"))
 
-    def errReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def errReceived(self, data: bytes) -> None:
         """Keep the last of what the worker wrote to stderr, for error messages."""
         self.stderr.append(data)
         del self.stderr[:-20]
 
-    def processEnded(self, reason: Failure) -> None:  # noqa: N802 - Twisted's name
+    def processEnded(self, reason: Failure) -> None:
         """Fail whatever was still waiting on this worker."""
         self.alive = False
         tail = b"".join(self.stderr).decode("utf-8", "replace").strip().splitlines()[-3:]
         error = EngineWorkerError("engine worker stopped: " + (" | ".join(tail) or str(reason.value)))
         if not self.ready.called:
-            self.ready.errback(Failure(error))
+            self.ready.errback(error)
         pending, self.pending = self.pending, {}
         for d in pending.values():
-            d.errback(Failure(error))
+            d.errback(error)
         self.ended.callback(None)
 
 
@@ -94,7 +95,8 @@ class EnginePool:
         args = [sys.executable, "-m", "detector.detect_worker", *self.directories]
         for _ in range(self.size):
             proto = _WorkerProtocol(self)
-            reactor.spawnProcess(proto, sys.executable, args, env=env)  # type: ignore[attr-defined]
+            spawn: Any = reactor.spawnProcess
+            spawn(proto, sys.executable, args, env=env)
             self.workers.append(proto)
         try:
             versions = await maybe_deferred_to_future(
@@ -102,7 +104,8 @@ class EnginePool:
             )
         except defer.FirstError as exc:
             self.close()
-            raise exc.subFailure.value from None
+            error: BaseException = exc.subFailure.value or EngineWorkerError(str(exc))
+            raise error from None
         return str(versions[0])
 
     def detect(self, pages: Sequence[FetchedPage]) -> defer.Deferred[list[SiteDetection]]:
@@ -114,14 +117,16 @@ class EnginePool:
         self._next_id += 1
         d: defer.Deferred[list[SiteDetection]] = defer.Deferred()
         worker.pending[self._next_id] = d
-        worker.transport.write(encode_frame((self._next_id, list(pages))))  # type: ignore[union-attr]
+        transport: Any = worker.transport
+        transport.write(encode_frame((self._next_id, list(pages))))
         return d
 
     def close(self) -> None:
         """Close the workers' stdin; they exit after their current task."""
         for w in self.workers:
-            if w.alive and w.transport is not None:
-                w.transport.closeStdin()
+            transport: Any = w.transport
+            if w.alive and transport is not None:
+                transport.closeStdin()
 
     async def stop(self) -> None:
         """Close the workers and wait until they have exited."""

@@ -39,7 +39,6 @@ class ProxyMiddleware:
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         """Set ``meta['proxy']`` unless the request already names one."""
         request.meta.setdefault("proxy", self.proxy)
-        return None
 
 
 class BundledSuffixCookiesMiddleware(CookiesMiddleware):
@@ -52,7 +51,7 @@ class BundledSuffixCookiesMiddleware(CookiesMiddleware):
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         """Install the offline extractor, then build the middleware as Scrapy does."""
-        scrapy_cookies._split_domain = tldextract.TLDExtract(  # type: ignore[attr-defined]
+        scrapy_cookies._split_domain = tldextract.TLDExtract(
             suffix_list_urls=(),
             cache_dir=None,
             include_psl_private_domains=True,

@@ -15,6 +15,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import LoopingCall
 
 from detector.detect_worker import detect_site, load_engine
+from detector.errors import DetectorError
 from detector.engine_pool import EnginePool
 from detector.items import SiteItem
 from detector.signatures import load_signatures
@@ -83,6 +84,14 @@ class DetectStorePipeline:
 
         Crawling waits until the engines are loaded: pages fetched before would only pile up.
         """
+        try:
+            await self._open()
+        except DetectorError as exc:
+            # Scrapy would log this and end the run quietly; run_crawl() turns it into an error.
+            self.crawler.stats.set_value("detector/fatal", str(exc))
+            raise
+
+    async def _open(self) -> None:
         self.db = open_database(self.db_path)
         dirs = self.signatures or None
         library = load_signatures(dirs)
@@ -143,6 +152,8 @@ class DetectStorePipeline:
 
     async def close_spider(self) -> None:
         """Write what is left and stop the engine processes."""
+        if not hasattr(self, "db"):
+            return
         try:
             self.flush()
         finally:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
@@ -51,7 +52,7 @@ def utc_now() -> str:
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
-    db["domains"].create(
+    db.table("domains").create(
         {
             "domain": str,
             "added_at": str,
@@ -61,7 +62,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="domain",
     )
-    db["scans"].create(
+    db.table("scans").create(
         {
             "id": int,
             "run_id": str,
@@ -79,8 +80,8 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["scans"].create_index(["domain", "started_at"])
-    db["scans"].create_index(["run_id"])
+    db.table("scans").create_index(["domain", "started_at"])
+    db.table("scans").create_index(["run_id"])
     db.execute(
         """
         CREATE TABLE detections (
@@ -98,8 +99,8 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["detections"].create_index(["technology"])
-    db["technologies"].create(
+    db.table("detections").create_index(["technology"])
+    db.table("technologies").create(
         {
             "name": str,
             "categories": str,
@@ -113,7 +114,7 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         },
         pk="name",
     )
-    db["categories"].create({"id": int, "name": str, "priority": int, "groups": str}, pk="id")
+    db.table("categories").create({"id": int, "name": str, "priority": int, "groups": str}, pk="id")
 
 
 def _m002_segmentation(db: sqlite_utils.Database) -> None:
@@ -165,15 +166,15 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
 def migrate(db: sqlite_utils.Database) -> list[int]:
     """Apply pending migrations in order; return the numbers applied."""
     if "_migrations" not in db.table_names():
-        db["_migrations"].create({"id": int, "name": str, "applied_at": str}, pk="id")
-    done = {row["id"] for row in db["_migrations"].rows}
+        db.table("_migrations").create({"id": int, "name": str, "applied_at": str}, pk="id")
+    done = {row["id"] for row in db.table("_migrations").rows}
     applied = []
     for number, name, func in MIGRATIONS:
         if number in done:
             continue
         with db.conn:
             func(db)
-            db["_migrations"].insert({"id": number, "name": name, "applied_at": utc_now()})
+            db.table("_migrations").insert({"id": number, "name": name, "applied_at": utc_now()})
         applied.append(number)
     return applied
 
@@ -218,7 +219,7 @@ class ScanResult:
     offsite: bool = False
     pages: int = 0
     signatures_version: str = ""
-    detections: tuple["SiteDetection", ...] = field(default_factory=tuple)
+    detections: tuple[SiteDetection, ...] = field(default_factory=tuple)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -358,8 +359,8 @@ def mirror_library(db: sqlite_utils.Database, library: Any) -> None:
     with db.conn:
         db.conn.execute("DELETE FROM technologies")
         db.conn.execute("DELETE FROM categories")
-        db["technologies"].insert_all(tech_rows, pk="name", batch_size=500)
-        db["categories"].insert_all(cat_rows, pk="id", batch_size=500)
+        db.table("technologies").insert_all(tech_rows, pk="name", batch_size=500)
+        db.table("categories").insert_all(cat_rows, pk="id", batch_size=500)
 
 
 def _flag(value: Any) -> int | None:

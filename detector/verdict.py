@@ -6,8 +6,9 @@ engine's rule), and every piece of evidence names the page it was found on.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from detector.engine import Detection, better_version
 

@@ -10,13 +10,14 @@ real proxy sends: ``502`` with an RFC 9209 ``Proxy-Status: ...; error=dns_error`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import mimetypes
 import ssl
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 PROXY_NAME = "detector-vhosts"
@@ -132,7 +133,7 @@ class VirtualHostProxy:
         return self._lookup(host.lower().rstrip("."))
 
     # -------------------------------------------------------------- lifecycle
-    def start(self) -> "VirtualHostProxy":
+    def start(self) -> VirtualHostProxy:
         """Serve on a daemon thread; returns once the port is bound."""
         ready = threading.Event()
 
@@ -181,10 +182,8 @@ class VirtualHostProxy:
         except OSError:
             pass
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the peer may be gone already
                 writer.close()
-            except Exception:  # noqa: BLE001 - the peer may be gone already
-                pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         scheme = "http"

@@ -8,9 +8,9 @@ import os
 import ssl
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from detector.vhosts import Site, VirtualHostProxy, load_sites
 
@@ -61,5 +61,6 @@ def run_detector(args: Sequence[str], *, cwd: Path | None = None, stdin: str | N
         cwd=cwd or ROOT,
         env=env,
         timeout=timeout,
+        check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)

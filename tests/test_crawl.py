@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,6 +38,9 @@ EXPECTED = {
     "pdf.test": ("error", "not_html", "https://pdf.test/"),
     "big.test": ("error", "too_large", None),
 }
+
+#: A local port nothing listens on: tests that must not crawl point here, so nothing leaves.
+CLOSED_PROXY = "http://127.0.0.1:9"
 
 INPUT = """# fixture accounts: every outcome a crawl can have
 wp-site.test
@@ -104,7 +109,7 @@ def test_every_outcome_is_a_scan_row(crawled: tuple[Run, Path], domain: str) -> 
 
 
 def test_summary_and_invalid_lines(crawled: tuple[Run, Path]) -> None:
-    run, db = crawled
+    run, _db = crawled
     summary = run.json()
     assert isinstance(summary, dict)
     failed = {k for _, k, _ in EXPECTED.values() if k}
@@ -162,7 +167,7 @@ def test_scrapy_crawl_domains_runs_the_same_spider(proxy: VirtualHostProxy, tmp_
         [sys.executable, "-m", "scrapy", "crawl", "domains", "-a", f"input={tmp_path / 'in.txt'}",
          "-s", f"DETECTOR_DB={db}", "-s", f"DETECTOR_PROXY={proxy.url}", "-s", "DETECTOR_DETECT=False",
          "-s", "LOG_LEVEL=WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     got = {r["domain"]: (r["status"], r["error_kind"]) for r in rows(db, "select * from scans")}
@@ -265,8 +270,57 @@ def test_usage_errors_exit_before_crawling(tmp_path: Path, args: list[str], code
     (tmp_path / "a.txt").write_text("example.com\n", encoding="utf-8")
     fmt = {"csv": str(tmp_path / "a.csv"), "txt": str(tmp_path / "a.txt"), "tmp": str(tmp_path)}
     argv = ["crawl", *[a.format(**fmt) for a in args]]
+    if "--proxy" not in argv:
+        argv += ["--proxy", CLOSED_PROXY]  # should a check ever let a crawl start, it stays local
     if "--db" not in argv:
         argv += ["--db", str(tmp_path / "x.db")]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == code, result.output
     assert message in result.output
+
+
+def test_csv_from_stdin_with_progress_and_subdomains(proxy: VirtualHostProxy, tmp_path: Path) -> None:
+    csv_text = 'Account,Home Page\n"WP, Inc.",https://wp-site.test/about\nWWW,www.www-first.test\nNobody,\n'
+    db = tmp_path / "p.db"
+    run = run_detector(["crawl", "-", "--column", "Home Page", "--keep-subdomains", "--db", str(db),
+                        "--proxy", proxy.url, "--workers", "1", "--pages", "0", "--progress", "--json"],
+                       stdin=csv_text)
+    assert run.code == 0, run.err
+    assert {r["domain"]: r["status"] for r in rows(db, "select * from scans")} == {
+        "wp-site.test": "ok", "www-first.test": "ok"}
+    assert '<stdin> line 4: "" has an empty domain cell; skipped' in run.err
+    # The progress line is redrawn in place (carriage return, erase to end of line).
+    assert re.search(r"^2 domains  [\d.]+ pages/s  errors 0\x1b\[K$", run.err, flags=re.MULTILINE), run.err
+    assert run.json()["invalid_lines"] == 1  # type: ignore[index]
+
+
+def test_bad_signature_directory_is_reported_before_crawling(tmp_path: Path) -> None:
+    sigs = tmp_path / "sigs"
+    sigs.mkdir()
+    (sigs / "categories.yaml").write_text("1:\n  name: CMS\n  priority: 1\n", encoding="utf-8")
+    (sigs / "broken.yaml").write_text("name: Broken\ncategories: [CMS]\nhtml: '<div class=\"[unclosed'\n",
+                                      encoding="utf-8")
+    (tmp_path / "a.txt").write_text("example.com\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["crawl", str(tmp_path / "a.txt"), "--db", str(tmp_path / "x.db"),
+                                      "--signatures", str(sigs), "--proxy", CLOSED_PROXY])
+    assert result.exit_code == 1
+    assert "broken.yaml" in result.output
+
+
+def test_engine_workers_that_cannot_start_fail_the_run(tmp_path: Path) -> None:
+    sigs = tmp_path / "sigs"
+    sigs.mkdir()
+    (sigs / "categories.yaml").write_text("1:\n  name: CMS\n  priority: 1\n", encoding="utf-8")
+    (sigs / "broken.yaml").write_text("name: Broken\ncategories: [CMS]\nhtml: '[unclosed'\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("example.com\n", encoding="utf-8")
+    code = (
+        "from detector.crawl import CrawlOptions, run_crawl\n"
+        f"run_crawl(CrawlOptions(inputs=({str(tmp_path / 'a.txt')!r},), db={str(tmp_path / 'x.db')!r}, "
+        f"proxy={CLOSED_PROXY!r}, workers=1, signatures=({str(sigs)!r},)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1
+    assert "CrawlError: the crawl could not start" in proc.stderr
+    assert "broken.yaml" in proc.stderr
+    assert rows(tmp_path / "x.db", "select count(*) n from scans") == [{"n": 0}]

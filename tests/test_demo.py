@@ -52,7 +52,7 @@ def test_demo_prints_summary_and_a_query(tmp_path: Path) -> None:
 
 def test_readme_starts_with_the_two_commands() -> None:
     text = README.read_text(encoding="utf-8")
-    commands = re.findall(r"^python3 -m pip install[^\n]*$", text.split("\n## ", 1)[0], flags=re.M)
+    commands = re.findall(r"^python3 -m pip install[^\n]*$", text.split("\n## ", 1)[0], flags=re.MULTILINE)
     assert [c.split("#")[0].strip() for c in commands] == [
         "python3 -m pip install -e . && detector demo",
         "python3 -m pip install -e '.[test]' && python3 -m pytest -q",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
@@ -37,8 +38,8 @@ LINK_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("contact", ("contact", "demo", "get-started", "request", "kontakt", "quote")),
     ("blog", ("blog", "news", "articles", "insights", "resources")),
 )
-_HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", re.I)
-_SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.I)
+_HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", re.IGNORECASE)
+_SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.IGNORECASE)
 #: Error kinds after which plain http:// is tried when https:// failed.
 FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "other"})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -104,12 +105,12 @@ class DomainsSpider(scrapy.Spider):
         self.schemes: list[str] = ["https", "http"]
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "DomainsSpider":
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> DomainsSpider:
         """Read DETECTOR_SCHEMES (the schemes to try, in order)."""
         spider = super().from_crawler(crawler, *args, **kwargs)
         schemes = [s for s in crawler.settings.getlist("DETECTOR_SCHEMES") if s in ("https", "http")]
         spider.schemes = schemes or ["https", "http"]
-        return spider  # type: ignore[no-any-return]
+        return spider
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[scrapy.Request]:
@@ -167,7 +168,7 @@ class DomainsSpider(scrapy.Spider):
             yield self._finish(site, "offsite", f"redirected to {response.url}")
             return
         if not _is_html(response):
-            ctype = response.headers.get(b"Content-Type", b"").decode("latin-1") or "no Content-Type"
+            ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1") or "no Content-Type"
             yield self._finish(site, "not_html", f"homepage is {ctype}, not HTML")
             return
         site.pages.append(_fetched(response))
@@ -188,11 +189,11 @@ class DomainsSpider(scrapy.Spider):
         """Turn a homepage failure into data; after an https failure, try http once."""
         domain = failure.request.meta["domain"]  # type: ignore[attr-defined]
         site = self.sites[domain]
-        exc = failure.value
+        exc = failure.value or RuntimeError("unknown failure")
         if isinstance(exc, HttpError):
             response = exc.response
             status = response.status
-            kind = proxy_error_kind(status, response.headers.get(b"Proxy-Status", b"").decode("latin-1"))
+            kind = proxy_error_kind(status, (response.headers.get(b"Proxy-Status") or b"").decode("latin-1"))
             if kind is None:
                 site.home = response
                 kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
@@ -254,7 +255,7 @@ def _reactor() -> Any:
 
 
 def _is_html(response: Response) -> bool:
-    ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
     if ctype:
         return any(t in ctype for t in HTML_TYPES)
     head = response.body[:1024].lstrip().lower()
