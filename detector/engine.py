@@ -511,10 +511,16 @@ class Engine:
             n = len(rules)
             gates: list[int] = []
             value = cap_value(kind, value)
-            encoded = encode_text(value) if acc else None
-            view = None
-            if kind == "html" and self.use_hyperscan:
-                view = html_view = hs_view(value)
+            encoded = view = None
+            if acc:
+                # One UTF-8 encoding serves RE2 and Hyperscan; lone surrogates (broken
+                # input) pass through for RE2 and become U+FFFD for Hyperscan.
+                try:
+                    encoded = view = value.encode("utf-8")
+                except UnicodeEncodeError:
+                    encoded, view = encode_text(value), hs_view(value)
+            if kind == "html":
+                html_view = view
             for i in self._prefilters[kind].candidates(value, view):
                 if i < n:
                     rule = rules[i]
@@ -522,7 +528,7 @@ class Engine:
                 else:
                     gates.append(i - n)
             if kind == "html" and parsed.dom is not None:
-                low = html_view.lower() if view is not None else value.lower().encode("utf-8", "surrogatepass")
+                low = html_view.lower() if html_view is not None else value.lower().encode("utf-8", "surrogatepass")
                 self._match_dom(parsed, sorted(gates), dom_hits, low)
 
     def _match_scripts(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:

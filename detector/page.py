@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from itertools import accumulate
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,15 +156,61 @@ class ParsedPage:
     dom: LexborHTMLParser | None
 
 
+#: Elements nested deeper than this are not built into the DOM.  HTML5 tree construction
+#: costs time proportional to the nesting depth for every start tag, so a hostile page of
+#: 200,000 nested <div>s would take minutes; browsers cap the depth too (Chromium at 512).
+MAX_DOM_DEPTH = 4096
+#: At most this many script URLs per page are matched (real pages have dozens).
+MAX_SCRIPT_URLS = 2000
+_TAG = re.compile(
+    # void elements, and elements whose end tag the parser implies (a <p> or <li> closes
+    # the previous one), do not deepen the tree
+    r"<(/?)(?!(?:area|base|br|col|embed|hr|img|input|link|meta|param|source|track|wbr"
+    r"|p|li|dt|dd|option|optgroup|tr|td|th|rb|rt|rp)\b)[A-Za-z]"
+)
+_DEPTH = {"": 1, "/": -1}
+
+
+def dom_input(html: str, limit: int = MAX_DOM_DEPTH) -> str:
+    """The part of ``html`` given to the DOM parser: all of it, unless tags nest deeper than ``limit``.
+
+    The depth is estimated from start and end tags (void elements and elements whose end
+    tag is implied left out); real pages stay far below the limit.
+
+    >>> dom_input("<div><p>x</p></div>") == "<div><p>x</p></div>"
+    True
+    >>> dom_input("<div>" * 5 + "x", limit=3)
+    '<div><div><div>'
+    """
+    if html.count("<") <= limit:
+        return html
+    signs = _TAG.findall(html)
+    depth = peak = 0
+    for depth in accumulate(map(_DEPTH.__getitem__, signs)):
+        if depth > peak:
+            peak = depth
+            if peak > limit:
+                break
+    if peak <= limit:
+        return html
+    depth = 0
+    for m in _TAG.finditer(html):
+        depth += _DEPTH[m.group(1)]
+        if depth > limit:
+            return html[: m.start()]
+    return html
+
+
 def parse_page(page: Page) -> ParsedPage:
     """Parse the HTML once (lexbor, an HTML5 parser) and extract every view."""
     html = page.html or ""
-    tree: LexborHTMLParser | None = LexborHTMLParser(html) if html else None
+    tree: LexborHTMLParser | None = LexborHTMLParser(dom_input(html)) if html else None
     meta: dict[str, list[str]] = {}
     script_src: list[str] = []
     inline: list[str] = []
     css_parts: list[str] = []
     text = ""
+    origin = _origin(page.url)
     if tree is not None:
         # One selector pass (the first query on a document is the expensive one).
         for node in tree.css("meta, script, style"):
@@ -175,8 +222,8 @@ def parse_page(page: Page) -> ParsedPage:
                     meta.setdefault(key.lower(), []).append(attrs.get("content") or "")
             elif tag == "script":
                 src = node.attributes.get("src")
-                if src and not src.startswith("data:text/javascript;"):
-                    script_src.append(_absolute(src, page.url))
+                if src and not src.startswith("data:text/javascript;") and len(script_src) < MAX_SCRIPT_URLS:
+                    script_src.append(_absolute(src, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
@@ -184,8 +231,10 @@ def parse_page(page: Page) -> ParsedPage:
                 css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
         text = body_node.text(deep=True, separator="") if body_node is not None else ""
-    for extra in page.script_urls:
-        if extra not in script_src:
+    seen = set(script_src)
+    for extra in page.script_urls[:MAX_SCRIPT_URLS]:
+        if extra not in seen:
+            seen.add(extra)
             script_src.append(extra)
     return ParsedPage(
         page=page,
@@ -202,10 +251,23 @@ def parse_page(page: Page) -> ParsedPage:
     )
 
 
-def _absolute(src: str, base: str) -> str:
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, or "" when it has none.
+
+    >>> _origin("https://a.example:8443/x/y?z")
+    'https://a.example:8443'
+    """
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)", url)
+    return m.group(1) if m else ""
+
+
+def _absolute(src: str, base: str, origin: str = "") -> str:
+    """A script URL made absolute against the page URL, as a browser resolves it."""
     src = src.strip()
     if not base or src.startswith(("https://", "http://")):
         return src
+    if origin and src.startswith("/") and not src.startswith("//") and "/." not in src and "\\" not in src:
+        return origin + src  # the common case, without urljoin's cost
     try:
         return urljoin(base, src)
     except ValueError:

@@ -38,19 +38,18 @@ DEFAULT_CONFIDENCE = 100
 PYTHON_FLAGS = re.IGNORECASE | re.ASCII
 
 # What JavaScript's `.` and `\s` mean, spelt out for each target.  Python and RE2 must agree
-# with JavaScript; the Hyperscan form only has to be a superset (it scans a one-byte-per-char
-# view of the text where every non-ASCII character is the byte 0x80).
+# with JavaScript; the Hyperscan form (UTF-8 mode, ASCII-only case folding) only has to be a
+# superset: it selects the candidates the exact matcher then confirms.
 _JS_SPACE = "\\t\\n\\x0b\\f\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 _RE2_SPACE = (
     "\\t\\n\\x0b\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}"
     "\\x{202f}\\x{205f}\\x{3000}\\x{feff}"
 )
-_HS_SPACE = "\\t\\n\\x0b\\f\\r \\x80"
-_SPACE = {"python": _JS_SPACE, "re2": _RE2_SPACE, "hyperscan": _HS_SPACE}
+_SPACE = {"python": _JS_SPACE, "re2": _RE2_SPACE, "hyperscan": _RE2_SPACE}
 _DOT = {
     "python": "[^\\n\\r\\u2028\\u2029]",
     "re2": "[^\\n\\r\\x{2028}\\x{2029}]",
-    "hyperscan": "[^\\n\\r]",
+    "hyperscan": "[^\\n\\r\\x{2028}\\x{2029}]",
 }
 _END = {"python": "\\Z", "re2": "\\z", "hyperscan": "\\z"}
 _QUANT = re.compile(r"\{(\d+)(,(\d*))?\}")
@@ -146,8 +145,8 @@ def _count_groups(src: str) -> tuple[int, list[str]]:
 def _hex(code: int, flavor: str) -> str:
     if flavor == "python":
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    if flavor == "hyperscan":
-        return f"\\x{code:02x}" if code < 0x80 else "\\x80"
+    if code < 0x80:
+        return f"\\x{code:02x}"
     return f"\\x{{{code:x}}}"
 
 
@@ -209,7 +208,7 @@ def _escape(src: str, i: int, em: _Emitter, in_class: bool, total_groups: int) -
             # [\S] inside a class: approximate by "anything but ASCII space" (rare)
             em.out.append("\\S")
         else:
-            em.out.append(f"[^{_SPACE[flavor]}]" if flavor != "hyperscan" else "[^\\t\\n\\x0b\\f\\r ]")
+            em.out.append(f"[^{_SPACE[flavor]}]")
         return i + 2
     if c in "nrtfv":
         em.out.append({"n": "\\n", "r": "\\r", "t": "\\t", "f": "\\f", "v": "\\x0b"}[c])
@@ -279,13 +278,14 @@ def _literal(c: str, flavor: str, in_class: bool = False) -> str:
     code = ord(c)
     if code < 0x80:
         return re.escape(c) if not c.isalnum() and c != "_" else c
-    if flavor == "python":
-        # Python matches case-insensitively in ASCII mode; spell non-ASCII case pairs out.
-        variants = case_variants(c)
-        if len(variants) == 1 or in_class:
-            return variants
-        return f"[{variants}]"
-    return _hex(code, flavor)
+    if flavor == "re2":
+        return _hex(code, flavor)  # RE2 folds non-ASCII case itself
+    # Python (ASCII mode) and Hyperscan fold ASCII only: spell non-ASCII case pairs out.
+    variants = case_variants(c)
+    text = variants if flavor == "python" else "".join(_hex(ord(v), flavor) for v in variants)
+    if len(variants) == 1 or in_class:
+        return text
+    return f"[{text}]"
 
 
 def _char_class(src: str, i: int, em: _Emitter, total_groups: int) -> int:
@@ -323,8 +323,6 @@ def _char_class(src: str, i: int, em: _Emitter, total_groups: int) -> int:
         raise TranslationError("unterminated character set")
     em.non_ascii = em.non_ascii or inner.non_ascii
     body = "".join(parts)
-    if em.flavor == "hyperscan" and negated:
-        body = body.replace("\\x80", "")
     em.out.append(("[^" if negated else "[") + body + "]")
     return j + 1
 
@@ -414,7 +412,10 @@ def encode_text(text: str) -> bytes:
     >>> encode_text("é")
     b'\\xc3\\xa9'
     """
-    return text.encode("utf-8", "surrogatepass")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True, slots=True)

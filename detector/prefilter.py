@@ -14,7 +14,6 @@ same in both cases, so results are identical (tested).
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -25,21 +24,16 @@ except ImportError:  # pragma: no cover
     _hs = None
 
 
-def _to_hs_bytes(error: UnicodeError) -> tuple[bytes, int]:
-    assert isinstance(error, UnicodeEncodeError)
-    return b"\x80" * (error.end - error.start), error.end
-
-
-codecs.register_error("detector-hs", _to_hs_bytes)
-
-
 def hs_view(text: str) -> bytes:
-    """One byte per character: ASCII as is, every other character as 0x80.
+    """The text as valid UTF-8 for Hyperscan (lone surrogates become U+FFFD).
 
     >>> hs_view("café")
-    b'caf\\x80'
+    b'caf\\xc3\\xa9'
     """
-    return text.encode("ascii", "detector-hs")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 class Prefilter(Protocol):
@@ -96,13 +90,14 @@ class HyperscanPrefilter:
         self.always: set[int] = set()
         expressions: list[bytes] = []
         ids: list[int] = []
-        flags = _hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_ALLOWEMPTY
+        flags = (_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_ALLOWEMPTY
+                 | _hs.HS_FLAG_UTF8)
         for i, e in enumerate(entries):
             expr = e.hyperscan
             if expr is None or expr == "":
                 self.always.add(i)
                 continue
-            expressions.append(expr.encode("ascii"))
+            expressions.append(expr.encode("utf-8"))
             ids.append(i)
         self.db: Any = None
         if expressions:

@@ -183,3 +183,31 @@ def test_page_decoding() -> None:
     assert page.html == "hi"
     page = Page.from_http("", body=b"caf\xe9 without a charset")
     assert page.html.startswith("café")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<div>" * 200_000 + "x" + "</div>" * 200_000,  # HTML5 tree building is quadratic in depth
+        "<p>x" * 100_000,
+        "".join(f'<script src="/s{i}.js"></script>' for i in range(20_000)),
+        "<html>" + "a" * 5_000_000,
+    ],
+    ids=["deep-nesting", "many-paragraphs", "many-scripts", "one-huge-line"],
+)
+def test_hostile_pages_stay_bounded(engine: Engine, body: str) -> None:
+    import time
+
+    start = time.process_time()
+    engine.detect(Page.from_http("https://x.example/", body=body))
+    assert time.process_time() - start < 5.0
+
+
+def test_binary_and_broken_bodies(engine: Engine) -> None:
+    import random
+
+    rng = random.Random(7)
+    junk = bytes(rng.randrange(256) for _ in range(200_000))
+    assert engine.detect(Page.from_http("https://x.example/", body=junk)) == []
+    found = engine.detect(Page.from_http("", body='<p>\udcff</p><script src="/\ud800/jquery.js"></script>'))
+    assert [d.technology for d in found] == ["jQuery"]
