@@ -540,7 +540,7 @@ def compile_pattern(text: str | float, *, accelerate: bool = True, validate: boo
     except TranslationError as exc:
         raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
     try:
-        # Non-ASCII characters become 0x80, as in the one-byte-per-character view scanned.
+        # Hyperscan scans UTF-8 (HS_FLAG_UTF8); non-ASCII case pairs are spelt out.
         hs_src: str | None = translate(bounded, "hyperscan")[0]
     except TranslationError:
         hs_src = None
