@@ -87,7 +87,7 @@ def run_peer(peer: str, corpus: Path, repeat: int) -> dict[str, float] | None:
     if not runner.exists():
         print(f"  {peer}: ../shared/bench is not available", file=sys.stderr)
         return None
-    listing = subprocess.run([sys.executable, str(runner), "--list"], capture_output=True, text=True).stdout
+    listing = subprocess.run([sys.executable, str(runner), "--list"], capture_output=True, text=True, check=False).stdout
     if not any(line.split()[:2] == [peer, "installed"] for line in listing.splitlines()):
         print(f"  installing {peer} with setup_peers.sh ...", file=sys.stderr)
         subprocess.run(["bash", str(bench / "setup_peers.sh"), peer], check=False, capture_output=True)
@@ -96,7 +96,7 @@ def run_peer(peer: str, corpus: Path, repeat: int) -> dict[str, float] | None:
         cmd = [sys.executable, str(runner), "--peer", peer, "--input", str(corpus), "--output", str(out)]
         if repeat > 1:
             cmd += ["--repeat", str(repeat)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         summary_path = Path(str(out).replace(".jsonl.gz", ".summary.json"))
         if done.returncode != 0 or not summary_path.exists():
             print(f"  {peer} failed: {done.stderr.strip()[-400:]}", file=sys.stderr)

@@ -221,7 +221,7 @@ class _Gate:
 
 
 def _hs_escape(text: str) -> str:
-    return "".join(c if c.isalnum() else "\\x%02x" % ord(c) for c in text)
+    return "".join(c if c.isalnum() else f"\\x{ord(c):02x}" for c in text)
 
 
 @dataclass(slots=True)

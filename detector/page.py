@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from itertools import accumulate
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urljoin
 

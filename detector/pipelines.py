@@ -15,8 +15,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import LoopingCall
 
 from detector.detect_worker import detect_site, load_engine
-from detector.errors import DetectorError
 from detector.engine_pool import EnginePool
+from detector.errors import DetectorError
 from detector.items import SiteItem
 from detector.signatures import load_signatures
 from detector.storage import ScanResult, add_domains, mirror_library, open_database, record_scans
