@@ -85,7 +85,8 @@ def accounts_import(
     Example:
       detector accounts import accounts.csv --db detector.db
     """
-    where = "<stdin>" if file.name == "<stdin>" else str(file.name)
+    name = str(getattr(file, "name", "<stdin>"))
+    where = "<stdin>" if name in ("<stdin>", "-") else name
     text = file.read()
     db = open_db(db_path)
     try:

@@ -548,3 +548,22 @@ def test_a_failed_write_keeps_the_previous_result(db_path: Path) -> None:
         write_segmentation(db, rules, assignments(), "2026-11-21T00:00:00Z")
     after = db.execute("select * from cohort_members order by cohort, domain").fetchall()
     assert after == before
+
+
+def test_accounts_import_reads_stdin(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    result = CliRunner().invoke(
+        accounts,
+        ["import", "-", "--db", str(path)],
+        input="website,employees\nhttps://blog.alpha.test/x,7\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "imported 1 accounts from <stdin> (1 new, 0 updated)\n"
+    result = CliRunner().invoke(
+        accounts,
+        ["import", "-", "--db", str(path), "--keep-subdomains"],
+        input="website,employees\nhttps://blog.alpha.test/x,8\n",
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["domain"]: r["employees"] for r in sqlite_utils.Database(path)["accounts"].rows}
+    assert rows == {"alpha.test": 7, "blog.alpha.test": 8}

@@ -353,3 +353,44 @@ def test_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)  # type: ignore[arg-type]
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_stale_detection_that_would_change_the_maturity_level_is_flagged() -> None:
+    a = assign(account("shop.test", seen("Google Analytics"), seen("Optimizely", OLD)))
+    level = next(m for m in a.memberships if m.cohort.startswith("maturity-"))
+    # fresh: Analytics 1 -> "none"; with the stale Optimizely it would be 3 -> "measured"
+    assert level.cohort == "maturity-none"
+    assert level.stale
+    assert level.reason.endswith(
+        "(stale: counting detections older than 90 days would change the level)"
+    )
+
+
+def test_stale_detection_a_rule_ignores_changes_nothing() -> None:
+    a = assign(account("shop.test", seen("Shopify"), seen("Segment", OLD)))
+    assert not any(m.stale for m in a.memberships)
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        ("[US, GB]", "us", True),
+        ("[US, GB]", "FR", False),
+        ("{not_in: [FR]}", "US", True),
+        ("{not_in: [FR]}", None, False),
+        ("{between: [10, 50]}", 50, True),
+        ("{between: [10, 50]}", "1,200", False),
+        ("{between: [10, 5000]}", "1,200", True),
+        ("{at_least: 10}", "n/a", False),
+        ("{at_most: 10}", 9.5, True),
+        ("{present: true}", "", False),
+        ("{present: false}", None, True),
+        ("Retail", "retail ", True),
+        ("{equals: 5}", 5.0, True),
+    ],
+)
+def test_firmographic_tests(spec: str, value: str | float | None, expected: bool) -> None:
+    text = f"cohorts:\n  - name: c\n    all:\n      - col: {spec}\n"
+    rules = rules_from(text)
+    acc = Account("x.test", {"col": value}, FRESH, "ok")
+    assert ("c" in cohorts_of(Segmenter(rules, NOW).assign(acc))) is expected
