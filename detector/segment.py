@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -68,13 +68,6 @@ class Assignment:
     score: float | None = None
     tier: int | None = None
     scan_stale: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Result:
-    matched: bool
-    reasons: tuple[str, ...]
-    evidence: tuple[Seen, ...]
 
 
 def utc_key(text: str) -> str:
@@ -254,39 +247,87 @@ class _Stack:
 _EMPTY = _Stack(())
 
 
-def _evaluate(cond: Condition, stack: _Stack, fields: Mapping[str, AccountValue]) -> _Result:
+# A compiled condition: None when it does not hold, else the reasons and the detections
+# behind them. Compiled once per rules file (closures, no per-account dispatch on types).
+_Match = tuple[tuple[str, ...], tuple[Seen, ...]]
+_Matcher = Callable[[_Stack, Mapping[str, AccountValue]], "_Match | None"]
+
+
+def compile_condition(cond: Condition) -> _Matcher:
+    """Turn a condition into a function of (detections, account fields)."""
     if isinstance(cond, TechTest):
-        found = stack.find(cond)
-        if not found:
-            return _Result(False, (), ())
-        words = []
-        for s in found:
-            words.append(_seen_words(s) + (f" ({cond.name})" if cond.kind == "category" else ""))
-        return _Result(True, tuple(words), tuple(found))
+        return _compile_tech(cond)
     if isinstance(cond, FieldTest):
-        value = fields.get(cond.column)
-        if field_matches(cond, value):
-            return _Result(True, (f"{cond.column} {value}",), ())
-        return _Result(False, (), ())
+        return _compile_field(cond)
     if cond.op == "not":
-        inner = _evaluate(cond.items[0], stack, fields)
-        if inner.matched:
-            return _Result(False, (), ())
-        return _Result(True, (_negation(cond.items[0]),), ())
-    reasons: list[str] = []
-    evidence: list[Seen] = []
-    any_matched = False
-    for item in cond.items:
-        r = _evaluate(item, stack, fields)
-        if r.matched:
-            any_matched = True
-            reasons.extend(r.reasons)
-            evidence.extend(r.evidence)
-        elif cond.op == "all":
-            return _Result(False, (), ())
-    if cond.op == "any" and not any_matched:
-        return _Result(False, (), ())
-    return _Result(True, tuple(reasons), tuple(evidence))
+        inner = compile_condition(cond.items[0])
+        negation = (_negation(cond.items[0]),)
+
+        def none_of(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+            return None if inner(stack, fields) is not None else (negation, ())
+
+        return none_of
+    parts = [compile_condition(item) for item in cond.items]
+    if cond.op == "all":
+
+        def all_of(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+            reasons: list[str] = []
+            evidence: list[Seen] = []
+            for part in parts:
+                found = part(stack, fields)
+                if found is None:
+                    return None
+                reasons += found[0]
+                evidence += found[1]
+            return tuple(reasons), tuple(evidence)
+
+        return all_of
+
+    def any_of(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+        reasons: list[str] = []
+        evidence: list[Seen] = []
+        matched = False
+        for part in parts:
+            found = part(stack, fields)
+            if found is not None:
+                matched = True
+                reasons += found[0]
+                evidence += found[1]
+        return (tuple(reasons), tuple(evidence)) if matched else None
+
+    return any_of
+
+
+def _compile_tech(test: TechTest) -> _Matcher:
+    name = test.name
+    if test.kind == "category":
+
+        def in_category(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+            found = stack.by_category.get(name)
+            if not found:
+                return None
+            return tuple(f"{_seen_words(s)} ({name})" for s in found), tuple(found)
+
+        return in_category
+    version = test.version
+
+    def runs(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+        seen = stack.by_name.get(name)
+        if seen is None or (version is not None and not version_matches(version, seen.version)):
+            return None
+        return (_seen_words(seen),), (seen,)
+
+    return runs
+
+
+def _compile_field(test: FieldTest) -> _Matcher:
+    column = test.column
+
+    def passes(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+        value = fields.get(column)
+        return ((f"{column} {value}",), ()) if field_matches(test, value) else None
+
+    return passes
 
 
 def _negation(cond: Condition) -> str:
@@ -316,10 +357,16 @@ class Segmenter:
             )
         self.points = dict(rules.tiers.points) if rules.tiers else {}
         self.mentions = {rule.name: mentioned(rule.condition) for rule in rules.cohorts}
+        self.matchers = {rule.name: compile_condition(rule.condition) for rule in rules.cohorts}
+        self.market = compile_condition(rules.market)
+        self.bonuses = [
+            (compile_condition(b.condition), b.points)
+            for b in (rules.tiers.bonuses if rules.tiers else ())
+        ]
 
     def in_market(self, account: Account) -> bool:
         """Whether the account passes the market's firmographic filters."""
-        return _evaluate(self.rules.market, _EMPTY, account.fields).matched
+        return self.market(_EMPTY, account.fields) is not None
 
     def assign(self, account: Account) -> Assignment:
         """Memberships, score and tier of one (in-market) account."""
@@ -382,16 +429,19 @@ class Segmenter:
         old_detections: tuple[Seen, ...],
         scan_stale: bool,
     ) -> Membership | None:
-        fresh = _evaluate(cond, fresh_stack, account.fields)
-        full = _evaluate(cond, all_stack, account.fields) if old_detections else fresh
-        if not fresh.matched and not full.matched:
+        matcher = self.matchers[cohort]
+        fresh = matcher(fresh_stack, account.fields)
+        full = matcher(all_stack, account.fields) if old_detections else fresh
+        if fresh is None and full is None:
             return None
-        stale = scan_stale or fresh.matched != full.matched
-        chosen = fresh if fresh.matched else full
-        reason = "; ".join(_dedupe(chosen.reasons))
-        if not fresh.matched:
+        disagree = (fresh is None) != (full is None)
+        stale = scan_stale or disagree
+        chosen = fresh if fresh is not None else full
+        assert chosen is not None
+        reason = "; ".join(_dedupe(chosen[0]))
+        if fresh is None:
             reason += f" (stale: older than {self.rules.max_age_days} days, so not counted)"
-        elif fresh.matched != full.matched:
+        elif disagree:
             old = old_detections
             words = "; ".join(_seen_words(s) for s in old[:3])
             reason += f" (stale: an older detection disagrees: {words})"
@@ -399,7 +449,7 @@ class Segmenter:
             reason = self._stale_scan_note(account, reason)
         if cond_is_negative(cond):
             reason += f" (scanned {day_of(account.last_ok_at or '')})"
-        return Membership(cohort, account.domain, reason, chosen.evidence, stale)
+        return Membership(cohort, account.domain, reason, chosen[1], stale)
 
     def _stale_scan_note(self, account: Account, reason: str) -> str:
         return (
@@ -440,9 +490,9 @@ class Segmenter:
         if tiers is None:
             return None, None
         score = sum(self.points.get(m.cohort, 0.0) for m in memberships if not m.stale)
-        for bonus in tiers.bonuses:
-            if _evaluate(bonus.condition, _EMPTY, account.fields).matched:
-                score += bonus.points
+        for matcher, points in self.bonuses:
+            if matcher(_EMPTY, account.fields) is not None:
+                score += points
         return score, tiers.tier_for(score)
 
 
