@@ -19,7 +19,14 @@ from detector.engine_pool import EnginePool
 from detector.errors import DetectorError
 from detector.items import SiteItem
 from detector.signatures import load_signatures
-from detector.storage import ScanResult, add_domains, mirror_library, open_database, record_scans
+from detector.storage import (
+    ScanResult,
+    add_domains,
+    mirror_library,
+    open_database,
+    record_scans,
+    utc_now,
+)
 
 if TYPE_CHECKING:
 
@@ -142,6 +149,27 @@ class DetectStorePipeline:
             self.flush()
         return item
 
+    def _record_unfinished(self) -> None:
+        """Domains started but never finished (the run was stopped, or a bug) still get a row."""
+        spider = self.crawler.spider
+        sites = getattr(spider, "sites", None) or {}
+        for site in list(sites.values()):
+            self.buffer.append(
+                ScanResult(
+                    domain=site.domain,
+                    run_id=self.run_id,
+                    started_at=site.started_at,
+                    finished_at=utc_now(),
+                    status="error",
+                    error_kind="other",
+                    error_message="the run was stopped before this domain was finished",
+                    pages=0,
+                    signatures_version=self.signatures_version,
+                )
+            )
+            self.crawler.stats.inc_value("detector/sites_unfinished")
+        sites.clear()
+
     def flush(self) -> None:
         """Write buffered scans in one transaction."""
         if self.buffer:
@@ -155,6 +183,7 @@ class DetectStorePipeline:
         if not hasattr(self, "db"):
             return
         try:
+            self._record_unfinished()
             self.flush()
         finally:
             self.db.close()

@@ -324,3 +324,26 @@ def test_engine_workers_that_cannot_start_fail_the_run(tmp_path: Path) -> None:
     assert "CrawlError: the crawl could not start" in proc.stderr
     assert "broken.yaml" in proc.stderr
     assert rows(tmp_path / "x.db", "select count(*) n from scans") == [{"n": 0}]
+
+
+def test_cookie_middleware_uses_the_bundled_suffix_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scrapy's cookie middleware would download the public suffix list; ours never connects."""
+    import socket
+
+    from scrapy.downloadermiddlewares import cookies as scrapy_cookies
+    from scrapy.utils.test import get_crawler
+
+    from detector.middlewares import BundledSuffixCookiesMiddleware
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network use: {args}")
+
+    monkeypatch.setattr(scrapy_cookies, "_split_domain", scrapy_cookies._split_domain)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    BundledSuffixCookiesMiddleware.from_crawler(get_crawler(settings_dict={"COOKIES_ENABLED": True}))
+    # tldextract swallows download errors, so check the configuration too: no URL to fetch.
+    assert scrapy_cookies._split_domain.suffix_list_urls == ()
+    assert scrapy_cookies._is_public_domain("co.uk")
+    assert not scrapy_cookies._is_public_domain("example.co.uk")
+    assert scrapy_cookies._is_public_domain("test")  # reserved suffixes count as public

@@ -161,6 +161,14 @@ class DomainsSpider(scrapy.Spider):
     def parse_home(self, response: Response) -> Iterator[Any]:
         """Check the homepage (HTML? same site?), keep it, and queue the telling pages."""
         site = self.sites[response.meta["domain"]]
+        try:
+            yield from self._parse_home(site, response)
+        except Exception as exc:
+            self.logger.exception("parsing %s failed", response.url)
+            site.pending = 0
+            yield self._finish(site, "other", f"internal error while reading the homepage: {exc!r}")
+
+    def _parse_home(self, site: _Site, response: Response) -> Iterator[Any]:
         site.home = response
         final_site = registered_domain(urlsplit(response.url).hostname or "")
         own_site = registered_domain(site.domain) or site.domain
@@ -215,15 +223,19 @@ class DomainsSpider(scrapy.Spider):
     # ---------------------------------------------------------------- other pages
     def parse_page(self, response: Response) -> Iterator[Any]:
         """Keep an extra page when it is HTML."""
-        site = self.sites[response.meta["domain"]]
+        site = self.sites.get(response.meta["domain"])
+        if site is None:  # the site was already recorded
+            return
         if _is_html(response):
             site.pages.append(_fetched(response))
         yield from self._page_done(site)
 
     def page_failed(self, failure: Failure) -> Iterator[Any]:
         """An extra page failing does not fail the site."""
-        site = self.sites[failure.request.meta["domain"]]  # type: ignore[attr-defined]
+        site = self.sites.get(failure.request.meta["domain"])  # type: ignore[attr-defined]
         self.crawler.stats.inc_value("detector/extra_page_failed")
+        if site is None:
+            return
         yield from self._page_done(site)
 
     def _page_done(self, site: _Site) -> Iterator[Any]:
