@@ -154,8 +154,8 @@ def _column_names(headers: Iterable[str], source: str, where: str) -> dict[str, 
             continue
         if not name:
             raise AccountsError(f'{where} line 1: column "{header}" has no usable name; rename it')
-        if name == "domain":
-            name = "domain_original"
+        if name in ("domain", "imported_at"):  # our own columns
+            name += "_original"
         if name in seen:
             raise AccountsError(
                 f'{where} line 1: columns "{seen[name]}" and "{header}" both become `{name}`; rename one'

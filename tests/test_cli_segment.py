@@ -567,3 +567,19 @@ def test_accounts_import_reads_stdin(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = {r["domain"]: r["employees"] for r in sqlite_utils.Database(path)["accounts"].rows}
     assert rows == {"alpha.test": 7, "blog.alpha.test": 8}
+
+
+def test_accounts_import_keeps_columns_named_like_ours(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("website,domain,imported_at\nalpha.test,Alpha Inc,2020-01-01\n")
+    args = ["import", str(csv_path), "--db", str(path), "--domain-column", "website"]
+    result = CliRunner().invoke(accounts, args)
+    assert result.exit_code == 0, result.output
+    [row] = sqlite_utils.Database(path)["accounts"].rows
+    assert (row["domain"], row["domain_original"], row["imported_at_original"]) == (
+        "alpha.test",
+        "Alpha Inc",
+        "2020-01-01",
+    )
+    assert row["imported_at"] != "2020-01-01"

@@ -93,3 +93,13 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["accounts import", "segment"])
 def test_readme_documents_the_command(command: str) -> None:
     assert f"detector {command} " in README.read_text(encoding="utf-8")
+
+
+def test_readme_python_example_prints_what_it_says(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("From Python, segmentation works on plain records") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert code is not None
+    expected = [line[2:] for line in code.group(1).splitlines() if line.startswith("# ")]
+    exec(compile(code.group(1), "README.md", "exec"), {})  # noqa: S102 - our own README
+    assert capsys.readouterr().out.splitlines() == expected
