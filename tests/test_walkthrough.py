@@ -7,9 +7,11 @@ through the local virtual-host proxy serving the demo sites (nothing leaves 127.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shlex
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,15 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
     )
     assert rows["northwind-blog.test"]["cohorts"] == "complement;whitespace;maturity-basic"
     assert rows["cloudly.test"]["cohorts"] == "whitespace;maturity-advanced"
+    # The same database half a year later: every membership is flagged stale, none scores.
+    later = (datetime.now(timezone.utc) + timedelta(days=200)).strftime("%Y-%m-%d")
+    args = ["segment", "--rules", "examples/rules.yaml", "--db", "detector.db", "--as-of", later]
+    stale = run_detector([*args, "--json"], cwd=tmp_path)
+    assert stale.code == 0, stale.err
+    sizes = {row["cohort"]: row for row in json.loads(stale.out)}
+    assert all(row["stale"] == row["total"] for name, row in sizes.items() if name != "unknown")
+    assert sizes["integration"]["total"] == 2
+    assert "warning: 4 accounts were last scanned successfully more than 90 days ago" in stale.err
     gone = rows["gone-bankrupt.test"]
     assert (gone["cohorts"], gone["tier"]) == ("unknown", "")
     assert gone["reasons"] == (
