@@ -24,7 +24,7 @@ from detector.cohort_store import (
 from detector.domains import clean_domain
 from detector.errors import DetectorError
 from detector.rules import Vocabulary, check_columns, load_rules, needed_technologies
-from detector.segment import Account, Assignment, Segmenter, summary_warnings
+from detector.segment import Account, Assignment, Segmenter, plural, summary_warnings
 from detector.signatures import load_signatures
 from detector.storage import open_database
 
@@ -98,7 +98,7 @@ def accounts_import(
         raise click.ClickException(str(exc)) from None
     updated = result.accounts - result.added
     click.echo(
-        f"imported {result.accounts} accounts from {where} ({result.added} new, {updated} updated)"
+        f"imported {plural(result.accounts, 'account')} from {where} ({result.added} new, {updated} updated)"
     )
     if result.skipped_blank:
         _note(
@@ -220,7 +220,8 @@ def segment(
         raise click.ClickException(str(exc)) from None
     if source.table == "domains":
         _note(
-            f"note: no accounts imported; segmenting the {source.count} crawled domains without firmographics"
+            f"note: no accounts imported; segmenting {plural(source.count, 'crawled domain')} "
+            "without firmographics"
         )
     tally = _Tally()
     segmenter = Segmenter(rules, now)
@@ -239,7 +240,9 @@ def segment(
     else:
         click.echo(format_table(table))
     out_of_market = tally.seen - tally.in_market
-    _note(f"segmented {tally.in_market} accounts ({out_of_market} outside the market filters)")
+    _note(
+        f"segmented {plural(tally.in_market, 'account')} ({out_of_market} outside the market filters)"
+    )
     sizes: Counter[str] = Counter()
     for (cohort, _column), n in counts.items():
         sizes[cohort] += n
@@ -247,4 +250,4 @@ def segment(
         _note(warning)
     if export_path:
         n = write_export(db, Path(export_path))
-        _note(f"exported {n} accounts to {export_path}")
+        _note(f"exported {plural(n, 'account')} to {export_path}")

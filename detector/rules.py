@@ -213,8 +213,12 @@ def check_columns(rules: Rules, columns: Collection[str] | None) -> None:
                 "accounts were imported; run `detector accounts import FILE.csv` first"
             )
         elif test.column not in columns:
+            # A misspelt keyword (`technolgy: Shopify`) reads as a column test: say so.
+            keyword = difflib.get_close_matches(test.column, LEAF_KEYS + GROUP_KEYS, 1, 0.8)
             hint = (
-                did_you_mean(test.column, columns)
+                f'; did you mean the keyword "{keyword[0]}"?'
+                if keyword
+                else did_you_mean(test.column, columns)
                 or f"; the columns are: {', '.join(sorted(columns))}"
             )
             problems.append(

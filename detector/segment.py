@@ -70,6 +70,15 @@ class Assignment:
     scan_stale: bool = False
 
 
+def plural(n: int, word: str) -> str:
+    """A count with its noun.
+
+    >>> plural(1, "account"), plural(3, "account")
+    ('1 account', '3 accounts')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def utc_key(text: str) -> str:
     """An ISO-8601 UTC time as a sortable ``YYYY-MM-DDTHH:MM:SS`` key.
 
@@ -556,23 +565,23 @@ def summary_warnings(rules: Rules, sizes: Mapping[str, int], stale_scans: int = 
 
     >>> from detector.rules import CohortRule, Group, Rules
     >>> rules = Rules("X", (), Group("all", ()), 90, (CohortRule("a", "custom", "", Group("all", ())),), None, None)
-    >>> summary_warnings(rules, {"a": 0, "unknown": 2}, stale_scans=1)  # doctest: +NORMALIZE_WHITESPACE
-    ['warning: 1 accounts were last scanned successfully more than 90 days ago; their
-      memberships are flagged stale and score nothing: re-crawl them',
-     'warning: 2 accounts never scanned successfully are in "unknown", not in any cohort:
-      crawl them', 'warning: cohort "a" is empty; check its rule or drop it']
+    >>> for line in summary_warnings(rules, {"a": 0, "unknown": 2}, stale_scans=1):
+    ...     print(line)
+    warning: 1 account last scanned successfully more than 90 days ago: its memberships are flagged stale and score nothing; re-crawl
+    warning: 2 accounts never scanned successfully: in "unknown", not in any cohort; crawl again
+    warning: cohort "a" is empty; check its rule or drop it
     """
     out = []
     if stale_scans:
         out.append(
-            f"warning: {stale_scans} accounts were last scanned successfully more than "
-            f"{rules.max_age_days} days ago; their memberships are flagged stale and score "
-            "nothing: re-crawl them"
+            f"warning: {plural(stale_scans, 'account')} last scanned successfully more than "
+            f"{rules.max_age_days} days ago: {'its' if stale_scans == 1 else 'their'} "
+            "memberships are flagged stale and score nothing; re-crawl"
         )
     if sizes.get(UNKNOWN, 0):
         out.append(
-            f'warning: {sizes[UNKNOWN]} accounts never scanned successfully are in "{UNKNOWN}", '
-            "not in any cohort: crawl them"
+            f"warning: {plural(sizes[UNKNOWN], 'account')} never scanned successfully: "
+            f'in "{UNKNOWN}", not in any cohort; crawl again'
         )
     names = [n for n in rules.cohort_names if n != UNKNOWN]
     for name in names:

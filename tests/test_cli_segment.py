@@ -197,7 +197,7 @@ def test_accounts_import_reports_blank_and_duplicate_rows(tmp_path: Path) -> Non
     csv_path.write_text("name,url\nA,alpha.test\nB,\nA again,https://www.alpha.test/shop\n")
     result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
     assert result.exit_code == 0
-    assert result.stdout == f"imported 1 accounts from {csv_path} (1 new, 0 updated)\n"
+    assert result.stdout == f"imported 1 account from {csv_path} (1 new, 0 updated)\n"
     assert result.stderr == (
         "note: skipped 1 rows with an empty url column\n"
         "note: merged 1 rows whose domain appeared earlier in the file\n"
@@ -259,9 +259,9 @@ def test_segment_prints_sizes_by_tier(db_path: Path) -> None:
     )
     assert result.stderr == (
         "segmented 6 accounts (1 outside the market filters)\n"
-        "warning: 1 accounts were last scanned successfully more than 90 days ago; their memberships "
-        "are flagged stale and score nothing: re-crawl them\n"
-        'warning: 2 accounts never scanned successfully are in "unknown", not in any cohort: crawl them\n'
+        "warning: 1 account last scanned successfully more than 90 days ago: its memberships "
+        "are flagged stale and score nothing; re-crawl\n"
+        'warning: 2 accounts never scanned successfully: in "unknown", not in any cohort; crawl again\n'
         'warning: cohort "maturity-measured" is empty; check its rule or drop it\n'
     )
 
@@ -401,8 +401,8 @@ def test_segment_without_accounts_uses_crawled_domains(tmp_path: Path) -> None:
         "unknown             0      0      0\n"
     )
     assert result.stderr == (
-        "note: no accounts imported; segmenting the 1 crawled domains without firmographics\n"
-        "segmented 1 accounts (0 outside the market filters)\n"
+        "note: no accounts imported; segmenting 1 crawled domain without firmographics\n"
+        "segmented 1 account (0 outside the market filters)\n"
     )
 
 
@@ -558,7 +558,7 @@ def test_accounts_import_reads_stdin(tmp_path: Path) -> None:
         input="website,employees\nhttps://blog.alpha.test/x,7\n",
     )
     assert result.exit_code == 0, result.output
-    assert result.output == "imported 1 accounts from <stdin> (1 new, 0 updated)\n"
+    assert result.output == "imported 1 account from <stdin> (1 new, 0 updated)\n"
     result = CliRunner().invoke(
         accounts,
         ["import", "-", "--db", str(path), "--keep-subdomains"],
@@ -583,3 +583,13 @@ def test_accounts_import_keeps_columns_named_like_ours(tmp_path: Path) -> None:
         "2020-01-01",
     )
     assert row["imported_at"] != "2020-01-01"
+
+
+def test_segment_names_a_misspelt_keyword(db_path: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("cohorts:\n  - name: shops\n    all:\n      - technolgy: Shopify\n")
+    result = CliRunner().invoke(segment, ["--rules", str(rules), "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f'Error: {rules} line 4: no account column "technolgy"; did you mean the keyword "technology"?\n'
+    )

@@ -59,7 +59,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
 
     assert runs[0].out == "imported 5 accounts from accounts.csv (5 new, 0 updated)\n"
     assert runs[2].out == table
-    assert 'warning: 1 accounts never scanned successfully are in "unknown"' in runs[2].err
+    assert 'warning: 1 account never scanned successfully: in "unknown"' in runs[2].err
     assert "exported 5 accounts to cohorts.csv" in runs[2].err
 
     with (tmp_path / "cohorts.csv").open(newline="", encoding="utf-8") as fh:
@@ -93,7 +93,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
     sizes = {row["cohort"]: row for row in json.loads(stale.out)}
     assert all(row["stale"] == row["total"] for name, row in sizes.items() if name != "unknown")
     assert sizes["integration"]["total"] == 2
-    assert "warning: 4 accounts were last scanned successfully more than 90 days ago" in stale.err
+    assert "warning: 4 accounts last scanned successfully more than 90 days ago" in stale.err
     gone = rows["gone-bankrupt.test"]
     assert (gone["cohorts"], gone["tier"]) == ("unknown", "")
     assert gone["reasons"] == (
