@@ -111,6 +111,10 @@ def child(args: argparse.Namespace) -> None:
                 "requests": int(stats.get("downloader/request_count", 0)),
                 "seconds": round(finish - ready, 2),
                 "pages_per_second": round(pages / max(1e-9, finish - ready), 1),
+                "crawler_cpu_seconds": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                                             + resource.getrusage(resource.RUSAGE_SELF).ru_stime, 1),
+                "worker_cpu_seconds": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                                            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 1),
                 "crawler_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
             }

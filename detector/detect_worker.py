@@ -2,13 +2,14 @@
 
 No Scrapy here.  ``python -m detector.detect_worker [DIR...]`` loads the engine once, then
 reads tasks from stdin and writes results to stdout, each a length-prefixed pickle frame:
-``(task id, pages)`` in, ``(task id, ok, detections or error text)`` out.  The crawler talks
+lists of ``(task id, pages)`` in, lists of ``(task id, ok, detections or error text)`` out.  The crawler talks
 to these processes through its own event loop (no threads in the crawler process), so the
 reactor keeps one core and the engines use the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
@@ -64,9 +65,12 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
 
 
 def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """The worker loop: load the engine, say ready, answer tasks until stdin closes."""
+    """The worker loop: load the engine, say ready, answer batches of tasks until stdin closes.
+
+    A frame in is a list of ``(task id, pages)``; the frame out is the list of their results.
+    """
     engine = load_engine(directories)
-    stdout.write(encode_frame((READY, True, engine.library.version)))
+    stdout.write(encode_frame([(READY, True, engine.library.version)]))
     stdout.flush()
     while True:
         head = _read_exact(stdin, HEADER.size)
@@ -75,18 +79,22 @@ def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) 
         body = _read_exact(stdin, HEADER.unpack(head)[0])
         if body is None:
             return
-        task_id, pages = pickle.loads(body)
-        try:
-            reply: tuple[int, bool, Any] = (task_id, True, detect_site(pages, engine))
-        except Exception as exc:  # noqa: BLE001 - reported back as data, the worker lives on
-            reply = (task_id, False, f"{type(exc).__name__}: {exc}")
-        stdout.write(encode_frame(reply))
+        replies: list[tuple[int, bool, Any]] = []
+        for task_id, pages in pickle.loads(body):
+            try:
+                replies.append((task_id, True, detect_site(pages, engine)))
+            except Exception as exc:  # noqa: BLE001 - reported back as data, the worker lives on
+                replies.append((task_id, False, f"{type(exc).__name__}: {exc}"))
+        stdout.write(encode_frame(replies))
         stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: signature directories as arguments (none = the bundled library)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Detection is batch work; the crawler's event loop is what must never wait for a core.
+    with contextlib.suppress(OSError):
+        os.nice(5)
     # Frames own the real stdout; anything else printed goes to stderr.
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
