@@ -205,14 +205,22 @@ def check_columns(rules: Rules, columns: Collection[str] | None) -> None:
 
     ``columns`` None means no accounts were imported (only crawled domains).
     """
+    tests = field_tests(rules)
+    if columns is None:
+        if not tests:
+            return
+        lines = list(dict.fromkeys(str(t.line) for t in tests))
+        names = sorted({t.column for t in tests})
+        where = f"line {lines[0]}" if len(lines) == 1 else f"lines {', '.join(lines)}"
+        what = "column" if len(names) == 1 else "columns"
+        raise RulesError(
+            f"{rules.source} {where}: the rules test the account {what} "
+            f"{', '.join(f'`{n}`' for n in names)}, but no accounts were imported; "
+            "run `detector accounts import FILE.csv` first"
+        )
     problems = []
-    for test in field_tests(rules):
-        if columns is None:
-            problems.append(
-                f"{rules.source} line {test.line}: `{test.column}` is an account column, but no "
-                "accounts were imported; run `detector accounts import FILE.csv` first"
-            )
-        elif test.column not in columns:
+    for test in tests:
+        if test.column not in columns:
             # A misspelt keyword (`technolgy: Shopify`) reads as a column test: say so.
             keyword = difflib.get_close_matches(test.column, LEAF_KEYS + GROUP_KEYS, 1, 0.8)
             hint = (

@@ -454,8 +454,8 @@ def test_segment_firmographics_need_imported_accounts(tmp_path: Path) -> None:
     result = CliRunner().invoke(segment, ["--rules", str(rules), "--db", str(path)])
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: {rules} line 6: `employees` is an account column, but no accounts were imported; "
-        "run `detector accounts import FILE.csv` first\n"
+        f"Error: {rules} line 6: the rules test the account column `employees`, but no accounts "
+        "were imported; run `detector accounts import FILE.csv` first\n"
     )
 
 
