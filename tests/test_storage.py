@@ -131,3 +131,19 @@ def test_unusable_database_is_a_clear_error(tmp_path: Path, kind: str) -> None:
         path.write_text("this is not a database " * 100)
     with pytest.raises(StorageError, match=match):
         open_database(path)
+
+
+def test_layers_import_only_what_they_need() -> None:
+    """Storage and the engine workers never pull Scrapy or Twisted in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import detector.storage\n"
+        "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'storage'\n"
+        "import detector.detect_worker, detector.domains, detector.verdict\n"
+        "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'worker'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
