@@ -314,6 +314,12 @@ cli.add_command(segment)
 from detector.cli_crawl import crawl, demo
 
 cli.add_command(crawl)
+
+from detector.cli_refresh import changes, refresh, status  # noqa: E402 - own module, like crawl
+
+cli.add_command(refresh)
+cli.add_command(changes)
+cli.add_command(status)
 cli.add_command(demo)
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -39,6 +39,7 @@ class CrawlOptions:
     progress: bool = False
     total: int = 0
     run_id: str = ""
+    miss_threshold: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +61,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_PROGRESS": opts.progress,
         "DETECTOR_TOTAL": opts.total,
         "DETECTOR_RUN_ID": opts.run_id,
+        "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,

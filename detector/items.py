@@ -29,3 +29,5 @@ class SiteItem:
     final_url: str | None = None
     offsite: bool = False
     pages: tuple[FetchedPage, ...] = field(default_factory=tuple, repr=False)
+    #: Extra pages that failed for a reason that may pass (timeout, connection, 5xx).
+    pages_failed: int = 0

@@ -18,6 +18,7 @@ from detector.detect_worker import detect_site, load_engine
 from detector.engine_pool import EnginePool
 from detector.errors import DetectorError
 from detector.items import SiteItem
+from detector.history import DEFAULT_MISS_THRESHOLD
 from detector.signatures import load_signatures
 from detector.storage import (
     ScanResult,
@@ -56,6 +57,7 @@ class DetectStorePipeline:
         signatures: list[str],
         run_id: str,
         commit_every: int,
+        miss_threshold: int = DEFAULT_MISS_THRESHOLD,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -64,10 +66,12 @@ class DetectStorePipeline:
         self.signatures = signatures
         self.run_id = run_id
         self.commit_every = max(1, commit_every)
+        self.miss_threshold = max(1, miss_threshold)
         self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
         self.last_flush = time.monotonic()
         self.signatures_version = ""
+        self.known: frozenset[str] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -84,6 +88,7 @@ class DetectStorePipeline:
             signatures=list(s.getlist("DETECTOR_SIGNATURES")),
             run_id=run_id,
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
+            miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
         )
 
     async def open_spider(self) -> None:
@@ -103,6 +108,7 @@ class DetectStorePipeline:
         dirs = self.signatures or None
         library = load_signatures(dirs)
         mirror_library(self.db, library)
+        self.known = frozenset(library.signatures)
         if self.detect:
             self.signatures_version = library.version
             if self.workers > 0:
@@ -137,6 +143,8 @@ class DetectStorePipeline:
                 pages=len(item.pages),
                 signatures_version=self.signatures_version,
                 detections=tuple(detections),
+                pages_failed=item.pages_failed,
+                detected=self.detect,
             )
         )
         stats = self.crawler.stats
@@ -174,7 +182,7 @@ class DetectStorePipeline:
         """Write buffered scans in one transaction."""
         if self.buffer:
             add_domains(self.db, (r.domain for r in self.buffer))
-            record_scans(self.db, self.buffer)
+            record_scans(self.db, self.buffer, miss_threshold=self.miss_threshold, known=self.known)
             self.buffer = []
         self.last_flush = time.monotonic()
 

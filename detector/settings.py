@@ -62,6 +62,7 @@ DETECTOR_DETECT = True  # run the engine on fetched pages (off: fetch and store 
 DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU count; 0 = inline
 DETECTOR_SIGNATURES: list[str] = []  # signature directories; [] = the bundled library
 DETECTOR_RUN_ID = ""  # "" = generated
+DETECTOR_MISS_THRESHOLD = 2  # consecutive complete, successful scans without a technology before it is removed
 DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every second)
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from detector.errors import DetectorError
+from detector.history import DEFAULT_MISS_THRESHOLD, Seen, Stored, compare
 
 if TYPE_CHECKING:
     from detector.verdict import SiteDetection
@@ -154,12 +155,66 @@ def _m002_segmentation(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS cohort_members_domain ON cohort_members(domain)")
 
 
+def _m003_history(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE detections ADD COLUMN miss_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE scans ADD COLUMN pages_failed INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE scans ADD COLUMN counted INTEGER NOT NULL DEFAULT 0")
+    db.table("detections").create_index(["status", "last_seen"])
+    db.table("domains").create_index(["last_ok_at"])
+    db.execute(
+        """
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            domain TEXT NOT NULL,
+            technology TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('added', 'removed', 'version_changed')),
+            old_version TEXT,
+            new_version TEXT,
+            at TEXT NOT NULL,
+            scan_id INTEGER REFERENCES scans(id),
+            run_id TEXT
+        )
+        """
+    )
+    db.table("changes").create_index(["at"])
+    db.table("changes").create_index(["domain", "technology"])
+    db.table("changes").create_index(["technology", "at"])
+    db.table("runs").create(
+        {
+            "id": str,
+            "command": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "pid": int,
+            "domains_planned": int,
+            "domains_ok": int,
+            "domains_failed": int,
+            "options": str,
+        },
+        pk="id",
+    )
+    # Detections recorded before history existed get the event that created them, so every
+    # active detection has an ``added`` event (without a scan id: it predates the table).
+    db.execute(
+        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
+        "SELECT domain, technology, 'added', NULL, version, first_seen FROM detections "
+        "ORDER BY first_seen, domain, technology"
+    )
+    db.execute(
+        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
+        "SELECT domain, technology, 'removed', version, NULL, removed_at FROM detections "
+        "WHERE status = 'removed' AND removed_at IS NOT NULL"
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema: domains, scans, detections, technologies, categories", _m001_initial),
     (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
+    (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
 ]
 
 
@@ -220,25 +275,18 @@ class ScanResult:
     pages: int = 0
     signatures_version: str = ""
     detections: tuple[SiteDetection, ...] = field(default_factory=tuple)
+    #: Extra pages that failed for a reason that may pass (timeout, 5xx): the scan is partial.
+    pages_failed: int = 0
+    #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
+    detected: bool = True
+
+    @property
+    def counts_misses(self) -> bool:
+        """True when not seeing a technology means something: ok, complete, detection on."""
+        return self.status == "ok" and self.detected and self.pages_failed == 0
 
 
 # ---------------------------------------------------------------------------- writing
-
-_UPSERT_DETECTION = """
-INSERT INTO detections
-    (domain, technology, version, confidence, categories, first_seen, last_seen, evidence,
-     status, removed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL)
-ON CONFLICT (domain, technology) DO UPDATE SET
-    version = excluded.version,
-    confidence = excluded.confidence,
-    categories = excluded.categories,
-    last_seen = excluded.last_seen,
-    evidence = excluded.evidence,
-    status = 'active',
-    removed_at = NULL
-"""
-# first_seen is deliberately absent from the update list: it survives every later scan.
 
 _UPSERT_DOMAIN = """
 INSERT INTO domains (domain, added_at, last_scanned_at, last_status, last_ok_at)
@@ -250,14 +298,24 @@ ON CONFLICT (domain) DO UPDATE SET
 """
 
 
-def record_scans(db: sqlite_utils.Database, results: Iterable[ScanResult]) -> int:
-    """Write scans, domains and detections in one transaction; return how many scans."""
+def record_scans(
+    db: sqlite_utils.Database,
+    results: Iterable[ScanResult],
+    *,
+    miss_threshold: int = DEFAULT_MISS_THRESHOLD,
+    known: Container[str] | None = None,
+) -> int:
+    """Write scans, domains, detections and change events in one transaction; return how many scans.
+
+    ``known``: the technologies the scans' signature library can detect (None: all); only
+    those can be missed (see :func:`detector.history.compare`).
+    """
     n = 0
     conn = db.conn
     try:
-        conn.execute("BEGIN")
+        conn.execute("BEGIN IMMEDIATE")
         for r in results:
-            _record_one(conn, r)
+            _record_one(conn, r, miss_threshold, known)
             n += 1
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
@@ -267,16 +325,23 @@ def record_scans(db: sqlite_utils.Database, results: Iterable[ScanResult]) -> in
     return n
 
 
-def record_scan(db: sqlite_utils.Database, result: ScanResult) -> None:
+def record_scan(
+    db: sqlite_utils.Database,
+    result: ScanResult,
+    *,
+    miss_threshold: int = DEFAULT_MISS_THRESHOLD,
+    known: Container[str] | None = None,
+) -> None:
     """Write one scan (see :func:`record_scans`)."""
-    record_scans(db, [result])
+    record_scans(db, [result], miss_threshold=miss_threshold, known=known)
 
 
-def _record_one(conn: sqlite3.Connection, r: ScanResult) -> None:
-    conn.execute(
+def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, known: Container[str] | None) -> None:
+    counted = r.counts_misses
+    cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
-        "error_message, http_status, final_url, offsite, pages, signatures_version) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -290,24 +355,117 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult) -> None:
             int(r.offsite),
             r.pages,
             r.signatures_version,
+            r.pages_failed,
+            int(counted),
         ),
     )
+    scan_id = cursor.lastrowid
     ok_at = r.finished_at if r.status == "ok" else None
     conn.execute(_UPSERT_DOMAIN, (r.domain, r.started_at, r.finished_at, r.status, ok_at))
-    for d in r.detections:
-        conn.execute(
-            _UPSERT_DETECTION,
-            (
-                r.domain,
-                d.technology,
-                d.version,
-                d.confidence,
-                json.dumps(list(d.categories)),
-                r.finished_at,
-                r.finished_at,
-                json.dumps(list(d.evidence), ensure_ascii=False),
-            ),
+    if r.status != "ok" or not r.detected:
+        return  # a failed scan, or one without detection, says nothing about technologies
+    _apply_detections(conn, r, scan_id, counted, miss_threshold, known)
+
+
+def _apply_detections(
+    conn: sqlite3.Connection,
+    r: ScanResult,
+    scan_id: int | None,
+    counted: bool,
+    miss_threshold: int,
+    known: Container[str] | None,
+) -> None:
+    stored = {
+        row[0]: Stored(row[0], row[1], row[2], row[3])
+        for row in conn.execute(
+            "SELECT technology, version, status, miss_count FROM detections WHERE domain = ?", (r.domain,)
         )
+    }
+    plan = compare(
+        r.domain,
+        stored,
+        (Seen(d.technology, d.version) for d in r.detections),
+        at=r.finished_at,
+        counts_misses=counted,
+        miss_threshold=miss_threshold,
+        known=known,
+    )
+    by_name = {d.technology: d for d in r.detections}
+    at = r.finished_at
+    for name in plan.inserted:
+        d = by_name[name]
+        conn.execute(
+            "INSERT INTO detections (domain, technology, version, confidence, categories, first_seen, "
+            "last_seen, evidence, status, removed_at, miss_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', NULL, 0)",
+            (r.domain, name, d.version, d.confidence, _categories(d), at, at, _evidence(d)),
+        )
+    for name in (*plan.revived, *plan.seen):
+        d = by_name[name]
+        # first_seen is deliberately absent: it survives every later scan.  A version the
+        # scan did not see (None) keeps the one known before.
+        conn.execute(
+            "UPDATE detections SET version = COALESCE(?, version), confidence = ?, categories = ?, "
+            "last_seen = ?, evidence = ?, status = 'active', removed_at = NULL, miss_count = 0 "
+            "WHERE domain = ? AND technology = ?",
+            (d.version, d.confidence, _categories(d), at, _evidence(d), r.domain, name),
+        )
+    for name, misses in plan.missed:
+        conn.execute(
+            "UPDATE detections SET miss_count = ? WHERE domain = ? AND technology = ?", (misses, r.domain, name)
+        )
+    for name in plan.removed:
+        conn.execute(
+            "UPDATE detections SET status = 'removed', removed_at = ?, miss_count = miss_count + 1 "
+            "WHERE domain = ? AND technology = ?",
+            (at, r.domain, name),
+        )
+    conn.executemany(
+        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at, scan_id, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(c.domain, c.technology, c.kind, c.old_version, c.new_version, c.at, scan_id, r.run_id) for c in plan.changes],
+    )
+
+
+def _categories(d: "SiteDetection") -> str:
+    return json.dumps(list(d.categories))
+
+
+def _evidence(d: "SiteDetection") -> str:
+    return json.dumps(list(d.evidence), ensure_ascii=False)
+
+
+def start_run(
+    db: sqlite_utils.Database, run_id: str, command: str, *, planned: int | None, options: Mapping[str, Any]
+) -> None:
+    """Record that a run began (status ``running`` until :func:`finish_run`)."""
+    import os
+
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO runs (id, command, started_at, status, pid, domains_planned, options) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, command, utc_now(), os.getpid(), planned, json.dumps(dict(options), sort_keys=True)),
+        )
+
+
+def finish_run(db: sqlite_utils.Database, run_id: str, status: str = "done") -> None:
+    """Record a run's end: its status and the domains it scanned ok and failed."""
+    with db.conn:
+        db.conn.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, "
+            "domains_ok = (SELECT count(*) FROM scans WHERE run_id = runs.id AND status = 'ok'), "
+            "domains_failed = (SELECT count(*) FROM scans WHERE run_id = runs.id AND status != 'ok') "
+            "WHERE id = ?",
+            (utc_now(), status, run_id),
+        )
+
+
+def close_dead_runs(db: sqlite_utils.Database) -> list[str]:
+    """Mark runs still ``running`` as ``interrupted``; call it holding the lock (they are dead)."""
+    dead = [row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'running' ORDER BY started_at")]
+    for run_id in dead:
+        finish_run(db, run_id, "interrupted")
+    return dead
 
 
 def add_domains(db: sqlite_utils.Database, domains: Iterable[str], *, now: str | None = None) -> None:

@@ -55,12 +55,12 @@ def test_schema_and_migrations(tmp_path: Path) -> None:
 def test_a_later_migration_is_applied_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     open_database(tmp_path / "x.db").close()
 
-    def add_changes(db: sqlite_utils.Database) -> None:
-        db["changes"].create({"id": int, "domain": str}, pk="id")
+    def add_notes(db: sqlite_utils.Database) -> None:
+        db["notes"].create({"id": int, "domain": str}, pk="id")
 
-    monkeypatch.setattr("detector.storage.MIGRATIONS", [*MIGRATIONS, (99, "changes table", add_changes)])
+    monkeypatch.setattr("detector.storage.MIGRATIONS", [*MIGRATIONS, (99, "notes table", add_notes)])
     db = open_database(tmp_path / "x.db")
-    assert "changes" in db.table_names()
+    assert "notes" in db.table_names()
     assert migrate(db) == []
 
 

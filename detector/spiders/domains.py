@@ -90,6 +90,7 @@ class _Site:
     pages: list[FetchedPage] = field(default_factory=list)
     home: Any = None  # the homepage response fields kept for the SiteItem
     first_error: tuple[str, str] | None = None  # the https failure, while http is tried
+    pages_failed: int = 0  # extra pages that failed for a passing reason (makes the scan partial)
 
 
 class DomainsSpider(scrapy.Spider):
@@ -231,11 +232,17 @@ class DomainsSpider(scrapy.Spider):
         yield from self._page_done(site)
 
     def page_failed(self, failure: Failure) -> Iterator[Any]:
-        """An extra page failing does not fail the site."""
+        """An extra page failing does not fail the site, but a passing failure makes it partial."""
         site = self.sites.get(failure.request.meta["domain"])  # type: ignore[attr-defined]
         self.crawler.stats.inc_value("detector/extra_page_failed")
         if site is None:
             return
+        exc = failure.value
+        gone = isinstance(exc, HttpError) and 400 <= exc.response.status < 500
+        if not gone:
+            # A 4xx page is gone for good; a timeout or a 5xx may pass, and what that page
+            # showed must not count as missing (see detector.history).
+            site.pages_failed += 1
         yield from self._page_done(site)
 
     def _page_done(self, site: _Site) -> Iterator[Any]:
@@ -257,6 +264,7 @@ class DomainsSpider(scrapy.Spider):
             final_url=home.url if home is not None else None,
             offsite=error_kind == "offsite",
             pages=tuple(site.pages),
+            pages_failed=site.pages_failed,
         )
 
 

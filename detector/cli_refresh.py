@@ -1,0 +1,348 @@
+"""``detector refresh``, ``detector changes`` and ``detector status``: keep the database fresh."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from detector.cli_crawl import (
+    _print_summary,
+    _run,
+    _verbosity,
+    check_proxy,
+    crawl_options,
+    holding_lock,
+)
+from detector.history import CHANGE_KINDS, DurationError, parse_duration
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class DurationParam(click.ParamType):
+    """A duration such as ``7d``, ``12h``, ``30m`` or ``2w``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        """Parse or fail with a usage error naming the accepted forms."""
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except DurationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--older-than", default="7d", show_default=True, type=DurationParam(),
+              help="Re-scan domains whose last successful scan is older than this (30m, 12h, 7d, 2w).")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Scan at most N stale domains, longest waiting first; the rest wait for the next run.")
+@click.option("--domains", "domains_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Only consider the domains listed in this file (same formats as crawl; '-' for stdin).")
+@crawl_options
+@click.pass_context
+def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domains_file: str | None, db: str,
+            column: str | None, keep_subdomains: bool, allow_ip: bool, pages: int, concurrency: int,
+            per_site: int, timeout: float, retries: int, max_size: int, user_agent: str | None,
+            proxy: str | None, ignore_robots: bool, no_detect: bool, workers: int,
+            signature_dirs: tuple[str, ...], as_json: bool, progress: bool | None, verbose: int,
+            miss_threshold: int) -> None:
+    """Re-scan the domains whose last successful scan is older than --older-than.
+
+    Domains that never had a successful scan count as stale. Every crawl option applies.
+    Each scan updates the change history: a technology is marked removed only after
+    --miss-threshold consecutive complete, successful scans no longer see it; a failed or
+    partial scan never removes anything.
+
+    \b
+    Examples:
+      detector refresh --db /srv/detector.db --older-than 7d --limit 5000
+      detector refresh --older-than 0 --domains key-accounts.txt   # these, now
+
+    Exit status: 0 when the run completed or nothing was stale, 1 when the database cannot
+    be read or written, 2 for usage errors, 75 when another crawl or refresh holds the
+    database's lock (nothing was done; try again later).
+    """
+    from detector.freshness import stale_domains
+    from detector.storage import StorageError, open_database
+
+    check_proxy(proxy)
+    if not Path(db).exists():
+        raise click.ClickException(
+            f"{db}: no such database. Crawl a domain list into it first: detector crawl domains.txt --db {db}"
+        )
+    only = _read_domain_file(domains_file, column, keep_subdomains, allow_ip) if domains_file else None
+    with holding_lock(db, "refresh"):
+        try:
+            database = open_database(db)
+            try:
+                plan = stale_domains(database, older_than, only=only, limit=limit)
+            finally:
+                database.close()
+        except StorageError as exc:
+            raise click.ClickException(str(exc)) from None
+        age = _age_text(older_than)
+        if not plan.domains:
+            scope = f"the {len(only):,} domain(s) of {domains_file}" if only is not None else f"all {plan.known_total:,} domain(s)"
+            message = f"Nothing to refresh: {scope} had a successful scan within the last {age}."
+            if as_json:
+                click.echo(json.dumps({"refreshed": 0, "stale": 0, "older_than": age, "database": db}, indent=2))
+            else:
+                click.echo(message)
+            return
+        left = plan.stale_total - len(plan.domains)
+        if not as_json:
+            why = "(--older-than 0: all chosen)" if not older_than else f"not scanned successfully in the last {age}"
+            click.echo(
+                f"Refreshing {len(plan.domains):,} domain(s) {why}"
+                + (f"; {left:,} more left for the next run by --limit" if left else "") + ".",
+                err=True,
+            )
+        list_file = _write_list(plan.domains, db)
+        try:
+            report = _run(
+                "refresh",
+                planned=len(plan.domains),
+                inputs=(str(list_file),), db=db, column=None,
+                # The stored names are clean already: keep them exactly as they are.
+                keep_subdomains=True, allow_ip=True,
+                pages=pages, concurrency=concurrency, per_site=per_site, timeout=timeout, retries=retries,
+                max_size=max_size, user_agent=user_agent, proxy=proxy, ignore_robots=ignore_robots,
+                detect=not no_detect, workers=workers, signatures=tuple(signature_dirs),
+                verbose=_verbosity(ctx, verbose),
+                progress=sys.stderr.isatty() if progress is None else progress, total=len(plan.domains),
+                miss_threshold=miss_threshold,
+            )
+        finally:
+            list_file.unlink(missing_ok=True)
+    report.stats["stale_left"] = left
+    _print_summary(db, report, as_json, extra={"command": "refresh", "stale_left": left, "older_than": age})
+
+
+def _read_domain_file(path: str, column: str | None, keep_subdomains: bool, allow_ip: bool) -> list[str]:
+    """Clean domains of a --domains file, as the crawl would; bad lines are reported and skipped."""
+    from detector.domains import DomainEntry, InputError, check_inputs, read_domains
+
+    try:
+        check_inputs((path,), column)
+        entries = list(read_domains([path], column=column, keep_subdomains=keep_subdomains, allow_ip=allow_ip))
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    domains = []
+    for entry in entries:
+        if isinstance(entry, DomainEntry):
+            domains.append(entry.domain)
+        else:
+            click.echo(f"warning: {entry.describe()}; skipped", err=True)
+    return list(dict.fromkeys(domains))
+
+
+def _write_list(domains: Sequence[str], db: str) -> Path:
+    """The chosen domains in ``<db>.refresh-list``, which the spider reads (one per line).
+
+    Beside the database and under its lock, so a killed run leaves at most this one file,
+    which the next run overwrites.
+    """
+    path = Path(db).with_name(Path(db).name + ".refresh-list")
+    path.write_text("\n".join(domains) + "\n", encoding="utf-8")
+    return path
+
+
+def _age_text(delta: timedelta) -> str:
+    from detector.freshness import format_timedelta
+
+    return format_timedelta(delta)
+
+
+# ---------------------------------------------------------------------------- changes
+
+_CHANGE_COLUMNS = ["at", "domain", "technology", "kind", "old_version", "new_version", "scan_id", "run_id"]
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--db", default="detector.db", show_default=True, help="SQLite database to read.")
+@click.option("--since", default="30d", show_default=True, type=DurationParam(),
+              help="Only changes at most this old (30m, 12h, 7d, 2w).")
+@click.option("--technology", help="Only this technology (any case), e.g. Shopify.")
+@click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only this kind of change.")
+@click.option("--domain", help="Only this domain.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most N changes (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per line.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV with a header row.")
+def changes(db: str, since: timedelta, technology: str | None, kind: str | None, domain: str | None,
+            limit: int | None, as_json: bool, as_nl: bool, as_csv: bool) -> None:
+    """List the change history: technologies added, removed, or with a new version.
+
+    \b
+    Example:
+      detector changes --since 7d --technology Stripe --kind removed --csv > churned.csv
+
+    Exit status: 0 (also when nothing changed), 1 when the database cannot be read, 2 for usage errors.
+    """
+    from detector.freshness import list_changes
+
+    if sum((as_json, as_nl, as_csv)) > 1:
+        raise click.UsageError("Choose one of --json, --nl and --csv.")
+    database = _open_existing(db)
+    try:
+        rows = list_changes(database, since=since, technology=technology, kind=kind, domain=domain, limit=limit)
+        known = _known_technology(database, technology) if technology and not rows else None
+    finally:
+        database.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif as_nl:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=_CHANGE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        click.echo(format_changes(rows, _age_text(since)))
+    if known is not None:
+        click.echo(known, err=True)
+
+
+def format_changes(rows: Sequence[dict[str, Any]], since: str) -> str:
+    """Changes as an aligned table for people, newest first."""
+    if not rows:
+        return f"No changes in the last {since}."
+    marks = {"added": "+", "removed": "-", "version_changed": "~"}
+    table = []
+    for r in rows:
+        if r["kind"] == "version_changed":
+            what = f"{r['old_version'] or '?'} -> {r['new_version']}"
+        else:
+            what = r["new_version"] or r["old_version"] or ""
+        table.append((r["at"], r["domain"], f"{marks[r['kind']]} {r['kind']}", r["technology"], what))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)).rstrip() for row in table]
+    lines.append(f"{len(rows):,} change(s) in the last {since}.")
+    return "\n".join(lines)
+
+
+def _known_technology(database: Any, name: str) -> str | None:
+    """A hint when --technology names nothing the library or the database knows."""
+    import difflib
+
+    names = [r["name"] for r in database.query("SELECT name FROM technologies")]
+    names += [r["technology"] for r in database.query("SELECT DISTINCT technology FROM detections")]
+    if any(n.lower() == name.lower() for n in names):
+        return None
+    close = difflib.get_close_matches(name, sorted(set(names)), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return f'note: no technology is named "{name}" in {database.conn.execute("PRAGMA database_list").fetchone()[2]}.{hint}'
+
+
+def _open_existing(db: str) -> Any:
+    from detector.storage import StorageError, open_database
+
+    if not Path(db).exists():
+        raise click.ClickException(f"{db}: no such database. Crawl into it first: detector crawl domains.txt --db {db}")
+    try:
+        return open_database(db)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- status
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--db", default="detector.db", show_default=True, help="SQLite database to read.")
+@click.option("--stale-after", default="30d", show_default=True, type=DurationParam(),
+              help="Flag active detections last seen longer ago than this as stale.")
+@click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Stale detections to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(db: str, stale_after: timedelta, show: int, as_json: bool) -> None:
+    """How fresh the database is: scan ages, failing domains, last refresh, stale detections.
+
+    \b
+    Example:
+      detector status --db /srv/detector.db --stale-after 14d
+
+    Exit status: 0, 1 when the database cannot be read, 2 for usage errors.
+    """
+    from detector.freshness import status_report
+    from detector.lock import lock_path
+
+    database = _open_existing(db)
+    try:
+        report = status_report(database, stale_after=stale_after, show=show)
+    finally:
+        database.close()
+    report["database"] = db
+    report["locked"] = _is_locked(lock_path(db))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_status(report))
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a run holds the lock right now (probed without taking it for long)."""
+    import fcntl
+
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def format_status(r: dict[str, Any]) -> str:
+    """The status report as text for people."""
+    lines = [f"Database: {r['database']} ({r['database_domains']:,} domains)"
+             + (" - a crawl or refresh is running now" if r["locked"] else "")]
+    lines.append("Last successful scan:")
+    for label, n in r["last_ok_scan_age"].items():
+        lines.append(f"  {label:>7}  {n:,}")
+    if r["oldest_ok_scan"]:
+        lines.append(f"  oldest: {r['oldest_ok_scan']['domain']} at {r['oldest_ok_scan']['at']}")
+    if r["failing_domains"]:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in r["failing_by_kind"].items())
+        lines.append(f"Failing domains (latest scan failed): {r['failing_domains']:,} ({kinds})")
+    else:
+        lines.append("Failing domains (latest scan failed): none")
+    for key, name in (("last_refresh", "Last refresh"), ("last_crawl", "Last crawl")):
+        run = r[key]
+        if run is None:
+            lines.append(f"{name}: never")
+            continue
+        c = run["changes"]
+        lines.append(
+            f"{name}: {run['started_at']} ({run['status']}) {run['domains_ok'] or 0:,} ok, "
+            f"{run['domains_failed'] or 0:,} failed; changes: {c['added']:,} added, {c['removed']:,} removed, "
+            f"{c['version_changed']:,} version changed"
+        )
+    if r["interrupted_runs"]:
+        lines.append(f"Interrupted runs (killed before the end): {r['interrupted_runs']:,}; "
+                     "what they did not reach is still stale and the next refresh takes it")
+    d = r["detections"]
+    lines.append(f"Detections: {d['active']:,} active, {d['removed']:,} removed; "
+                 f"{d['stale']:,} stale (last seen over {d['stale_after']} ago)")
+    for s in d["stale_examples"]:
+        lines.append(f"  stale  {s['domain']}  {s['technology']}  last seen {s['last_seen']} ({s['age']} ago)")
+    if d["stale"] > len(d["stale_examples"]):
+        lines.append(f"  ... {d['stale'] - len(d['stale_examples']):,} more; run: detector refresh --older-than {d['stale_after']}")
+    return "\n".join(lines)
+
