@@ -120,13 +120,7 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
         open_database(db).close()
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
-    if signature_dirs and not no_detect:
-        from detector.engine import Engine
-
-        try:  # compile once here so a bad pattern stops the run before anything is fetched
-            Engine.from_directories(list(signature_dirs))
-        except DetectorError as exc:
-            raise click.ClickException(str(exc)) from None
+    check_signatures(signature_dirs, no_detect)
     with holding_lock(db, "crawl"):
         report = _run(
             "crawl",
@@ -139,6 +133,17 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
             miss_threshold=miss_threshold,
         )
     _print_summary(db, report, as_json)
+
+
+def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
+    """Compile ``--signatures`` once, so a bad pattern stops the run before anything is fetched."""
+    if signature_dirs and not no_detect:
+        from detector.engine import Engine
+
+        try:
+            Engine.from_directories(list(signature_dirs))
+        except DetectorError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def check_proxy(proxy: str | None) -> None:

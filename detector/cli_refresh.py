@@ -19,6 +19,7 @@ from detector.cli_crawl import (
     _run,
     _verbosity,
     check_proxy,
+    check_signatures,
     crawl_options,
     holding_lock,
 )
@@ -77,6 +78,7 @@ def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domain
     from detector.storage import StorageError, open_database
 
     check_proxy(proxy)
+    check_signatures(signature_dirs, no_detect)
     if not Path(db).exists():
         raise click.ClickException(
             f"{db}: no such database. Crawl a domain list into it first: detector crawl domains.txt --db {db}"
