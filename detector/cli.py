@@ -315,7 +315,7 @@ from detector.cli_crawl import crawl, demo
 
 cli.add_command(crawl)
 
-from detector.cli_refresh import changes, refresh, status  # noqa: E402 - own module, like crawl
+from detector.cli_refresh import changes, refresh, status
 
 cli.add_command(refresh)
 cli.add_command(changes)

@@ -28,7 +28,7 @@ from detector.history import CHANGE_KINDS, DurationError, parse_duration
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
-class DurationParam(click.ParamType):
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
     """A duration such as ``7d``, ``12h``, ``30m`` or ``2w``."""
 
     name = "duration"

@@ -17,8 +17,8 @@ from twisted.internet.task import LoopingCall
 from detector.detect_worker import detect_site, load_engine
 from detector.engine_pool import EnginePool
 from detector.errors import DetectorError
-from detector.items import SiteItem
 from detector.history import DEFAULT_MISS_THRESHOLD
+from detector.items import SiteItem
 from detector.signatures import load_signatures
 from detector.storage import (
     ScanResult,

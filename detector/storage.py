@@ -426,11 +426,11 @@ def _apply_detections(
     )
 
 
-def _categories(d: "SiteDetection") -> str:
+def _categories(d: SiteDetection) -> str:
     return json.dumps(list(d.categories))
 
 
-def _evidence(d: "SiteDetection") -> str:
+def _evidence(d: SiteDetection) -> str:
     return json.dumps(list(d.evidence), ensure_ascii=False)
 
 
