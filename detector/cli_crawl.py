@@ -192,7 +192,9 @@ def _run(command: str, *, planned: int | None = None, **options: Any) -> Any:
             database.close()
         try:
             report = run_crawl(CrawlOptions(**options, run_id=run_id))
-            status = "done"
+            # Scrapy stops gracefully on SIGTERM/SIGINT (systemd stop, Ctrl-C): unfinished
+            # domains got error rows and stay stale; the run itself did not finish.
+            status = "interrupted" if report.stats.get("finish_reason") == "shutdown" else "done"
         finally:
             database = open_database(options["db"])
             try:

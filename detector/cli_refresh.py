@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -199,7 +198,7 @@ def changes(db: str, since: timedelta, technology: str | None, kind: str | None,
     database = _open_existing(db)
     try:
         rows = list_changes(database, since=since, technology=technology, kind=kind, domain=domain, limit=limit)
-        known = _known_technology(database, technology) if technology and not rows else None
+        known = _known_technology(database, technology, db) if technology and not rows else None
     finally:
         database.close()
     if as_json:
@@ -237,7 +236,7 @@ def format_changes(rows: Sequence[dict[str, Any]], since: str) -> str:
     return "\n".join(lines)
 
 
-def _known_technology(database: Any, name: str) -> str | None:
+def _known_technology(database: Any, name: str, db: str) -> str | None:
     """A hint when --technology names nothing the library or the database knows."""
     import difflib
 
@@ -247,7 +246,7 @@ def _known_technology(database: Any, name: str) -> str | None:
         return None
     close = difflib.get_close_matches(name, sorted(set(names)), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f'note: no technology is named "{name}" in {database.conn.execute("PRAGMA database_list").fetchone()[2]}.{hint}'
+    return f'note: no technology is named "{name}" in {db} or its signature library.{hint}'
 
 
 def _open_existing(db: str) -> Any:
@@ -280,7 +279,7 @@ def status(db: str, stale_after: timedelta, show: int, as_json: bool) -> None:
     Exit status: 0, 1 when the database cannot be read, 2 for usage errors.
     """
     from detector.freshness import status_report
-    from detector.lock import lock_path
+    from detector.lock import lock_holder
 
     database = _open_existing(db)
     try:
@@ -288,33 +287,17 @@ def status(db: str, stale_after: timedelta, show: int, as_json: bool) -> None:
     finally:
         database.close()
     report["database"] = db
-    report["locked"] = _is_locked(lock_path(db))
+    report["running"] = lock_holder(db)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         click.echo(format_status(report))
 
 
-def _is_locked(path: Path) -> bool:
-    """Whether a run holds the lock right now (probed without taking it for long)."""
-    import fcntl
-
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def format_status(r: dict[str, Any]) -> str:
     """The status report as text for people."""
     lines = [f"Database: {r['database']} ({r['database_domains']:,} domains)"
-             + (" - a crawl or refresh is running now" if r["locked"] else "")]
+             + (f" - running now: {r['running']}" if r["running"] else "")]
     lines.append("Last successful scan:")
     for label, n in r["last_ok_scan_age"].items():
         lines.append(f"  {label:>7}  {n:,}")

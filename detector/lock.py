@@ -68,6 +68,29 @@ def database_lock(db_path: str | Path, command: str) -> Iterator[Path]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def lock_holder(db_path: str | Path) -> str | None:
+    """The running holder of a database's lock (``pid 42, refresh since ...``), or None.
+
+    Reads the lock file and checks its pid is alive, without touching the lock itself, so
+    asking never makes a starting run fail.  A holder killed with ``kill -9`` leaves its text
+    behind but not its process: it is not a holder.
+    """
+    try:
+        text = lock_path(db_path).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    words = text.split()
+    if len(words) < 2 or words[0] != "pid" or not words[1].rstrip(",").isdigit():
+        return None
+    try:
+        os.kill(int(words[1].rstrip(",")), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return text
+
+
 def _read_holder(fd: int) -> str:
     try:
         return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()

@@ -464,7 +464,7 @@ def test_changes_and_status_on_a_recorded_history(tmp_path: Path) -> None:
         ("shop.test", "version_changed"), ("old.test", "added"), ("shop.test", "added")]
     unknown = CliRunner().invoke(cli, ["changes", "--db", path, "--technology", "Magent"])
     assert unknown.exit_code == 0
-    assert 'note: no technology is named "Magent"' in unknown.output and "Did you mean Magento?" in unknown.output
+    assert f'note: no technology is named "Magent" in {path} or its signature library. Did you mean Magento?' in unknown.output
     report = json.loads(CliRunner().invoke(cli, ["status", "--db", path, "--json", "--stale-after", "30d"]).output)
     assert report["database_domains"] == 3
     assert report["last_ok_scan_age"] == {"< 1d": 1, "1-7d": 0, "7-30d": 0, "30-90d": 0, "> 90d": 1, "never": 1}
@@ -473,10 +473,74 @@ def test_changes_and_status_on_a_recorded_history(tmp_path: Path) -> None:
     assert report["detections"]["stale"] == 1
     (stale,) = report["detections"]["stale_examples"]
     assert (stale["domain"], stale["technology"], stale["stale"]) == ("old.test", "Drupal", True)
-    assert report["last_refresh"] is None and report["locked"] is False
+    assert report["last_refresh"] is None and report["running"] is None
     text = CliRunner().invoke(cli, ["status", "--db", path]).output
     assert "Failing domains (latest scan failed): 1 (timeout 1)" in text
     assert "Detections: 2 active, 0 removed; 1 stale (last seen over 30d ago)" in text
     assert "  stale  old.test  Drupal  last seen 2020-01-01T00:00:00Z (" in text
     with database_lock(path, "refresh"):
-        assert json.loads(CliRunner().invoke(cli, ["status", "--db", path, "--json"]).output)["locked"] is True
+        running = json.loads(CliRunner().invoke(cli, ["status", "--db", path, "--json"]).output)["running"]
+        assert running.startswith(f"pid {os.getpid()}, refresh since ")
+        assert f"running now: pid {os.getpid()}, refresh since" in CliRunner().invoke(cli, ["status", "--db", path]).output
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc")
+def test_sigterm_and_kill_9_with_engine_workers(web: Web, signatures: Path, tmp_path: Path) -> None:
+    """A stopped run is recorded as interrupted; a killed one leaves no worker and no lock behind."""
+    db = tmp_path / "w.db"
+    opts = [*options(web, db, signatures), "--workers", "1", "--concurrency", "4"]
+    hosts = [f"w{n:02d}.test" for n in range(16)]
+    for host in hosts:
+        web.put(host, {"/": page(wordpress("6.4.2"), STRIPE)})
+    ok(run_detector(["crawl", "-", *opts], stdin="\n".join(hosts) + "\n"))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("update domains set last_ok_at = '2026-01-01T00:00:00Z'")
+        conn.execute("update scans set finished_at = '2026-01-01T00:00:00Z'")
+    conn.close()
+    for host in hosts:
+        web.put(host, {"/": page(wordpress("6.4.2"), STRIPE, delay=1.0)})
+
+    def started_scanning(proc: subprocess.Popen[bytes], before: int) -> None:
+        wait_for(lambda: rows(db, "select count(*) n from scans")[0]["n"] > before or proc.poll() is not None, 60)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+
+    # SIGTERM (systemctl stop, Ctrl-C): Scrapy stops gracefully.
+    proc = start_detector(["refresh", "--older-than", "1d", *opts])
+    started_scanning(proc, len(hosts))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    (run,) = rows(db, "select status, domains_ok from runs where command = 'refresh'")
+    assert run["status"] == "interrupted" and 0 < run["domains_ok"] < len(hosts)
+    assert {r["status"] for r in rows(db, "select status from detections")} == {"active"}
+    stale = rows(db, "select count(*) n from domains where last_ok_at <= '2026-01-01T00:00:00Z'")[0]["n"]
+    assert stale == len(hosts) - run["domains_ok"]
+
+    # kill -9: the engine worker sees its stdin close and exits; the kernel drops the lock.
+    proc = start_detector(["refresh", "--older-than", "1d", *opts])
+    started_scanning(proc, len(rows(db, "select id from scans")))
+    workers = children(proc.pid)
+    assert workers, "expected an engine worker process"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in workers), 15)
+    final = ok(run_detector(["refresh", "--older-than", "1d", *opts, "--json"])).json()
+    assert final["domains_ok"] > 0  # type: ignore[index]
+    assert ok(run_detector(["refresh", "--older-than", "1d", *opts])).out.startswith("Nothing to refresh")
+    assert [r["status"] for r in rows(db, "select status from runs where command = 'refresh' order by started_at, rowid")] == [
+        "interrupted", "interrupted", "done"]
