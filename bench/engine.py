@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,10 +48,10 @@ def peak_mb() -> float:
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
 
 
-def run_engine(corpus: Path, repeat: int, accelerate: bool) -> dict[str, float]:
+def run_engine(corpus: Path, repeat: int, accelerate: bool, cache: bool = True) -> dict[str, Any]:
     before = rss_mb()
     t0 = time.perf_counter()
-    engine = Engine.from_directories(None, accelerate=accelerate)
+    engine = Engine.from_directories(None, accelerate=accelerate, cache=cache)
     load = time.perf_counter() - t0
     loaded = rss_mb()
     cases = list(iter_cases(corpus))
@@ -81,7 +82,7 @@ def run_engine(corpus: Path, repeat: int, accelerate: bool) -> dict[str, float]:
     }
 
 
-def run_peer(peer: str, corpus: Path, repeat: int) -> dict[str, float] | None:
+def run_peer(peer: str, corpus: Path, repeat: int) -> dict[str, Any] | None:
     bench = SHARED / "bench"
     runner = bench / "run_peer.py"
     if not runner.exists():
@@ -112,15 +113,17 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="passes over the corpus; per-page time is the median")
     ap.add_argument("--python", action="store_true", help="also time the pure-Python path")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--no-cache", action="store_true", help="compile the library from its YAML (cold load)")
     args = ap.parse_args()
     if not args.corpus.exists():
         print(f"corpus not found: {args.corpus}", file=sys.stderr)
         return 2
-    results: dict[str, dict[str, float] | None] = {}
-    mine = run_engine(args.corpus, args.repeat, accelerate=True)
+    results: dict[str, dict[str, Any] | None] = {}
+    mine = run_engine(args.corpus, args.repeat, accelerate=True, cache=not args.no_cache)
     results["detector"] = mine
     print(
-        f"detector ({mine['accelerator']}): {mine['pages']} pages, load {mine['load_seconds']:.2f}s, "
+        f"detector ({mine['accelerator']}): {mine['pages']} pages, "
+        f"load {mine['load_seconds']:.2f}s ({'no cache' if args.no_cache else 'compiled-engine cache'}), "
         f"median {mine['median_ms']:.2f} ms/page, p95 {mine['p95_ms']:.2f} ms, max {mine['max_ms']:.1f} ms, "
         f"{mine['pages_per_second']:.0f} pages/s, engine {mine['engine_mb']:.0f} MB (RSS {mine['rss_mb']:.0f} MB, "
         f"peak {mine['peak_rss_mb']:.0f} MB), {mine['technologies_per_page']:.2f} technologies/page"
