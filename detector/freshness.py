@@ -49,20 +49,29 @@ def stale_domains(
     the domain (last ok scan, else last attempt, else when it was added), then by name.
     """
     limit_at = cutoff(older_than, now=now)
-    rows = [
-        (r["domain"], r["last_ok_at"], r["waiting_since"])
-        for r in db.query(
-            "SELECT domain, last_ok_at, COALESCE(last_ok_at, last_scanned_at, added_at, '') AS waiting_since "
-            "FROM domains"
-        )
-    ]
-    known_total = len(rows)
-    if only is not None:
-        wanted = dict.fromkeys(only)
-        known = {d for d, _, _ in rows}
-        rows = [r for r in rows if r[0] in wanted] + [(d, None, "") for d in wanted if d not in known]
+    known_total = _scalar(db, "SELECT count(*) FROM domains")
+    stale_where = "(last_ok_at IS NULL OR last_ok_at <= ?)"
+    waiting = "COALESCE(last_ok_at, last_scanned_at, added_at, '')"
+    if only is None:
+        # The scheduled case, over the whole database: SQLite sorts, Python holds only the chosen.
+        total = _scalar(db, f"SELECT count(*) FROM domains WHERE {stale_where}", [limit_at])
+        sql = f"SELECT domain FROM domains WHERE {stale_where} ORDER BY {waiting}, domain"
+        params: list[Any] = [limit_at]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return StalePlan(tuple(r[0] for r in db.execute(sql, params).fetchall()), total, known_total)
+    wanted = list(dict.fromkeys(only))
+    found: dict[str, tuple[str, bool]] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for domain, since, is_stale in db.execute(
+            f"SELECT domain, {waiting}, {stale_where} FROM domains WHERE domain IN ({marks})", [limit_at, *chunk]
+        ):
+            found[domain] = (since, bool(is_stale))
     stale = sorted(
-        ((waiting, domain) for domain, ok_at, waiting in rows if ok_at is None or ok_at <= limit_at),
+        (found.get(d, ("", True))[0], d) for d in wanted if found.get(d, ("", True))[1]
     )
     chosen = stale if limit is None else stale[:limit]
     return StalePlan(tuple(d for _, d in chosen), len(stale), known_total)
@@ -116,22 +125,12 @@ def status_report(
 ) -> dict[str, Any]:
     """What ``detector status`` shows: scan ages, failing domains, runs, stale detections."""
     moment = now or datetime.now(timezone.utc)
-    ages = dict.fromkeys([label for label, _ in AGE_BUCKETS] + ["never"], 0)
-    oldest: tuple[str, str] | None = None
-    total = 0
-    for row in db.query("SELECT domain, last_ok_at FROM domains"):
-        total += 1
-        ok_at = row["last_ok_at"]
-        if ok_at is None:
-            ages["never"] += 1
-            continue
-        if oldest is None or ok_at < oldest[0]:
-            oldest = (ok_at, row["domain"])
-        age = moment - _parse_time(ok_at)
-        for label, bound in AGE_BUCKETS:
-            if bound is None or age < bound:
-                ages[label] += 1
-                break
+    ages = _age_buckets(db, moment)
+    total = _scalar(db, "SELECT count(*) FROM domains")
+    oldest = next(
+        db.query("SELECT domain, last_ok_at AS at FROM domains WHERE last_ok_at IS NOT NULL ORDER BY last_ok_at, domain LIMIT 1"),
+        None,
+    )
     failing = _failing(db)
     stale_cut = cutoff(stale_after, now=moment)
     active = _scalar(db, "SELECT count(*) FROM detections WHERE status = 'active'")
@@ -149,7 +148,7 @@ def status_report(
     return {
         "database_domains": total,
         "last_ok_scan_age": ages,
-        "oldest_ok_scan": {"domain": oldest[1], "at": oldest[0]} if oldest else None,
+        "oldest_ok_scan": oldest,
         "failing_domains": sum(failing.values()),
         "failing_by_kind": failing,
         "last_refresh": _last_run(db, "refresh"),
@@ -163,6 +162,25 @@ def status_report(
             "stale_examples": stale_rows,
         },
     }
+
+
+def _age_buckets(db: sqlite_utils.Database, moment: datetime) -> dict[str, int]:
+    """Domains by age of their last successful scan, counted by SQLite (one pass)."""
+    parts, params = [], []
+    newer_than: str | None = None  # the previous bucket's bound, as a time
+    for label, bound in AGE_BUCKETS:
+        cond = "last_ok_at IS NOT NULL"
+        if bound is not None:
+            cond += " AND last_ok_at > ?"
+            params.append(cutoff(bound, now=moment))
+        if newer_than is not None:
+            cond += " AND last_ok_at <= ?"
+            params.append(newer_than)
+        parts.append(f"coalesce(sum({cond}), 0)")
+        newer_than = cutoff(bound, now=moment) if bound is not None else None
+    parts.append("coalesce(sum(last_ok_at IS NULL), 0)")
+    counts = db.execute(f"SELECT {', '.join(parts)} FROM domains", params).fetchone()
+    return dict(zip([label for label, _ in AGE_BUCKETS] + ["never"], counts))
 
 
 def _failing(db: sqlite_utils.Database) -> dict[str, int]:
