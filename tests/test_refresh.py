@@ -544,3 +544,35 @@ def test_sigterm_and_kill_9_with_engine_workers(web: Web, signatures: Path, tmp_
     assert ok(run_detector(["refresh", "--older-than", "1d", *opts])).out.startswith("Nothing to refresh")
     assert [r["status"] for r in rows(db, "select status from runs where command = 'refresh' order by started_at, rowid")] == [
         "interrupted", "interrupted", "done"]
+
+
+def test_readme_cron_line_and_systemd_units_are_the_ones_tried(tmp_path: Path) -> None:
+    """The documented schedule runs as written (on a database of this test) and the units verify."""
+    text = README.read_text(encoding="utf-8")
+    (cron,) = re.findall(r"```cron\n(.*?)\n```", text, flags=re.DOTALL)
+    units = re.findall(r"```ini\n(.*?)```", text, flags=re.DOTALL)
+    service = next(u for u in units if "[Service]" in u)
+    timer = next(u for u in units if "[Timer]" in u)
+    minute, hour, *_, command = cron.split(None, 5)
+    assert (minute, hour) == ("30", "2")
+    exec_start = re.search(r"^ExecStart=(.*)$", service, flags=re.MULTILINE)
+    assert exec_start is not None
+    assert command.split(">>")[0].split() == exec_start.group(1).split()  # the same command
+    binary, *args = exec_start.group(1).split()
+    db = tmp_path / "detector.db"
+    from detector.storage import open_database
+
+    open_database(db).close()
+    result = CliRunner().invoke(cli, [a.replace("/var/lib/detector/detector.db", str(db)) for a in args])
+    assert result.exit_code == 0, result.output
+    assert result.output == "Nothing to refresh: all 0 domain(s) had a successful scan within the last 7d.\n"
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    fake = tmp_path / "detector"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    (tmp_path / "detector-refresh.service").write_text(service.replace(binary, str(fake)))
+    (tmp_path / "detector-refresh.timer").write_text(timer)
+    done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "detector-refresh.service"),
+                           str(tmp_path / "detector-refresh.timer")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
