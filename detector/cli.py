@@ -11,38 +11,14 @@ import logging
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from detector.cli_options import load_engine, signatures_option
 from detector.errors import DetectorError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def signatures_option(func: F) -> F:
-    """``--signatures DIR`` (repeatable; later directories override earlier ones by name)."""
-    return click.option(
-        "--signatures",
-        "signature_dirs",
-        multiple=True,
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
-        help="Signature directory (repeatable; later ones override earlier ones by name). "
-        "Default: the bundled library.",
-    )(func)
-
-
-def load_engine(signature_dirs: Iterable[Path], accelerate: bool = True) -> Any:
-    """Load the engine, turning library errors into click errors."""
-    from detector.engine import Engine
-
-    dirs = list(signature_dirs) or None
-    try:
-        return Engine.from_directories(dirs, accelerate=accelerate)
-    except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,7 +61,7 @@ def detect(
     as_nl: bool,
     timeout: float,
     min_confidence: int,
-    signature_dirs: tuple[Path, ...],
+    signature_dirs: tuple[str, ...],
 ) -> None:
     """Detect the technologies of pages: live URLs, a saved HTML file, a HAR or JSON Lines cases.
 
@@ -228,7 +204,7 @@ def import_wappalyzer_cmd(source: Path, output: Path, provenance: str | None, fo
 @signatures_option
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 @click.option("--no-timing", is_flag=True, help="Skip the worst-case timing of patterns RE2 cannot run.")
-def check_cmd(signature_dirs: tuple[Path, ...], as_json: bool, no_timing: bool) -> None:
+def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -> None:
     """Check the library: schema, regexes, relations, duplicates, backtracking risk, examples.
 
     Exit status 1 when any problem is found; each problem names the file and the fix.
@@ -256,7 +232,7 @@ def check_cmd(signature_dirs: tuple[Path, ...], as_json: bool, no_timing: bool) 
 @signatures_option
 @click.option("--category", default=None, help="Only technologies of this category (name, case-insensitive).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(signature_dirs: tuple[Path, ...], category: str | None, as_json: bool) -> None:
+def list_cmd(signature_dirs: tuple[str, ...], category: str | None, as_json: bool) -> None:
     """List technologies (name and categories)."""
     from detector.signatures import load_signatures
 
@@ -283,7 +259,7 @@ def list_cmd(signature_dirs: tuple[Path, ...], category: str | None, as_json: bo
 @click.argument("name")
 @signatures_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_cmd(name: str, signature_dirs: tuple[Path, ...], as_json: bool) -> None:
+def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
     """Show one technology's signature as stored (file, provenance, rules)."""
     import difflib
 

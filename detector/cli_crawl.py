@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from detector.cli_options import db_option, load_engine, signatures_option
 from detector.errors import DetectorError
 from detector.history import DEFAULT_MISS_THRESHOLD
 
@@ -57,7 +58,7 @@ def _verbosity(ctx: click.Context, verbose: int) -> int:
 def crawl_options(func: F) -> F:
     """Every option of ``detector crawl`` except the input files; ``refresh`` takes them too."""
     options = [
-        click.option("--db", default="detector.db", show_default=True, help="SQLite database to write (created and migrated)."),
+        db_option("SQLite database to write (created and migrated)."),
         click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
         click.option("--keep-subdomains", is_flag=True, help="Crawl blog.example.com as given instead of example.com."),
         click.option("--allow-ip", is_flag=True, help="Accept IP addresses as well as domain names."),
@@ -72,7 +73,7 @@ def crawl_options(func: F) -> F:
         click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
-        click.option("--signatures", "signature_dirs", multiple=True, type=click.Path(exists=True, file_okay=False), help="Signature directory (repeatable; later override earlier). Default: the bundled library."),
+        signatures_option,
         click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON."),
         click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal)."),
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
@@ -139,12 +140,7 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
 def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
     """Compile ``--signatures`` once, so a bad pattern stops the run before anything is fetched."""
     if signature_dirs and not no_detect:
-        from detector.engine import Engine
-
-        try:
-            Engine.from_directories(list(signature_dirs))
-        except DetectorError as exc:
-            raise click.ClickException(str(exc)) from None
+        load_engine(signature_dirs)
 
 
 def check_proxy(proxy: str | None) -> None:
@@ -260,7 +256,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", default="demo.db", show_default=True, help="Database the demo writes.")
+@db_option("Database the demo writes.", default="demo.db")
 @click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64), help="Engine processes.")
 @click.option("-v", "--verbose", count=True, help="Show Scrapy's log.")

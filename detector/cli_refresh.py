@@ -22,6 +22,7 @@ from detector.cli_crawl import (
     crawl_options,
     holding_lock,
 )
+from detector.cli_options import db_option
 from detector.history import CHANGE_KINDS, DurationError, parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -171,7 +172,7 @@ _CHANGE_COLUMNS = ["at", "domain", "technology", "kind", "old_version", "new_ver
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--db", default="detector.db", show_default=True, help="SQLite database to read.")
+@db_option("SQLite database to read.")
 @click.option("--since", default="30d", show_default=True, type=DurationParam(),
               help="Only changes at most this old (30m, 12h, 7d, 2w).")
 @click.option("--technology", help="Only this technology (any case), e.g. Shopify.")
@@ -264,7 +265,7 @@ def _open_existing(db: str) -> Any:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--db", default="detector.db", show_default=True, help="SQLite database to read.")
+@db_option("SQLite database to read.")
 @click.option("--stale-after", default="30d", show_default=True, type=DurationParam(),
               help="Flag active detections last seen longer ago than this as stale.")
 @click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Stale detections to list.")

@@ -13,6 +13,7 @@ import click
 import sqlite_utils
 
 from detector.accounts import import_accounts
+from detector.cli_options import db_option
 from detector.cohort_store import (
     account_source,
     format_table,
@@ -27,8 +28,6 @@ from detector.rules import Vocabulary, check_columns, load_rules, needed_technol
 from detector.segment import Account, Assignment, Segmenter, plural, summary_warnings
 from detector.signatures import load_signatures
 from detector.storage import open_database
-
-DEFAULT_DB = "detector.db"
 
 
 def open_db(path: str) -> sqlite_utils.Database:
@@ -50,14 +49,7 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
-@click.option(
-    "--db",
-    "db_path",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="SQLite database file.",
-)
+@db_option("SQLite database file.", dest="db_path")
 @click.option(
     "--domain-column", help="Column holding the website (default: domain, website, url...)."
 )
@@ -154,14 +146,7 @@ class _Tally:
     type=click.Path(dir_okay=False),
     help="Rules file (YAML); see examples/rules.yaml.",
 )
-@click.option(
-    "--db",
-    "db_path",
-    default=DEFAULT_DB,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="SQLite database file.",
-)
+@db_option("SQLite database file.", dest="db_path")
 @click.option(
     "--export",
     "export_path",

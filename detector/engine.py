@@ -490,13 +490,12 @@ class Engine:
 
     def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
              accelerated: bool, encoded: bytes | None = None) -> None:
-        if encoded is None:
-            value = cap_value(rule.kind, value)
+        """Match one rule on a value already cut to its kind's limit (see cap_value)."""
         m = rule.pattern.search(value, accelerated, encoded)
         if m is None:
             return
         hits.setdefault(rule.tech, []).append(
-            _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value, m.start),
+            _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
                  rule.pattern.version_for(m), rule.pattern.spec.confidence, url)
         )
 
@@ -536,6 +535,7 @@ class Engine:
         rules = self._script_rules
         rank = KIND_RANK["scriptSrc"]
         for u, src in enumerate(parsed.script_src):
+            src = cap_value("scriptSrc", src)  # once per URL, not per candidate pattern
             for i in prefilter.candidates(src):
                 rule = rules[i]
                 self._add(hits, rule, src, (rank, 0, u, rule.order[2]), parsed.url, self.accelerate)
@@ -601,7 +601,7 @@ class Engine:
         m = pattern.search(value, acc)
         if m is None:
             return
-        shown = _excerpt(m.text, value, m.start) if value else ""
+        shown = _excerpt(m.text, value) if value else ""
         out.append(_Hit(order, rule.tech, "dom", f"{rule.selector} {what}" if what != "exists" else rule.selector,
                         pattern.regex, shown, pattern.version_for(m), pattern.spec.confidence, url))
 
@@ -736,7 +736,7 @@ def _count(value: Any) -> int:
     return len(as_list(value))
 
 
-def _excerpt(matched: str, value: str, start: int) -> str:
+def _excerpt(matched: str, value: str) -> str:
     if len(matched) > EXCERPT:
         return matched[:EXCERPT] + "..."
     if not matched and value:

@@ -420,11 +420,10 @@ def encode_text(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class MatchResult:
-    """What a pattern matched: the whole match, its groups (None if unset) and position."""
+    """What a pattern matched: the whole match and its groups (None if unset)."""
 
     text: str
     groups: tuple[str | None, ...]
-    start: int
 
 
 class Pattern:
@@ -514,11 +513,11 @@ class Pattern:
             if spans[0][0] < 0:
                 return None
             groups = tuple(None if a < 0 else data[a:b].decode("utf-8", "surrogatepass") for a, b in spans)
-            return MatchResult(groups[0] or "", groups, spans[0][0])
+            return MatchResult(groups[0] or "", groups)
         m = self.python_regex().search(value)
         if m is None:
             return None
-        return MatchResult(m.group(0), (m.group(0),) + tuple(m.groups()), m.start())
+        return MatchResult(m.group(0), (m.group(0),) + tuple(m.groups()))
 
     def version_for(self, match: MatchResult) -> str:
         """The version this match gives (empty when the pattern has no template)."""
