@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.cases import iter_cases, page_from_case
-from detector.engine import Engine
+from detector.engine.cases import iter_cases, page_from_case
+from detector.engine.match import Engine
 
 
 def load_reference(path: Path) -> dict[str, dict[str, str | None]]:

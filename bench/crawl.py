@@ -4,7 +4,7 @@ and a 1,000,000-line input accepted with bounded memory.
     python3 bench/crawl.py                 # 2,000 sites each way + the 1M-line run
     python3 bench/crawl.py --sites 500 --million-seconds 10
 
-Everything stays on 127.0.0.1: a multi-host server (detector.vhosts, in its own process)
+Everything stays on 127.0.0.1: a multi-host server (detector.demo.vhosts, in its own process)
 invents a small realistic site for any ``<prefix><n>.test`` host from the demo sites' pages,
 and the crawler reaches it with ``--proxy``.  Sites are served over http only and robots.txt
 is not fetched, so every request is a page.  The engines load before crawling starts; the
@@ -37,7 +37,7 @@ HOST = re.compile(r"^([a-z0-9]+?)(\d+)\.test$")
 def serve() -> None:
     """Run the multi-host server in this process; print its URL on stdout."""
     from detector.demo import demo_sites
-    from detector.vhosts import Route, Site, VirtualHostProxy
+    from detector.demo.vhosts import Route, Site, VirtualHostProxy
 
     pages: list[bytes] = []
     extra: list[Route] = []
@@ -80,7 +80,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 def child(args: argparse.Namespace) -> None:
     """Run one crawl in this process and print its figures as JSON."""
-    from detector.crawl import CrawlOptions, run_crawl
+    from detector.crawl.runner import CrawlOptions, run_crawl
 
     report = run_crawl(
         CrawlOptions(
@@ -159,7 +159,7 @@ def read_all(path: Path) -> dict[str, float]:
     """Read and de-duplicate a whole list in a child process: time and peak RSS of that alone."""
     code = (
         "import resource, sys, time\n"
-        "from detector.domains import DomainEntry, read_domains\n"
+        "from detector.inputs import DomainEntry, read_domains\n"
         "t = time.monotonic()\n"
         "n = sum(isinstance(e, DomainEntry) for e in read_domains([sys.argv[1]]))\n"
         "print(n, round(time.monotonic() - t, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"

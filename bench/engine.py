@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from detector.cases import iter_cases, page_from_case
-from detector.engine import Engine
+from detector.engine.cases import iter_cases, page_from_case
+from detector.engine.match import Engine
 
 
 def rss_mb() -> float:

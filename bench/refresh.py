@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.freshness import stale_domains, status_report
-from detector.storage import ScanResult, open_database, record_scans
-from detector.verdict import SiteDetection
+from detector.engine.verdict import SiteDetection
+from detector.store.db import ScanResult, open_database, record_scans
+from detector.store.freshness import stale_domains, status_report
 
 TECHS = [f"Tech{n:03d}" for n in range(300)]
 

@@ -27,7 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 import sqlite_utils
 
-from detector.cohort_store import (
+from detector.engine.signatures import load_signatures
+from detector.segment.assign import Segmenter
+from detector.segment.rules import Vocabulary, load_rules, needed_technologies
+from detector.store.cohorts import (
     account_source,
     format_table,
     iter_accounts,
@@ -35,10 +38,7 @@ from detector.cohort_store import (
     write_export,
     write_segmentation,
 )
-from detector.rules import Vocabulary, load_rules, needed_technologies
-from detector.segment import Segmenter
-from detector.signatures import load_signatures
-from detector.storage import open_database
+from detector.store.db import open_database
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 INDUSTRIES = ["Retail", "Apparel", "Beauty", "Garden", "Software", "Food", "Travel"]

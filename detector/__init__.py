@@ -10,10 +10,8 @@ The engine is usable on its own (no Scrapy, no database)::
 
 from __future__ import annotations
 
-from detector.engine import Detection, Engine, Evidence
+from detector.engine import Detection, Engine, Evidence, Library, Page, Signature, load_signatures
 from detector.errors import DetectorError, SignatureError
-from detector.page import Page
-from detector.signatures import Library, Signature, load_signatures
 
 __all__ = [
     "Detection",

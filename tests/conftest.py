@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.engine import Engine
+from detector.engine.match import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SIGNATURES = Path(__file__).resolve().parent / "signatures"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.vhosts import Site, VirtualHostProxy, load_sites
+from detector.demo.vhosts import Site, VirtualHostProxy, load_sites
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = Path(__file__).resolve().parent / "sites"

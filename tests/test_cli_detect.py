@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from detector.cli import cli
+from detector.cli.main import cli
 from tests.conftest import TEST_SIGNATURES
 
 SIG = ["--signatures", str(TEST_SIGNATURES)]

@@ -12,11 +12,11 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from detector.cli_segment import accounts, segment
-from detector.cohort_store import write_segmentation
-from detector.rules import Vocabulary, parse_rules
-from detector.segment import Assignment, Membership
-from detector.storage import open_database
+from detector.cli.segment import accounts, segment
+from detector.segment.assign import Assignment, Membership
+from detector.segment.rules import Vocabulary, parse_rules
+from detector.store.cohorts import write_segmentation
+from detector.store.db import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = ROOT / "examples" / "rules.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.cases import iter_cases, page_from_case
-from detector.checks import WORST_CASE_LIMIT, check_examples, time_pattern, worst_case_inputs
-from detector.engine import Engine, cap_value
+from detector.engine.cases import iter_cases, page_from_case
+from detector.engine.checks import WORST_CASE_LIMIT, check_examples, time_pattern, worst_case_inputs
+from detector.engine.match import Engine, cap_value
 from tests.conftest import REFERENCE
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from detector.cli import cli
-from detector.vhosts import Route, Site, VirtualHostProxy, load_sites
+from detector.cli.main import cli
+from detector.demo.vhosts import Route, Site, VirtualHostProxy, load_sites
 from tests.servers import CORPUS, ROOT, SITES, Run, run_detector, start_proxy, tls_context
 
 EXPECTED = {
@@ -319,7 +319,7 @@ def test_engine_workers_that_cannot_start_fail_the_run(tmp_path: Path) -> None:
     (sigs / "broken.yaml").write_text("name: Broken\ncategories: [CMS]\nhtml: '[unclosed'\n", encoding="utf-8")
     (tmp_path / "a.txt").write_text("example.com\n", encoding="utf-8")
     code = (
-        "from detector.crawl import CrawlOptions, run_crawl\n"
+        "from detector.crawl.runner import CrawlOptions, run_crawl\n"
         f"run_crawl(CrawlOptions(inputs=({str(tmp_path / 'a.txt')!r},), db={str(tmp_path / 'x.db')!r}, "
         f"proxy={CLOSED_PROXY!r}, workers=1, signatures=({str(sigs)!r},)))\n"
     )
@@ -338,7 +338,7 @@ def test_cookie_middleware_uses_the_bundled_suffix_list(monkeypatch: pytest.Monk
     from scrapy.downloadermiddlewares import cookies as scrapy_cookies
     from scrapy.utils.test import get_crawler
 
-    from detector.middlewares import BundledSuffixCookiesMiddleware
+    from detector.crawl.middlewares import BundledSuffixCookiesMiddleware
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"network use: {args}")

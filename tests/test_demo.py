@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from detector.cli import cli
-from detector.storage import ERROR_KINDS
+from detector.cli.main import cli
+from detector.store.db import ERROR_KINDS
 from tests.servers import ROOT, run_detector
 
 README = ROOT / "README.md"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.domains import (
+from detector.inputs import (
     DomainEntry,
     DomainError,
     InputError,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from detector.engine import Detection, Engine, selector_literals
-from detector.page import Page
+from detector.engine.match import Detection, Engine, selector_literals
+from detector.engine.page import Page
 
 
 def detect(engine: Engine, **page: Any) -> dict[str, Detection]:
@@ -166,7 +166,7 @@ def test_selector_literals(selector: str, expected: set[str] | None) -> None:
 
 def test_engine_core_does_not_import_scrapy() -> None:
     code = (
-        "import sys, detector.engine, detector.page, detector.signatures, detector.patterns;"
+        "import sys, detector.engine.match, detector.engine.page, detector.engine.signatures, detector.engine.patterns;"
         "bad = [m for m in ('scrapy', 'sqlite_utils', 'click', 'twisted') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

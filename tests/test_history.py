@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from detector.history import DurationError, Seen, Stored, compare, parse_duration
-from detector.storage import (
+from detector.engine.verdict import SiteDetection
+from detector.store.db import (
     MIGRATIONS,
     ScanResult,
     detections_for,
@@ -18,7 +18,7 @@ from detector.storage import (
     open_database,
     record_scans,
 )
-from detector.verdict import SiteDetection
+from detector.store.history import DurationError, Seen, Stored, compare, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ HISTORY_MIGRATION = next(n for n, _, func in MIGRATIONS if func.__name__.endswit
 
 def test_migration_backfills_history_of_an_old_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "old.db"
-    monkeypatch.setattr("detector.storage.MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr("detector.store.db.MIGRATIONS", MIGRATIONS[:1])
     old = open_database(path)
     old.execute("insert into detections (domain, technology, version, first_seen, last_seen) values "
                 "('a.test', 'WordPress', '6.4', '2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z')")
@@ -177,7 +177,7 @@ def test_a_technology_the_library_cannot_detect_is_never_missed(tmp_path: Path) 
     assert state(db)["Stripe"][2] == 1
 
 
-@pytest.mark.parametrize("module", ["detector.history", "detector.freshness", "detector.lock"])
+@pytest.mark.parametrize("module", ["detector.store.history", "detector.store.freshness", "detector.store.lock"])
 def test_doctests(module: str) -> None:
     import doctest
     import importlib

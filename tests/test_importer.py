@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from detector.cli import cli
+from detector.cli.main import cli
+from detector.engine.importer import export_wappalyzer, import_wappalyzer, read_wappalyzer
+from detector.engine.signatures import load_signatures
 from detector.errors import SignatureError
-from detector.importer import export_wappalyzer, import_wappalyzer, read_wappalyzer
-from detector.signatures import load_signatures
 from tests.conftest import WAPPALYZER_DATA
 
 MINI = Path(__file__).resolve().parent / "data" / "wappalyzer-mini"

@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from detector.errors import SignatureError
-from detector.patterns import (
+from detector.engine.patterns import (
     bound_quantifiers,
     compile_pattern,
     parse_pattern,
     resolve_version,
     translate,
 )
+from detector.errors import SignatureError
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_javascript_semantics(pattern: str, text: str, expected: bool, accelerat
 def test_hyperscan_form_is_a_superset(pattern: str, text: str, _: bool) -> None:
     """Whenever the exact pattern matches, its prefilter form must select it."""
     pytest.importorskip("hyperscan")
-    from detector.prefilter import HyperscanPrefilter
+    from detector.engine.prefilter import HyperscanPrefilter
 
     compiled = compile_pattern(pattern)
     if compiled.search(text) is None:

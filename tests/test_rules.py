@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from detector.rules import RulesError, Vocabulary, load_rules, needed_technologies, parse_rules
-from detector.signatures import load_signatures
+from detector.engine.signatures import load_signatures
+from detector.segment.rules import (
+    RulesError,
+    Vocabulary,
+    load_rules,
+    needed_technologies,
+    parse_rules,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

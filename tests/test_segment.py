@@ -9,9 +9,19 @@ from datetime import datetime, timezone
 
 import pytest
 
-from detector import accounts, cohort_store, rules, segment
-from detector.rules import Rules, Vocabulary, parse_rules
-from detector.segment import Account, Assignment, Seen, Segmenter, assign_cohorts, summary_warnings
+from detector.segment import assign as segment
+from detector.segment import rules
+from detector.segment.assign import (
+    Account,
+    Assignment,
+    Seen,
+    Segmenter,
+    assign_cohorts,
+    summary_warnings,
+)
+from detector.segment.rules import Rules, Vocabulary, parse_rules
+from detector.store import accounts
+from detector.store import cohorts as cohort_store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 FRESH = "2026-11-18T08:00:00Z"
@@ -341,7 +351,7 @@ def test_summary_warns_on_empty_cohorts_and_overload() -> None:
 
 
 def test_segment_module_stays_core() -> None:
-    code = "import sys, detector.segment, detector.rules; print(sorted(m for m in ('scrapy', 'sqlite_utils', 'click') if m in sys.modules))"
+    code = "import sys, detector.segment.assign, detector.segment.rules; print(sorted(m for m in ('scrapy', 'sqlite_utils', 'click') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from detector.checks import check_library
-from detector.cli import cli
+from detector.cli.main import cli
+from detector.engine.checks import check_library
+from detector.engine.signatures import load_signatures
 from detector.errors import SignatureError
-from detector.signatures import load_signatures
 from tests.conftest import TEST_SIGNATURES
 
 CATS = "1: {name: CMS, priority: 1}\n2: {name: Analytics, priority: 9}\n"

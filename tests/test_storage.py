@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from detector.signatures import load_signatures
-from detector.storage import (
+from detector.engine.signatures import load_signatures
+from detector.engine.verdict import SiteDetection
+from detector.store.db import (
     MIGRATIONS,
     ScanResult,
     StorageError,
@@ -20,7 +21,6 @@ from detector.storage import (
     record_scans,
     run_summary,
 )
-from detector.verdict import SiteDetection
 
 
 def scan(domain: str, run: str, at: str, *techs: tuple[str, str | None, int], status: str = "ok",
@@ -58,7 +58,7 @@ def test_a_later_migration_is_applied_once(tmp_path: Path, monkeypatch: pytest.M
     def add_notes(db: sqlite_utils.Database) -> None:
         db["notes"].create({"id": int, "domain": str}, pk="id")
 
-    monkeypatch.setattr("detector.storage.MIGRATIONS", [*MIGRATIONS, (99, "notes table", add_notes)])
+    monkeypatch.setattr("detector.store.db.MIGRATIONS", [*MIGRATIONS, (99, "notes table", add_notes)])
     db = open_database(tmp_path / "x.db")
     assert "notes" in db.table_names()
     assert migrate(db) == []
@@ -140,9 +140,9 @@ def test_layers_import_only_what_they_need() -> None:
 
     code = (
         "import sys\n"
-        "import detector.storage\n"
+        "import detector.store.db\n"
         "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'storage'\n"
-        "import detector.detect_worker, detector.domains, detector.verdict\n"
+        "import detector.crawl.worker, detector.inputs, detector.engine.verdict\n"
         "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'worker'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

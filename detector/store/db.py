@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from detector.errors import DetectorError
-from detector.history import DEFAULT_MISS_THRESHOLD, Seen, Stored, compare
+from detector.store.history import DEFAULT_MISS_THRESHOLD, Seen, Stored, compare
 
 if TYPE_CHECKING:
-    from detector.verdict import SiteDetection
+    from detector.engine.verdict import SiteDetection
 
 #: Every error kind a scan can record, with what it means (README documents the same list).
 ERROR_KINDS: dict[str, str] = {
@@ -308,7 +308,7 @@ def record_scans(
     """Write scans, domains, detections and change events in one transaction; return how many scans.
 
     ``known``: the technologies the scans' signature library can detect (None: all); only
-    those can be missed (see :func:`detector.history.compare`).
+    those can be missed (see :func:`detector.store.history.compare`).
     """
     n = 0
     conn = db.conn

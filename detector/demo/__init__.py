@@ -7,9 +7,9 @@ import ssl
 import tempfile
 from pathlib import Path
 
-from detector.vhosts import Site, VirtualHostProxy, load_sites
+from detector.demo.vhosts import Site, VirtualHostProxy, load_sites
 
-DEMO_SITES = Path(__file__).resolve().parent / "demo_sites"
+DEMO_SITES = Path(__file__).resolve().parent / "sites"
 
 
 def demo_domains_file() -> Path:

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from detector.cli_options import db_option, load_engine, signatures_option
+from detector.cli.options import db_option, load_engine, signatures_option
 from detector.errors import DetectorError
-from detector.history import DEFAULT_MISS_THRESHOLD
+from detector.store.history import DEFAULT_MISS_THRESHOLD
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,8 +107,8 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
     1 when the database cannot be written, 2 for usage errors (missing file, no domain column),
     75 when another crawl or refresh holds the database's lock (nothing was done).
     """
-    from detector.domains import InputError, check_inputs, count_lines
-    from detector.storage import StorageError, open_database
+    from detector.inputs import InputError, check_inputs, count_lines
+    from detector.store.db import StorageError, open_database
 
     if list(inputs).count("-") > 1:
         raise click.UsageError('"-" (stdin) can be given once.')
@@ -158,7 +158,7 @@ class LockedExit(click.ClickException):
 @contextmanager
 def holding_lock(db: str, command: str) -> Iterator[None]:
     """Hold the database's lock for a writing command; a refused run exits 75 at once."""
-    from detector.lock import LockedError, database_lock
+    from detector.store.lock import LockedError, database_lock
 
     try:
         with database_lock(db, command):
@@ -171,9 +171,9 @@ def holding_lock(db: str, command: str) -> Iterator[None]:
 
 def _run(command: str, *, planned: int | None = None, **options: Any) -> Any:
     """Run the crawl under a ``runs`` row (``running``, then ``done``, ``failed`` if it raised)."""
-    from detector.crawl import CrawlOptions, run_crawl
-    from detector.pipelines import new_run_id
-    from detector.storage import close_dead_runs, finish_run, open_database, start_run
+    from detector.crawl.pipelines import new_run_id
+    from detector.crawl.runner import CrawlOptions, run_crawl
+    from detector.store.db import close_dead_runs, finish_run, open_database, start_run
 
     run_id = new_run_id()
     started = time.monotonic()
@@ -205,8 +205,8 @@ def _run(command: str, *, planned: int | None = None, **options: Any) -> Any:
 
 def summary_of(db: str, report: Any) -> dict[str, Any]:
     """The end-of-run summary: the database's counts plus input and timing figures."""
-    from detector.freshness import change_counts
-    from detector.storage import open_database, run_summary
+    from detector.store.db import open_database, run_summary
+    from detector.store.freshness import change_counts
 
     database = open_database(db)
     try:
@@ -267,7 +267,7 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int)
     Example: detector demo && sqlite-utils demo.db "select domain, technology from detections"
     """
     from detector.demo import demo_domains_file, start_demo_server
-    from detector.storage import StorageError, open_database
+    from detector.store.db import StorageError, open_database
 
     try:
         open_database(db).close()

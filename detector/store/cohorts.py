@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 import sqlite_utils
 
-from detector.rules import Rules
-from detector.segment import Account, AccountValue, Assignment, Seen
+from detector.segment.assign import Account, AccountValue, Assignment, Seen
+from detector.segment.rules import Rules
 
 ACCOUNT_INTERNAL = ("domain", "imported_at")
 EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")

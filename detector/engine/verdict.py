@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from detector.engine import Detection, better_version
+from detector.engine.match import Detection, better_version
 
 #: Evidence kept per technology and site; enough to explain a verdict, small enough to store.
 MAX_EVIDENCE = 8
@@ -40,7 +40,7 @@ class SiteDetection:
 def merge_site(pages: Iterable[tuple[str, Sequence[Detection]]]) -> list[SiteDetection]:
     """Merge (page URL, detections) pairs into one SiteDetection per technology, by name.
 
-    >>> from detector.engine import Evidence
+    >>> from detector.engine.match import Evidence
     >>> ev = Evidence("meta", "WordPress ([\\\\d.]+)", "WordPress 6.4")
     >>> a = Detection("WordPress", None, 50, ("CMS",), (ev,))
     >>> b = Detection("WordPress", "6.4", 100, ("CMS",), (ev,))

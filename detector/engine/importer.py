@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
+from detector.engine.signatures import INFO_KEYS, RULE_KINDS, Library, slugify
 from detector.errors import SignatureError
-from detector.signatures import INFO_KEYS, RULE_KINDS, Library, slugify
 
 try:
     _Dumper: type = yaml.CSafeDumper

@@ -10,8 +10,8 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from detector.crawl.pipelines import new_run_id
 from detector.errors import DetectorError
-from detector.pipelines import new_run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +44,9 @@ class CrawlOptions:
 
 
 def build_settings(opts: CrawlOptions) -> Settings:
-    """Scrapy settings: detector.settings overridden by the options."""
+    """Scrapy settings: detector.crawl.settings overridden by the options."""
     settings = Settings()
-    settings.setmodule("detector.settings", priority="project")
+    settings.setmodule("detector.crawl.settings", priority="project")
     values: dict[str, Any] = {
         "DETECTOR_INPUT": ",".join(opts.inputs),
         "DETECTOR_DB": opts.db,

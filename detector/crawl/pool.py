@@ -1,6 +1,6 @@
 """Engine worker processes driven by the Twisted reactor (no threads in the crawler).
 
-Each worker is ``python -m detector.detect_worker``; tasks and results are length-prefixed
+Each worker is ``python -m detector.crawl.worker``; tasks and results are length-prefixed
 pickle frames over its stdin/stdout, read and written by the reactor like any socket.
 """
 
@@ -17,10 +17,10 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
-from detector.detect_worker import HEADER, READY, encode_frame
+from detector.crawl.items import FetchedPage
+from detector.crawl.worker import HEADER, READY, encode_frame
+from detector.engine.verdict import SiteDetection
 from detector.errors import DetectorError
-from detector.items import FetchedPage
-from detector.verdict import SiteDetection
 
 #: How long a task may wait for others to share its frame to a worker.
 BATCH_SECONDS = 0.005
@@ -94,10 +94,10 @@ class EnginePool:
         """Start the processes and wait until every engine is loaded; return the library version."""
         from twisted.internet import reactor  # imported late: importing it installs a reactor
 
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-        args = [sys.executable, "-m", "detector.detect_worker", *self.directories]
+        args = [sys.executable, "-m", "detector.crawl.worker", *self.directories]
         for _ in range(self.size):
             proto = _WorkerProtocol(self)
             spawn: Any = reactor.spawnProcess

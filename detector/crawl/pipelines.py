@@ -14,13 +14,12 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import LoopingCall
 
-from detector.detect_worker import detect_site, load_engine
-from detector.engine_pool import EnginePool
+from detector.crawl.items import SiteItem
+from detector.crawl.pool import EnginePool
+from detector.crawl.worker import detect_site, load_engine
+from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
-from detector.history import DEFAULT_MISS_THRESHOLD
-from detector.items import SiteItem
-from detector.signatures import load_signatures
-from detector.storage import (
+from detector.store.db import (
     ScanResult,
     add_domains,
     mirror_library,
@@ -28,13 +27,14 @@ from detector.storage import (
     record_scans,
     utc_now,
 )
+from detector.store.history import DEFAULT_MISS_THRESHOLD
 
 if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
     from typing_extensions import Self
 
-    from detector.verdict import SiteDetection
+    from detector.engine.verdict import SiteDetection
 
 log = logging.getLogger(__name__)
 

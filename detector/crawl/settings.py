@@ -7,8 +7,8 @@ middleware is replaced by one that uses tldextract's bundled suffix list.
 from __future__ import annotations
 
 BOT_NAME = "detector"
-SPIDER_MODULES = ["detector.spiders"]
-NEWSPIDER_MODULE = "detector.spiders"
+SPIDER_MODULES = ["detector.crawl.spider"]
+NEWSPIDER_MODULE = "detector.crawl"
 
 USER_AGENT = "Mozilla/5.0 (compatible; detector/0.1; +https://github.com/detector/detector)"
 ROBOTSTXT_OBEY = True
@@ -31,15 +31,15 @@ HTTPERROR_ALLOW_ALL = False
 
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-    "detector.middlewares.BundledSuffixCookiesMiddleware": 700,
-    "detector.middlewares.ProxyMiddleware": 740,
+    "detector.crawl.middlewares.BundledSuffixCookiesMiddleware": 700,
+    "detector.crawl.middlewares.ProxyMiddleware": 740,
 }
 
-ITEM_PIPELINES = {"detector.pipelines.DetectStorePipeline": 300}
+ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
     "scrapy.extensions.remote_control.RemoteControl": None,  # no listening port for a batch job
-    "detector.pipelines.ProgressExtension": 500,
+    "detector.crawl.pipelines.ProgressExtension": 500,
 }
 
 # Memory: the scheduler keeps few requests because start requests are produced lazily.

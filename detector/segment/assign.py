@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from detector.rules import (
+from detector.segment.rules import (
     UNKNOWN,
     Condition,
     FieldTest,
@@ -110,7 +110,7 @@ def version_key(text: str) -> tuple[int, ...]:
 def version_matches(test: VersionTest, version: str | None) -> bool:
     """Whether a detected version passes a version test (no version never passes).
 
-    >>> from detector.rules import VersionTest
+    >>> from detector.segment.rules import VersionTest
     >>> t = VersionTest(">=2, <3", ((">=", (2,)), ("<", (3,))))
     >>> version_matches(t, "2.4.1"), version_matches(t, "3.0"), version_matches(t, None)
     (True, False, False)
@@ -162,7 +162,7 @@ def _same(a: AccountValue, b: Scalar) -> bool:
 def field_matches(test: FieldTest, value: AccountValue) -> bool:
     """Whether an account column value passes a firmographic test.
 
-    >>> from detector.rules import FieldTest
+    >>> from detector.segment.rules import FieldTest
     >>> field_matches(FieldTest("employees", "between", (10, 500)), 250)
     True
     >>> field_matches(FieldTest("country", "in", ("US", "GB")), "gb")
@@ -192,7 +192,7 @@ def field_matches(test: FieldTest, value: AccountValue) -> bool:
 def describe(cond: Condition) -> str:
     """A condition in words, for reasons like "runs no Reviews technology".
 
-    >>> from detector.rules import Group, TechTest
+    >>> from detector.segment.rules import Group, TechTest
     >>> describe(Group("any", (TechTest("technology", "Yotpo Reviews"), TechTest("category", "Reviews"))))
     'Yotpo Reviews or a Reviews technology'
     """
@@ -563,7 +563,7 @@ def assign_cohorts(
 def summary_warnings(rules: Rules, sizes: Mapping[str, int], stale_scans: int = 0) -> list[str]:
     """Warnings a careful marketer would raise: stale scans, unknowns, empty or too many cohorts.
 
-    >>> from detector.rules import CohortRule, Group, Rules
+    >>> from detector.segment.rules import CohortRule, Group, Rules
     >>> rules = Rules("X", (), Group("all", ()), 90, (CohortRule("a", "custom", "", Group("all", ())),), None, None)
     >>> for line in summary_warnings(rules, {"a": 0, "unknown": 2}, stale_scans=1):
     ...     print(line)

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.engine import cap_value
-from detector.errors import SignatureError
-from detector.page import Page
-from detector.patterns import Pattern, compile_pattern
-from detector.signatures import (
+from detector.engine.match import cap_value
+from detector.engine.page import Page
+from detector.engine.patterns import Pattern, compile_pattern
+from detector.engine.signatures import (
     KEYED_KINDS,
     LIST_KINDS,
     Library,
@@ -22,6 +21,7 @@ from detector.signatures import (
     as_list,
     collect_library,
 )
+from detector.errors import SignatureError
 
 #: Worst-case inputs are this long, and a pattern must scan each in under this many seconds.
 WORST_CASE_SIZE = 1 << 20
@@ -189,7 +189,7 @@ def check_library(directories: Sequence[Path | str] | None = None, *, timing: bo
 
 def check_examples(library: Library, stats: dict[str, int] | None = None) -> list[str]:
     """Run every signature's examples: ``match`` pages must detect it, ``no_match`` must not."""
-    from detector.engine import Engine
+    from detector.engine.match import Engine
 
     with_examples = [s for s in library.signatures.values() if s.examples]
     if stats is not None:

@@ -37,7 +37,7 @@ def signatures_option(func: F) -> F:
 
 def load_engine(signature_dirs: Iterable[str], accelerate: bool = True) -> Any:
     """Load (and so validate) the engine, turning library errors into click errors."""
-    from detector.engine import Engine
+    from detector.engine.match import Engine
 
     try:
         return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from detector.cli_crawl import (
+from detector.cli.crawl import (
     _print_summary,
     _run,
     _verbosity,
@@ -22,8 +22,8 @@ from detector.cli_crawl import (
     crawl_options,
     holding_lock,
 )
-from detector.cli_options import db_option
-from detector.history import CHANGE_KINDS, DurationError, parse_duration
+from detector.cli.options import db_option
+from detector.store.history import CHANGE_KINDS, DurationError, parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -74,8 +74,8 @@ def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domain
     be read or written, 2 for usage errors, 75 when another crawl or refresh holds the
     database's lock (nothing was done; try again later).
     """
-    from detector.freshness import stale_domains
-    from detector.storage import StorageError, open_database
+    from detector.store.db import StorageError, open_database
+    from detector.store.freshness import stale_domains
 
     check_proxy(proxy)
     check_signatures(signature_dirs, no_detect)
@@ -133,7 +133,7 @@ def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domain
 
 def _read_domain_file(path: str, column: str | None, keep_subdomains: bool, allow_ip: bool) -> list[str]:
     """Clean domains of a --domains file, as the crawl would; bad lines are reported and skipped."""
-    from detector.domains import DomainEntry, InputError, check_inputs, read_domains
+    from detector.inputs import DomainEntry, InputError, check_inputs, read_domains
 
     try:
         check_inputs((path,), column)
@@ -161,7 +161,7 @@ def _write_list(domains: Sequence[str], db: str) -> Path:
 
 
 def _age_text(delta: timedelta) -> str:
-    from detector.freshness import format_timedelta
+    from detector.store.freshness import format_timedelta
 
     return format_timedelta(delta)
 
@@ -192,7 +192,7 @@ def changes(db: str, since: timedelta, technology: str | None, kind: str | None,
 
     Exit status: 0 (also when nothing changed), 1 when the database cannot be read, 2 for usage errors.
     """
-    from detector.freshness import list_changes
+    from detector.store.freshness import list_changes
 
     if sum((as_json, as_nl, as_csv)) > 1:
         raise click.UsageError("Choose one of --json, --nl and --csv.")
@@ -251,7 +251,7 @@ def _known_technology(database: Any, name: str, db: str) -> str | None:
 
 
 def _open_existing(db: str) -> Any:
-    from detector.storage import StorageError, open_database
+    from detector.store.db import StorageError, open_database
 
     if not Path(db).exists():
         raise click.ClickException(f"{db}: no such database. Crawl into it first: detector crawl domains.txt --db {db}")
@@ -279,8 +279,8 @@ def status(db: str, stale_after: timedelta, show: int, as_json: bool) -> None:
 
     Exit status: 0, 1 when the database cannot be read, 2 for usage errors.
     """
-    from detector.freshness import status_report
-    from detector.lock import lock_holder
+    from detector.store.freshness import status_report
+    from detector.store.lock import lock_holder
 
     database = _open_existing(db)
     try:

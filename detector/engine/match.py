@@ -15,37 +15,33 @@ linear-time match (RE2; Python ``re`` for the few patterns RE2 cannot take).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pickle
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.errors import SignatureError
-from detector.page import Page, ParsedPage, parse_page
-from detector.patterns import Pattern, compile_pattern, encode_text, required_literals
-from detector.prefilter import (
+from detector.engine.cache import cache_path, read_cache, write_cache
+from detector.engine.page import Page, ParsedPage, parse_page
+from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
+from detector.engine.prefilter import (
     HyperscanPrefilter,
     LiteralPrefilter,
     Prefilter,
     hs_view,
     hyperscan_available,
 )
-from detector.signatures import (
+from detector.engine.signatures import (
     BROWSER_KINDS,
     NETWORK_KINDS,
     Library,
     Signature,
     as_list,
-    library_digest,
     load_signatures,
     relation_name,
-    resolve_directories,
 )
+from detector.errors import SignatureError
 
 #: Kinds matched against one text each, in the reference engine's order.
 TEXT_KINDS = ("css", "html", "scripts", "text", "url")
@@ -297,22 +293,17 @@ class Engine:
     ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
-        A compiled engine is cached (see :func:`cache_directory`), keyed by the library's
+        A compiled engine is cached (see :func:`detector.engine.cache.cache_directory`), keyed by the library's
         content and this code's version, so later loads take a fraction of a second.
         """
         if not cache or os.environ.get("DETECTOR_NO_CACHE"):
             return cls(load_signatures(directories), accelerate=accelerate)
-        key = _cache_key(directories, accelerate and hyperscan_available(), accelerate)
-        path = cache_directory() / f"engine-{key}.pickle"
-        try:
-            with path.open("rb") as f:
-                engine = pickle.load(f)
-            if isinstance(engine, cls):
-                return engine
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-            pass
+        path = cache_path(directories, accelerate and hyperscan_available(), accelerate)
+        cached = read_cache(path)
+        if isinstance(cached, cls):
+            return cached
         engine = cls(load_signatures(directories), accelerate=accelerate)
-        _write_cache(path, engine)
+        write_cache(path, engine)
         return engine
 
     @classmethod
@@ -679,45 +670,6 @@ class Engine:
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
-
-
-def cache_directory() -> Path:
-    """Where compiled engines are cached: $DETECTOR_CACHE_DIR, else $XDG_CACHE_HOME/detector."""
-    env = os.environ.get("DETECTOR_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "detector"
-
-
-def _code_version() -> str:
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("engine.py", "patterns.py", "prefilter.py", "signatures.py", "page.py"):
-        digest.update((here / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _cache_key(directories: Sequence[Path | str] | None, hyperscan: bool, accelerate: bool) -> str:
-    dirs = [str(d.resolve()) for d in resolve_directories(directories)]
-    parts = [library_digest(directories), _code_version(), f"hs={hyperscan}", f"acc={accelerate}",
-             sys.version.split()[0], *dirs]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _write_cache(path: Path, engine: Engine) -> None:
-    """Write atomically; a cache that cannot be written is simply not used."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(engine, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except (OSError, pickle.PicklingError, TypeError):
-        try:
-            tmp.unlink()
-        except (OSError, UnboundLocalError):
-            pass
 
 
 def _parse_relation(entry: str) -> tuple[str, int, str]:

@@ -1,7 +1,7 @@
 """The ``domains`` spider: homepage (https, then http) plus a few telling same-site pages.
 
 Run it as ``scrapy crawl domains -a input=domains.txt`` or through ``detector crawl``.
-Each domain ends as exactly one :class:`~detector.items.SiteItem`, failures included.
+Each domain ends as exactly one :class:`~detector.crawl.items.SiteItem`, failures included.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import deferLater
 
-from detector.domains import DomainEntry, InputError, read_domains, registered_domain
-from detector.items import FetchedPage, SiteItem
-from detector.middlewares import classify_failure, proxy_error_kind
-from detector.storage import utc_now
+from detector.crawl.items import FetchedPage, SiteItem
+from detector.crawl.middlewares import classify_failure, proxy_error_kind
+from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
+from detector.store.db import utc_now
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -241,7 +241,7 @@ class DomainsSpider(scrapy.Spider):
         gone = isinstance(exc, HttpError) and 400 <= exc.response.status < 500
         if not gone:
             # A 4xx page is gone for good; a timeout or a 5xx may pass, and what that page
-            # showed must not count as missing (see detector.history).
+            # showed must not count as missing (see detector.store.history).
             site.pages_failed += 1
         yield from self._page_done(site)
 

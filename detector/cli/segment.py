@@ -12,9 +12,14 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from detector.accounts import import_accounts
-from detector.cli_options import db_option
-from detector.cohort_store import (
+from detector.cli.options import db_option
+from detector.engine.signatures import load_signatures
+from detector.errors import DetectorError
+from detector.inputs import clean_domain
+from detector.segment.assign import Account, Assignment, Segmenter, plural, summary_warnings
+from detector.segment.rules import Vocabulary, check_columns, load_rules, needed_technologies
+from detector.store.accounts import import_accounts
+from detector.store.cohorts import (
     account_source,
     format_table,
     iter_accounts,
@@ -22,12 +27,7 @@ from detector.cohort_store import (
     write_export,
     write_segmentation,
 )
-from detector.domains import clean_domain
-from detector.errors import DetectorError
-from detector.rules import Vocabulary, check_columns, load_rules, needed_technologies
-from detector.segment import Account, Assignment, Segmenter, plural, summary_warnings
-from detector.signatures import load_signatures
-from detector.storage import open_database
+from detector.store.db import open_database
 
 
 def open_db(path: str) -> sqlite_utils.Database:

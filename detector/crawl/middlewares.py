@@ -14,7 +14,7 @@ from scrapy.downloadermiddlewares import cookies as scrapy_cookies
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import NotConfigured
 
-from detector.domains import RESERVED_SUFFIXES
+from detector.inputs import RESERVED_SUFFIXES
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from detector.engine.page import Page, normalize_headers
 from detector.errors import PageError
-from detector.page import Page, normalize_headers
 
 
 def _open_text(path: Path | str) -> io.TextIOBase:

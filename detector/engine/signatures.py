@@ -94,8 +94,8 @@ def default_directory() -> Path:
     env = os.environ.get("DETECTOR_SIGNATURES")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "signatures", here / "signatures"):
+    package = Path(__file__).resolve().parent.parent
+    for cand in (package.parent / "signatures", package / "signatures"):
         if (cand / "categories.yaml").exists():
             return cand
     raise SignatureError(

@@ -1,6 +1,6 @@
 """Detection beside the reactor: engine processes that turn a site's pages into a verdict.
 
-No Scrapy here.  ``python -m detector.detect_worker [DIR...]`` loads the engine once, then
+No Scrapy here.  ``python -m detector.crawl.worker [DIR...]`` loads the engine once, then
 reads tasks from stdin and writes results to stdout, each a length-prefixed pickle frame:
 lists of ``(task id, pages)`` in, lists of ``(task id, ok, detections or error text)`` out.  The crawler talks
 to these processes through its own event loop (no threads in the crawler process), so the
@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from detector.engine import Engine
-from detector.items import FetchedPage
-from detector.page import Page
-from detector.verdict import SiteDetection, merge_site
+from detector.crawl.items import FetchedPage
+from detector.engine.match import Engine
+from detector.engine.page import Page
+from detector.engine.verdict import SiteDetection, merge_site
 
 _ENGINE: Engine | None = None
 HEADER = struct.Struct(">I")

@@ -1,7 +1,7 @@
 """Reading freshness back: stale domains to refresh, the change history, the database's status.
 
-Queries only (sqlite-utils); the rules that write history live in :mod:`detector.history`
-and :mod:`detector.storage`.
+Queries only (sqlite-utils); the rules that write history live in :mod:`detector.store.history`
+and :mod:`detector.store.db`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from detector.history import CHANGE_KINDS, cutoff, format_age
+from detector.store.history import CHANGE_KINDS, cutoff, format_age
 
 #: Age buckets of ``detector status``: label and upper bound (``None``: no bound).
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from detector.cli_options import load_engine, signatures_option
+from detector.cli.options import load_engine, signatures_option
 from detector.errors import DetectorError
 
 
@@ -88,8 +88,8 @@ def detect(
 
 def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers_file: Path | None,
            har_file: Path | None, cases_file: Path | None, timeout: float) -> Iterator[tuple[Any, Any]]:
-    from detector.cases import iter_cases, page_from_case, pages_from_har, read_headers_file
-    from detector.page import Page
+    from detector.engine.cases import iter_cases, page_from_case, pages_from_har, read_headers_file
+    from detector.engine.page import Page
 
     if cases_file is not None:
         for case in iter_cases(cases_file):
@@ -114,7 +114,7 @@ def _read_file(path: Path) -> bytes:
 
 def fetch_page(url: str, timeout: float) -> Any:
     """Fetch one page live (quick checks); errors say what failed and what to try instead."""
-    from detector.page import Page
+    from detector.engine.page import Page
 
     if "://" not in url:
         url = "https://" + url
@@ -191,7 +191,7 @@ def import_wappalyzer_cmd(source: Path, output: Path, provenance: str | None, fo
     Load the result beside the bundled library with ``--signatures DIR``.
     Mind the licence of what you import: later Wappalyzer data is GPL-3.0.
     """
-    from detector.importer import import_wappalyzer
+    from detector.engine.importer import import_wappalyzer
 
     try:
         n = import_wappalyzer(source, output, provenance=provenance, force=force)
@@ -209,7 +209,7 @@ def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -
 
     Exit status 1 when any problem is found; each problem names the file and the fix.
     """
-    from detector.checks import check_library
+    from detector.engine.checks import check_library
 
     report = check_library(list(signature_dirs) or None, timing=not no_timing)
     if as_json:
@@ -234,7 +234,7 @@ def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(signature_dirs: tuple[str, ...], category: str | None, as_json: bool) -> None:
     """List technologies (name and categories)."""
-    from detector.signatures import load_signatures
+    from detector.engine.signatures import load_signatures
 
     try:
         lib = load_signatures(list(signature_dirs) or None)
@@ -263,8 +263,8 @@ def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
     """Show one technology's signature as stored (file, provenance, rules)."""
     import difflib
 
-    from detector.importer import dump_yaml
-    from detector.signatures import load_signatures
+    from detector.engine.importer import dump_yaml
+    from detector.engine.signatures import load_signatures
 
     try:
         lib = load_signatures(list(signature_dirs) or None)
@@ -282,16 +282,16 @@ def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
 
 
 
-from detector.cli_segment import accounts, segment
+from detector.cli.segment import accounts, segment
 
 cli.add_command(accounts)
 cli.add_command(segment)
 
-from detector.cli_crawl import crawl, demo
+from detector.cli.crawl import crawl, demo
 
 cli.add_command(crawl)
 
-from detector.cli_refresh import changes, refresh, status
+from detector.cli.refresh import changes, refresh, status
 
 cli.add_command(refresh)
 cli.add_command(changes)

@@ -1,0 +1,1 @@
+"""Technographic segmentation: cohort rules (``rules``) and assigning accounts to them (``assign``)."""
