@@ -38,7 +38,7 @@ from detector.store.cohorts import (
     write_export,
     write_segmentation,
 )
-from detector.store.db import open_database
+from detector.store.store import open_database
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 INDUSTRIES = ["Retail", "Apparel", "Beauty", "Garden", "Software", "Food", "Travel"]

@@ -16,7 +16,7 @@ from detector.cli.segment import accounts, segment
 from detector.segment.assign import Assignment, Membership
 from detector.segment.rules import Vocabulary, parse_rules
 from detector.store.cohorts import write_segmentation
-from detector.store.db import open_database
+from detector.store.store import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = ROOT / "examples" / "rules.yaml"

@@ -10,15 +10,10 @@ import pytest
 import sqlite_utils
 
 from detector.engine.verdict import SiteDetection
-from detector.store.db import (
-    MIGRATIONS,
-    ScanResult,
-    detections_for,
-    migrate,
-    open_database,
-    record_scans,
-)
+from detector.store.db import ScanResult, detections_for, record_scans
 from detector.store.history import DurationError, Seen, Stored, compare, parse_duration
+from detector.store.schema import MIGRATIONS, migrate
+from detector.store.store import open_database
 
 
 @pytest.mark.parametrize(
@@ -145,7 +140,7 @@ HISTORY_MIGRATION = next(n for n, _, func in MIGRATIONS if func.__name__.endswit
 
 def test_migration_backfills_history_of_an_old_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "old.db"
-    monkeypatch.setattr("detector.store.db.MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr("detector.store.schema.MIGRATIONS", MIGRATIONS[:1])
     old = open_database(path)
     old.execute("insert into detections (domain, technology, version, first_seen, last_seen) values "
                 "('a.test', 'WordPress', '6.4', '2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z')")

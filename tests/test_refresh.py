@@ -429,7 +429,7 @@ def test_refresh_takes_every_crawl_option() -> None:
 )
 def test_usage_errors(tmp_path: Path, args: list[str], code: int, message: str) -> None:
     db = tmp_path / "x.db"
-    from detector.store.db import open_database
+    from detector.store.store import open_database
 
     open_database(db).close()
     argv = [a.format(tmp=tmp_path, db=db) for a in args]
@@ -441,7 +441,8 @@ def test_usage_errors(tmp_path: Path, args: list[str], code: int, message: str) 
 
 def test_changes_and_status_on_a_recorded_history(tmp_path: Path) -> None:
     from detector.engine.verdict import SiteDetection
-    from detector.store.db import ScanResult, open_database, record_scans, utc_now
+    from detector.store.db import ScanResult, record_scans, utc_now
+    from detector.store.store import open_database
 
     db = open_database(tmp_path / "h.db")
 
@@ -560,7 +561,7 @@ def test_readme_cron_line_and_systemd_units_are_the_ones_tried(tmp_path: Path) -
     assert command.split(">>")[0].split() == exec_start.group(1).split()  # the same command
     binary, *args = exec_start.group(1).split()
     db = tmp_path / "detector.db"
-    from detector.store.db import open_database
+    from detector.store.store import open_database
 
     open_database(db).close()
     result = CliRunner().invoke(cli, [a.replace("/var/lib/detector/detector.db", str(db)) for a in args])

@@ -11,16 +11,15 @@ import sqlite_utils
 from detector.engine.signatures import load_signatures
 from detector.engine.verdict import SiteDetection
 from detector.store.db import (
-    MIGRATIONS,
     ScanResult,
     StorageError,
     detections_for,
-    migrate,
     mirror_library,
-    open_database,
     record_scans,
     run_summary,
 )
+from detector.store.schema import MIGRATIONS, migrate
+from detector.store.store import open_database
 
 
 def scan(domain: str, run: str, at: str, *techs: tuple[str, str | None, int], status: str = "ok",
@@ -58,7 +57,7 @@ def test_a_later_migration_is_applied_once(tmp_path: Path, monkeypatch: pytest.M
     def add_notes(db: sqlite_utils.Database) -> None:
         db["notes"].create({"id": int, "domain": str}, pk="id")
 
-    monkeypatch.setattr("detector.store.db.MIGRATIONS", [*MIGRATIONS, (99, "notes table", add_notes)])
+    monkeypatch.setattr("detector.store.schema.MIGRATIONS", [*MIGRATIONS, (99, "notes table", add_notes)])
     db = open_database(tmp_path / "x.db")
     assert "notes" in db.table_names()
     assert migrate(db) == []

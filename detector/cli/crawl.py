@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from detector.cli.options import db_option, load_engine, signatures_option
+from detector.cli.options import LockedExit, db_option, load_engine, signatures_option
 from detector.errors import DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD
 
@@ -108,7 +108,8 @@ def crawl(ctx: click.Context, inputs: tuple[str, ...], db: str, column: str | No
     75 when another crawl or refresh holds the database's lock (nothing was done).
     """
     from detector.inputs import InputError, check_inputs, count_lines
-    from detector.store.db import StorageError, open_database
+    from detector.store.db import StorageError
+    from detector.store.store import open_database
 
     if list(inputs).count("-") > 1:
         raise click.UsageError('"-" (stdin) can be given once.')
@@ -149,12 +150,6 @@ def check_proxy(proxy: str | None) -> None:
         raise click.BadParameter(f'"{proxy}" is not a proxy URL; write it like http://proxy.example:3128', param_hint="--proxy")
 
 
-class LockedExit(click.ClickException):
-    """Another run holds the database's lock: exit 75 (EX_TEMPFAIL) with the holder named."""
-
-    exit_code = 75
-
-
 @contextmanager
 def holding_lock(db: str, command: str) -> Iterator[None]:
     """Hold the database's lock for a writing command; a refused run exits 75 at once."""
@@ -173,7 +168,8 @@ def _run(command: str, *, planned: int | None = None, **options: Any) -> Any:
     """Run the crawl under a ``runs`` row (``running``, then ``done``, ``failed`` if it raised)."""
     from detector.crawl.pipelines import new_run_id
     from detector.crawl.runner import CrawlOptions, run_crawl
-    from detector.store.db import close_dead_runs, finish_run, open_database, start_run
+    from detector.store.db import close_dead_runs, finish_run, start_run
+    from detector.store.store import open_database
 
     run_id = new_run_id()
     started = time.monotonic()
@@ -205,8 +201,9 @@ def _run(command: str, *, planned: int | None = None, **options: Any) -> Any:
 
 def summary_of(db: str, report: Any) -> dict[str, Any]:
     """The end-of-run summary: the database's counts plus input and timing figures."""
-    from detector.store.db import open_database, run_summary
+    from detector.store.db import run_summary
     from detector.store.freshness import change_counts
+    from detector.store.store import open_database
 
     database = open_database(db)
     try:
@@ -267,7 +264,8 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int)
     Example: detector demo && sqlite-utils demo.db "select domain, technology from detections"
     """
     from detector.demo import demo_domains_file, start_demo_server
-    from detector.store.db import StorageError, open_database
+    from detector.store.db import StorageError
+    from detector.store.store import open_database
 
     try:
         open_database(db).close()

@@ -5,7 +5,8 @@ A module of its own so ``cli`` and the ``cli_*`` modules it registers can all im
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +16,12 @@ from detector.errors import DetectorError
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = "detector.db"
+
+
+class LockedExit(click.ClickException):
+    """Another run holds the database's lock: exit 75 (EX_TEMPFAIL) with the holder named."""
+
+    exit_code = 75
 
 
 def db_option(help: str, default: str = DEFAULT_DB, dest: str = "db") -> Callable[[F], F]:
@@ -41,5 +48,18 @@ def load_engine(signature_dirs: Iterable[str], accelerate: bool = True) -> Any:
 
     try:
         return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn the library's errors into click errors: the message, exit 1 (75 when locked out)."""
+    from detector.store.lock import LockedError
+
+    try:
+        yield
+    except LockedError as exc:
+        raise LockedExit(str(exc)) from None
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None

@@ -74,8 +74,9 @@ def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domain
     be read or written, 2 for usage errors, 75 when another crawl or refresh holds the
     database's lock (nothing was done; try again later).
     """
-    from detector.store.db import StorageError, open_database
+    from detector.store.db import StorageError
     from detector.store.freshness import stale_domains
+    from detector.store.store import open_database
 
     check_proxy(proxy)
     check_signatures(signature_dirs, no_detect)
@@ -251,7 +252,8 @@ def _known_technology(database: Any, name: str, db: str) -> str | None:
 
 
 def _open_existing(db: str) -> Any:
-    from detector.store.db import StorageError, open_database
+    from detector.store.db import StorageError
+    from detector.store.store import open_database
 
     if not Path(db).exists():
         raise click.ClickException(f"{db}: no such database. Crawl into it first: detector crawl domains.txt --db {db}")

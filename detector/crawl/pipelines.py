@@ -19,15 +19,10 @@ from detector.crawl.pool import EnginePool
 from detector.crawl.worker import detect_site, load_engine
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
-from detector.store.db import (
-    ScanResult,
-    add_domains,
-    mirror_library,
-    open_database,
-    record_scans,
-    utc_now,
-)
+from detector.store.db import ScanResult, add_domains, mirror_library, record_scans
 from detector.store.history import DEFAULT_MISS_THRESHOLD
+from detector.store.store import open_database
+from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
 

@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from detector.crawl.items import FetchedPage, SiteItem
 from detector.crawl.middlewares import classify_failure, proxy_error_kind
 from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
-from detector.store.db import utc_now
+from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
     from scrapy.http import Response

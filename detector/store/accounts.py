@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from detector.errors import DetectorError
+from detector.store.transaction import transaction
+from detector.timestamps import format_time, utc_now
 
 DOMAIN_COLUMNS = (
     "domain",
@@ -179,13 +183,11 @@ def import_accounts(
     does not have keep theirs.
     """
     rows, result = read_accounts(text, where, normalize, domain_column)
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(now) if now else utc_now()
     for row in rows:
         row["imported_at"] = stamp
     existing = {r[0] for r in db.execute("select domain from accounts")}
-    conn = db.conn
-    conn.execute("begin immediate")
-    try:
+    with transaction(db) as conn:
         columns = _ensure_columns(db, rows)
         if rows:
             names = ", ".join(f"[{c}]" for c in columns)
@@ -196,10 +198,6 @@ def import_accounts(
                 f"on conflict (domain) do update set {updates}",
                 ([row.get(c) for c in columns] for row in rows),
             )
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
     added = sum(1 for r in rows if r["domain"] not in existing)
     return ImportResult(
         result.rows,
@@ -235,3 +233,25 @@ def _ensure_columns(db: sqlite_utils.Database, rows: Iterable[Mapping[str, Any]]
             sql_type = "TEXT"
         db.execute(f"alter table accounts add column [{key}] {sql_type}")
     return list(kinds)
+
+
+def import_(
+    db_path: str | Path,
+    text: str,
+    where: str = "<stdin>",
+    *,
+    domain_column: str | None = None,
+    keep_subdomains: bool = False,
+    allow_ip: bool = False,
+    now: datetime | None = None,
+) -> ImportResult:
+    """Import accounts from CSV text into a database, holding its lock (``accounts import``).
+
+    Domains are cleaned as the crawl cleans them (see :func:`detector.inputs.clean_domain`).
+    """
+    from detector.inputs import clean_domain
+    from detector.store.store import Store
+
+    normalize = functools.partial(clean_domain, keep_subdomains=keep_subdomains, allow_ip=allow_ip)
+    with Store.open(db_path, lock="accounts import") as store:
+        return import_accounts(store.db, text, where, normalize, domain_column, now)

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from detector.segment.assign import Account, AccountValue, Assignment, Seen
 from detector.segment.rules import Rules
+from detector.store.transaction import transaction
 
 ACCOUNT_INTERNAL = ("domain", "imported_at")
 EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")
@@ -141,9 +142,7 @@ def write_segmentation(
                     computed_at,
                 )
 
-    conn = db.conn
-    conn.execute("begin immediate")
-    try:
+    with transaction(db) as conn:
         conn.execute("delete from cohort_members")
         conn.execute("delete from cohorts")
         names = rules.cohort_names
@@ -166,10 +165,6 @@ def write_segmentation(
             "update cohorts set members = ?, stale_members = ? where name = ?",
             [(totals[n], stale[n], n) for n in names],
         )
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
     return counts
 
 

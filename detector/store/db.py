@@ -1,24 +1,24 @@
-"""SQLite storage: the schema (numbered migrations), recording scans, reading them back.
+"""Scans: what a crawl writes (scans, domains, detections with history, runs) and reads back.
 
-Everything goes through sqlite-utils; times are ISO-8601 UTC text.  Later issues append
-migrations to :data:`MIGRATIONS`; a database remembers which ones it has applied in
-``_migrations``.
+Every write runs in one transaction (:func:`detector.store.transaction.transaction`); the
+:class:`~detector.store.store.Store` is how commands reach these functions.  Times are
+ISO-8601 UTC text.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from detector.errors import DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD, Seen, Stored, compare
+from detector.store.transaction import transaction
+from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
     from detector.engine.verdict import SiteDetection
@@ -42,217 +42,6 @@ ERROR_KINDS: dict[str, str] = {
 
 class StorageError(DetectorError):
     """The database cannot be opened, migrated or written."""
-
-
-def utc_now() -> str:
-    """Current time as ISO-8601 UTC text with seconds, e.g. ``2026-11-23T02:40:00Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ---------------------------------------------------------------------------- migrations
-
-
-def _m001_initial(db: sqlite_utils.Database) -> None:
-    db.table("domains").create(
-        {
-            "domain": str,
-            "added_at": str,
-            "last_scanned_at": str,
-            "last_status": str,
-            "last_ok_at": str,
-        },
-        pk="domain",
-    )
-    db.table("scans").create(
-        {
-            "id": int,
-            "run_id": str,
-            "domain": str,
-            "started_at": str,
-            "finished_at": str,
-            "status": str,
-            "error_kind": str,
-            "error_message": str,
-            "http_status": int,
-            "final_url": str,
-            "offsite": int,
-            "pages": int,
-            "signatures_version": str,
-        },
-        pk="id",
-    )
-    db.table("scans").create_index(["domain", "started_at"])
-    db.table("scans").create_index(["run_id"])
-    db.execute(
-        """
-        CREATE TABLE detections (
-            domain TEXT NOT NULL,
-            technology TEXT NOT NULL,
-            version TEXT,
-            confidence INTEGER,
-            categories TEXT,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            evidence TEXT,
-            status TEXT NOT NULL DEFAULT 'active',
-            removed_at TEXT,
-            PRIMARY KEY (domain, technology)
-        )
-        """
-    )
-    db.table("detections").create_index(["technology"])
-    db.table("technologies").create(
-        {
-            "name": str,
-            "categories": str,
-            "groups": str,
-            "website": str,
-            "description": str,
-            "saas": int,
-            "oss": int,
-            "pricing": str,
-            "cpe": str,
-        },
-        pk="name",
-    )
-    db.table("categories").create({"id": int, "name": str, "priority": int, "groups": str}, pk="id")
-
-
-def _m002_segmentation(db: sqlite_utils.Database) -> None:
-    # `accounts` grows one column per firmographic CSV column on import (accounts.py).
-    # "if not exists": databases segmented before this migration already have the tables.
-    db.execute("CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, imported_at TEXT)")
-    db.execute(
-        """
-        CREATE TABLE IF NOT EXISTS cohorts (
-            name TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            description TEXT,
-            position INTEGER NOT NULL,
-            members INTEGER NOT NULL,
-            stale_members INTEGER NOT NULL,
-            rules_file TEXT,
-            computed_at TEXT NOT NULL
-        )
-        """
-    )
-    db.execute(
-        """
-        CREATE TABLE IF NOT EXISTS cohort_members (
-            cohort TEXT NOT NULL REFERENCES cohorts(name),
-            domain TEXT NOT NULL,
-            tier INTEGER,
-            score REAL,
-            stale INTEGER NOT NULL DEFAULT 0,
-            reason TEXT NOT NULL,
-            technologies TEXT NOT NULL,
-            evidence TEXT NOT NULL,
-            computed_at TEXT NOT NULL,
-            PRIMARY KEY (cohort, domain)
-        )
-        """
-    )
-    db.execute("CREATE INDEX IF NOT EXISTS cohort_members_domain ON cohort_members(domain)")
-
-
-def _m003_history(db: sqlite_utils.Database) -> None:
-    db.execute("ALTER TABLE detections ADD COLUMN miss_count INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE scans ADD COLUMN pages_failed INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE scans ADD COLUMN counted INTEGER NOT NULL DEFAULT 0")
-    db.table("detections").create_index(["status", "last_seen"])
-    db.table("domains").create_index(["last_ok_at"])
-    db.execute(
-        """
-        CREATE TABLE changes (
-            id INTEGER PRIMARY KEY,
-            domain TEXT NOT NULL,
-            technology TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('added', 'removed', 'version_changed')),
-            old_version TEXT,
-            new_version TEXT,
-            at TEXT NOT NULL,
-            scan_id INTEGER REFERENCES scans(id),
-            run_id TEXT
-        )
-        """
-    )
-    db.table("changes").create_index(["at"])
-    db.table("changes").create_index(["domain", "technology"])
-    db.table("changes").create_index(["technology", "at"])
-    db.table("runs").create(
-        {
-            "id": str,
-            "command": str,
-            "started_at": str,
-            "finished_at": str,
-            "status": str,
-            "pid": int,
-            "domains_planned": int,
-            "domains_ok": int,
-            "domains_failed": int,
-            "options": str,
-        },
-        pk="id",
-    )
-    # Detections recorded before history existed get the event that created them, so every
-    # active detection has an ``added`` event (without a scan id: it predates the table).
-    db.execute(
-        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
-        "SELECT domain, technology, 'added', NULL, version, first_seen FROM detections "
-        "ORDER BY first_seen, domain, technology"
-    )
-    db.execute(
-        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
-        "SELECT domain, technology, 'removed', version, NULL, removed_at FROM detections "
-        "WHERE status = 'removed' AND removed_at IS NOT NULL"
-    )
-
-
-Migration = Callable[[sqlite_utils.Database], None]
-
-#: Numbered migrations, applied in order once each.  Append; never edit a released one.
-MIGRATIONS: list[tuple[int, str, Migration]] = [
-    (1, "initial schema: domains, scans, detections, technologies, categories", _m001_initial),
-    (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
-    (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
-]
-
-
-def migrate(db: sqlite_utils.Database) -> list[int]:
-    """Apply pending migrations in order; return the numbers applied."""
-    if "_migrations" not in db.table_names():
-        db.table("_migrations").create({"id": int, "name": str, "applied_at": str}, pk="id")
-    done = {row["id"] for row in db.table("_migrations").rows}
-    applied = []
-    for number, name, func in MIGRATIONS:
-        if number in done:
-            continue
-        with db.conn:
-            func(db)
-            db.table("_migrations").insert({"id": number, "name": name, "applied_at": utc_now()})
-        applied.append(number)
-    return applied
-
-
-def open_database(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) a database in WAL mode with every migration applied."""
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        raise StorageError(f"{path}: the folder {p.parent} does not exist. Create it or pick another --db.")
-    if p.exists() and p.is_dir():
-        raise StorageError(f"{path}: is a folder, not a database file. Pick a file name with --db.")
-    try:
-        conn = sqlite3.connect(str(p), timeout=30, isolation_level=None)
-        db = sqlite_utils.Database(conn)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        migrate(db)
-    except sqlite3.DatabaseError as exc:
-        raise StorageError(
-            f"{path}: cannot open or write the database ({exc}). "
-            "Check the file is a SQLite database you may write, or pick another --db."
-        ) from None
-    return db
 
 
 # ---------------------------------------------------------------------------- values
@@ -311,16 +100,12 @@ def record_scans(
     those can be missed (see :func:`detector.store.history.compare`).
     """
     n = 0
-    conn = db.conn
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        for r in results:
-            _record_one(conn, r, miss_threshold, known)
-            n += 1
-        conn.execute("COMMIT")
+        with transaction(db) as conn:
+            for r in results:
+                _record_one(conn, r, miss_threshold, known)
+                n += 1
     except sqlite3.DatabaseError as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
         raise StorageError(f"cannot write to the database ({exc}); check disk space and permissions") from None
     return n
 
@@ -440,7 +225,7 @@ def start_run(
     """Record that a run began (status ``running`` until :func:`finish_run`)."""
     import os
 
-    with db.conn:
+    with transaction(db):
         db.conn.execute(
             "INSERT INTO runs (id, command, started_at, status, pid, domains_planned, options) "
             "VALUES (?, ?, ?, 'running', ?, ?, ?)",
@@ -450,7 +235,7 @@ def start_run(
 
 def finish_run(db: sqlite_utils.Database, run_id: str, status: str = "done") -> None:
     """Record a run's end: its status and the domains it scanned ok and failed."""
-    with db.conn:
+    with transaction(db):
         db.conn.execute(
             "UPDATE runs SET finished_at = ?, status = ?, "
             "domains_ok = (SELECT count(*) FROM scans WHERE run_id = runs.id AND status = 'ok'), "
@@ -471,7 +256,7 @@ def close_dead_runs(db: sqlite_utils.Database) -> list[str]:
 def add_domains(db: sqlite_utils.Database, domains: Iterable[str], *, now: str | None = None) -> None:
     """Register domains (``added_at`` is kept for ones already known)."""
     stamp = now or utc_now()
-    with db.conn:
+    with transaction(db):
         db.conn.executemany(
             "INSERT INTO domains (domain, added_at) VALUES (?, ?) ON CONFLICT (domain) DO NOTHING",
             ((d, stamp) for d in domains),
@@ -514,7 +299,7 @@ def mirror_library(db: sqlite_utils.Database, library: Any) -> None:
         }
         for c in cats
     ]
-    with db.conn:
+    with transaction(db):
         db.conn.execute("DELETE FROM technologies")
         db.conn.execute("DELETE FROM categories")
         db.table("technologies").insert_all(tech_rows, pk="name", batch_size=500)

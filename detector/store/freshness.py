@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from detector.store.history import CHANGE_KINDS, cutoff, format_age
+from detector.timestamps import parse_time
 
 #: Age buckets of ``detector status``: label and upper bound (``None``: no bound).
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
@@ -211,7 +212,7 @@ def _scalar(db: sqlite_utils.Database, sql: str, params: Iterable[Any] = ()) -> 
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return parse_time(text)
 
 
 def format_timedelta(delta: timedelta) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from detector.errors import DetectorError
+from detector.timestamps import format_time
 
 #: The kinds of change events, as stored in ``changes.kind``.
 CHANGE_KINDS = ("added", "removed", "version_changed")
@@ -162,7 +163,7 @@ def cutoff(age: timedelta, *, now: datetime | None = None) -> str:
     '2026-11-22T03:00:00Z'
     """
     moment = (now or datetime.now(timezone.utc)) - age
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(moment)
 
 
 def format_age(seconds: float) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from detector.errors import DetectorError
+from detector.timestamps import utc_now
 
 #: Exit status of a run refused because another holds the lock (sysexits.h EX_TEMPFAIL).
 EX_TEMPFAIL = 75
@@ -37,35 +38,88 @@ def lock_path(db_path: str | Path) -> Path:
     return p.with_name(p.name + ".lock")
 
 
-@contextmanager
-def database_lock(db_path: str | Path, command: str) -> Iterator[Path]:
-    """Hold the database's lock for the block, or raise :class:`LockedError` at once."""
-    path = lock_path(db_path)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise DetectorError(
-            f"{path}: cannot create the lock file ({exc.strerror}). "
-            "Check the database's folder is writable, or pick another --db."
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            raise LockedError(
-                f"{db_path} is in use by another run ({holder or 'holder unknown'}; lock {path}). "
-                f"Nothing was done; this {command} exits with status {EX_TEMPFAIL} so a scheduler "
-                "can simply try again at its next slot."
-            ) from None
+#: Locks this process holds: lock file -> (descriptor, depth).
+_HELD: dict[str, tuple[int, int]] = {}
+
+
+class DatabaseLock:
+    """The exclusive lock of one database, held by this process until :meth:`release`.
+
+    Re-entrant within a process: a run that holds its database's lock may open the database
+    again (the crawl's writer, a migration) without waiting for itself.
+    """
+
+    def __init__(self, db_path: str | Path, command: str) -> None:
+        self.db_path = db_path
+        self.command = command
+        self.path = lock_path(db_path)
+        self._key = str(self.path.resolve())
+        self._acquired = False
+
+    def acquire(self, *, wait: float = 0.0) -> None:
+        """Take the lock, waiting up to ``wait`` seconds; raise :class:`LockedError` if held."""
+        if self._acquired:
+            return
+        held = _HELD.get(self._key)
+        if held is not None:
+            _HELD[self._key] = (held[0], held[1] + 1)
+            self._acquired = True
+            return
+        fd = self._open()
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise LockedError(
+                        f"{self.db_path} is in use by another run ({holder or 'holder unknown'}; lock "
+                        f"{self.path}). Nothing was done; this {self.command} exits with status "
+                        f"{EX_TEMPFAIL} so a scheduler can simply try again at its next slot."
+                    ) from None
+                time.sleep(0.02)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {command} since {_now()}\n".encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {self.command} since {utc_now()}\n".encode(), 0)
+        _HELD[self._key] = (fd, 1)
+        self._acquired = True
+
+    def release(self) -> None:
+        """Give the lock back (the outermost holder in this process closes the file)."""
+        if not self._acquired:
+            return
+        self._acquired = False
+        fd, depth = _HELD[self._key]
+        if depth > 1:
+            _HELD[self._key] = (fd, depth - 1)
+            return
+        del _HELD[self._key]
         try:
-            yield path
-        finally:
             os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DetectorError(
+                f"{self.path}: cannot create the lock file ({exc.strerror}). "
+                "Check the database's folder is writable, or pick another --db."
+            ) from None
+
+
+@contextmanager
+def database_lock(db_path: str | Path, command: str, *, wait: float = 0.0) -> Iterator[Path]:
+    """Hold the database's lock for the block, or raise :class:`LockedError` (after ``wait`` s)."""
+    lock = DatabaseLock(db_path, command)
+    lock.acquire(wait=wait)
+    try:
+        yield lock.path
     finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        lock.release()
 
 
 def lock_holder(db_path: str | Path) -> str | None:
@@ -96,7 +150,3 @@ def _read_holder(fd: int) -> str:
         return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
     except OSError:
         return ""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

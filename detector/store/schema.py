@@ -1,0 +1,208 @@
+"""The schema: numbered migrations, each applied once, atomically, under the database's lock.
+
+A database remembers the migrations it has applied in ``_migrations``.  Each migration runs in
+its own ``BEGIN IMMEDIATE`` transaction together with its ``_migrations`` row, so a migration
+killed half-way leaves nothing behind and simply runs again at the next open.  Append to
+:data:`MIGRATIONS`; never edit a released one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+from detector.store.transaction import transaction
+from detector.timestamps import utc_now
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.table("domains").create(
+        {
+            "domain": str,
+            "added_at": str,
+            "last_scanned_at": str,
+            "last_status": str,
+            "last_ok_at": str,
+        },
+        pk="domain",
+    )
+    db.table("scans").create(
+        {
+            "id": int,
+            "run_id": str,
+            "domain": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "error_kind": str,
+            "error_message": str,
+            "http_status": int,
+            "final_url": str,
+            "offsite": int,
+            "pages": int,
+            "signatures_version": str,
+        },
+        pk="id",
+    )
+    db.table("scans").create_index(["domain", "started_at"])
+    db.table("scans").create_index(["run_id"])
+    db.execute(
+        """
+        CREATE TABLE detections (
+            domain TEXT NOT NULL,
+            technology TEXT NOT NULL,
+            version TEXT,
+            confidence INTEGER,
+            categories TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            evidence TEXT,
+            status TEXT NOT NULL DEFAULT 'active',
+            removed_at TEXT,
+            PRIMARY KEY (domain, technology)
+        )
+        """
+    )
+    db.table("detections").create_index(["technology"])
+    db.table("technologies").create(
+        {
+            "name": str,
+            "categories": str,
+            "groups": str,
+            "website": str,
+            "description": str,
+            "saas": int,
+            "oss": int,
+            "pricing": str,
+            "cpe": str,
+        },
+        pk="name",
+    )
+    db.table("categories").create({"id": int, "name": str, "priority": int, "groups": str}, pk="id")
+
+
+def _m002_segmentation(db: sqlite_utils.Database) -> None:
+    # `accounts` grows one column per firmographic CSV column on import (accounts.py).
+    # "if not exists": databases segmented before this migration already have the tables.
+    db.execute("CREATE TABLE IF NOT EXISTS accounts (domain TEXT PRIMARY KEY, imported_at TEXT)")
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS cohorts (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            description TEXT,
+            position INTEGER NOT NULL,
+            members INTEGER NOT NULL,
+            stale_members INTEGER NOT NULL,
+            rules_file TEXT,
+            computed_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS cohort_members (
+            cohort TEXT NOT NULL REFERENCES cohorts(name),
+            domain TEXT NOT NULL,
+            tier INTEGER,
+            score REAL,
+            stale INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL,
+            technologies TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (cohort, domain)
+        )
+        """
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS cohort_members_domain ON cohort_members(domain)")
+
+
+def _m003_history(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE detections ADD COLUMN miss_count INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE scans ADD COLUMN pages_failed INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE scans ADD COLUMN counted INTEGER NOT NULL DEFAULT 0")
+    db.table("detections").create_index(["status", "last_seen"])
+    db.table("domains").create_index(["last_ok_at"])
+    db.execute(
+        """
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            domain TEXT NOT NULL,
+            technology TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('added', 'removed', 'version_changed')),
+            old_version TEXT,
+            new_version TEXT,
+            at TEXT NOT NULL,
+            scan_id INTEGER REFERENCES scans(id),
+            run_id TEXT
+        )
+        """
+    )
+    db.table("changes").create_index(["at"])
+    db.table("changes").create_index(["domain", "technology"])
+    db.table("changes").create_index(["technology", "at"])
+    db.table("runs").create(
+        {
+            "id": str,
+            "command": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "pid": int,
+            "domains_planned": int,
+            "domains_ok": int,
+            "domains_failed": int,
+            "options": str,
+        },
+        pk="id",
+    )
+    # Detections recorded before history existed get the event that created them, so every
+    # active detection has an ``added`` event (without a scan id: it predates the table).
+    db.execute(
+        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
+        "SELECT domain, technology, 'added', NULL, version, first_seen FROM detections "
+        "ORDER BY first_seen, domain, technology"
+    )
+    db.execute(
+        "INSERT INTO changes (domain, technology, kind, old_version, new_version, at) "
+        "SELECT domain, technology, 'removed', version, NULL, removed_at FROM detections "
+        "WHERE status = 'removed' AND removed_at IS NOT NULL"
+    )
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+#: Numbered migrations, applied in order once each.  Append; never edit a released one.
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial schema: domains, scans, detections, technologies, categories", _m001_initial),
+    (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
+    (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
+]
+
+
+def pending(db: sqlite_utils.Database) -> list[tuple[int, str, Migration]]:
+    """The migrations this database has not applied yet (all of them for a new file)."""
+    if "_migrations" not in db.table_names():
+        return list(MIGRATIONS)
+    done = {row[0] for row in db.execute("SELECT id FROM _migrations")}
+    return [m for m in MIGRATIONS if m[0] not in done]
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply pending migrations in order, each in its own transaction; return the numbers applied.
+
+    The caller holds the database's lock (see :meth:`detector.store.store.Store.open`), so two
+    processes never migrate at once; the check is repeated inside each transaction anyway.
+    """
+    applied = []
+    for number, name, func in MIGRATIONS:
+        with transaction(db):
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
+            if db.execute("SELECT 1 FROM _migrations WHERE id = ?", [number]).fetchone():
+                continue
+            func(db)
+            db.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", [number, name, utc_now()])
+        applied.append(number)
+    return applied
