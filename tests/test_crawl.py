@@ -352,3 +352,29 @@ def test_cookie_middleware_uses_the_bundled_suffix_list(monkeypatch: pytest.Monk
     assert scrapy_cookies._is_public_domain("co.uk")
     assert not scrapy_cookies._is_public_domain("example.co.uk")
     assert scrapy_cookies._is_public_domain("test")  # reserved suffixes count as public
+
+
+def test_a_python_user_crawls_without_the_cli(proxy: VirtualHostProxy, tmp_path: Path) -> None:
+    """crawl.run() returns a report with the run's summary; nothing of detector.cli is imported.
+
+    (click itself is: sqlite-utils imports it for its plugin hooks.)
+    """
+    (tmp_path / "domains.txt").write_text("wp-site.test\nmissing.test\n", encoding="utf-8")
+    code = (
+        "import json, sys\n"
+        "from detector.crawl import CrawlOptions, run\n"
+        "report = run(CrawlOptions(inputs=(sys.argv[1],), db=sys.argv[2], proxy=sys.argv[3], workers=0,\n"
+        "                          timeout=3.0, retries=0))\n"
+        "assert not [m for m in sys.modules if m.startswith('detector.cli')], 'the CLI was imported'\n"
+        "print(json.dumps({'status': report.status, 'ok': report.summary['domains_ok'],\n"
+        "                  'failed': report.summary['failed_by_kind'], 'run': report.run_id}))\n"
+    )
+    db = tmp_path / "py.db"
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "domains.txt"), str(db), proxy.url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["ok"], out["failed"]) == ("done", 1, {"http_4xx": 1})
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, domains_ok, domains_failed FROM runs WHERE id = ?",
+                            [out["run"]]).fetchone() == ("done", 1, 1)

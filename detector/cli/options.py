@@ -1,17 +1,22 @@
-"""Options and helpers every command shares (``--db``, ``--signatures``, loading the engine).
-
-A module of its own so ``cli`` and the ``cli_*`` modules it registers can all import it.
-"""
+"""Options and helpers the commands share: ``--db``, ``--signatures``, the crawl options that
+``crawl`` and ``refresh`` both take, error reporting, the end-of-run summary."""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from detector.errors import DetectorError
+from detector.store.history import DEFAULT_MISS_THRESHOLD
+
+if TYPE_CHECKING:
+    from detector.crawl.runner import CrawlOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,3 +68,139 @@ def reported() -> Iterator[None]:
         raise LockedExit(str(exc)) from None
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``5MB``, ``500k``, ``1048576``.
+
+    >>> parse_size("5MB"), parse_size("500k"), parse_size("1024")
+    (5242880, 512000, 1024)
+    """
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(text)
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    return int(float(m.group(1)) * factor)
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    """A byte size such as ``5MB``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """Parse or fail with a usage error."""
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError:
+            self.fail(f'"{value}" is not a size; write it like 5MB, 500k or 1048576', param, ctx)
+
+
+def verbosity(ctx: click.Context, verbose: int) -> int:
+    """``-v`` given here or on the main group (``detector -v crawl``), whichever says more."""
+    parent = ctx.find_root().obj
+    inherited = parent.get("verbose", 0) if isinstance(parent, dict) else 0
+    return max(verbose, int(inherited or 0))
+
+
+def crawl_options(func: F) -> F:
+    """Every option of ``detector crawl`` except the input files; ``refresh`` takes them too."""
+    options = [
+        db_option("SQLite database to write (created and migrated)."),
+        click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
+        click.option("--keep-subdomains", is_flag=True, help="Crawl blog.example.com as given instead of example.com."),
+        click.option("--allow-ip", is_flag=True, help="Accept IP addresses as well as domain names."),
+        click.option("--pages", default=2, show_default=True, type=click.IntRange(0, 20), help="Extra same-site pages per domain (pricing, shop, login, careers, contact, blog)."),
+        click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000), help="Requests in flight over all sites."),
+        click.option("--per-site", default=2, show_default=True, type=click.IntRange(1, 16), help="Requests in flight per site."),
+        click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per request."),
+        click.option("--retries", default=1, show_default=True, type=click.IntRange(0, 10), help="Retries after a timeout or connection error."),
+        click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large."),
+        click.option("--user-agent", help="User-Agent header to send."),
+        click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128."),
+        click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
+        click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
+        click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
+        signatures_option,
+        click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON."),
+        click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal)."),
+        click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
+        click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
+    """Compile ``--signatures`` once, so a bad pattern stops the run before anything is fetched."""
+    if signature_dirs and not no_detect:
+        load_engine(signature_dirs)
+
+
+def check_proxy(proxy: str | None) -> None:
+    """A usage error unless ``--proxy`` looks like ``http://host:port``."""
+    if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
+        raise click.BadParameter(f'"{proxy}" is not a proxy URL; write it like http://proxy.example:3128', param_hint="--proxy")
+
+def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, options: dict[str, Any]) -> CrawlOptions:
+    """The library's CrawlOptions from the values of :func:`crawl_options` (checked first)."""
+    from detector.crawl.runner import CrawlOptions
+
+    check_proxy(options["proxy"])
+    check_signatures(options["signature_dirs"], options["no_detect"])
+    progress = options["progress"]
+    return CrawlOptions(
+        inputs=inputs, db=options["db"], column=options["column"], keep_subdomains=options["keep_subdomains"],
+        allow_ip=options["allow_ip"], pages=options["pages"], concurrency=options["concurrency"],
+        per_site=options["per_site"], timeout=options["timeout"], retries=options["retries"],
+        max_size=options["max_size"], user_agent=options["user_agent"], proxy=options["proxy"],
+        ignore_robots=options["ignore_robots"], detect=not options["no_detect"], workers=options["workers"],
+        signatures=tuple(options["signature_dirs"]), verbose=verbosity(ctx, options["verbose"]),
+        progress=sys.stderr.isatty() if progress is None else progress, total=total,
+        miss_threshold=options["miss_threshold"],
+    )
+
+
+def check_database(db: str) -> None:
+    """Open (create, migrate) the database once, so a bad --db fails before anything else."""
+    from detector.store.store import Store
+
+    with reported():
+        Store.open(db).close()
+
+
+def print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    """The end-of-run summary: JSON, or text for people."""
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The summary as text for people."""
+    done = s["domains_ok"] + s["domains_failed"]
+    kinds = ", ".join(f"{k} {n}" for k, n in s["failed_by_kind"].items())
+    lines = [
+        f"{'Refreshed' if s.get('command') == 'refresh' else 'Crawled'} {done:,} domain{'s' if done != 1 else ''} in {s.get('elapsed_seconds') or 0:.1f} s: "
+        f"{s['domains_ok']:,} ok, {s['domains_failed']:,} failed" + (f" ({kinds})" if kinds else "") + ".",
+    ]
+    if s["invalid_lines"]:
+        lines.append(f"{s['invalid_lines']:,} input line(s) were not domains and were skipped (listed above).")
+    lines.append(f"{s['pages']:,} pages fetched; {s['technologies']:,} technologies found.")
+    c = s.get("changes") or {}
+    if any(c.values()):
+        lines.append(
+            f"Changes: {c.get('added', 0):,} added, {c.get('removed', 0):,} removed, "
+            f"{c.get('version_changed', 0):,} version changed (see: detector changes --since 1d)."
+        )
+    if s["top_technologies"]:
+        lines.append("Top technologies:")
+        width = max(len(str(t["domains"])) for t in s["top_technologies"])
+        for t in s["top_technologies"]:
+            lines.append(f"  {t['domains']:>{width}}  {t['technology']}")
+    lines.append(f"Database: {s['database']} (run {s['run_id']})")
+    return "\n".join(lines)

@@ -5,25 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from detector.cli.crawl import (
-    _print_summary,
-    _run,
-    _verbosity,
+from detector.cli.options import (
     check_proxy,
-    check_signatures,
     crawl_options,
-    holding_lock,
+    crawl_settings,
+    db_option,
+    print_summary,
+    reported,
 )
-from detector.cli.options import db_option
 from detector.store.history import CHANGE_KINDS, DurationError, parse_duration
+
+if TYPE_CHECKING:
+    from detector.crawl.refresh import RefreshReport
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -52,12 +52,8 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
               help="Only consider the domains listed in this file (same formats as crawl; '-' for stdin).")
 @crawl_options
 @click.pass_context
-def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domains_file: str | None, db: str,
-            column: str | None, keep_subdomains: bool, allow_ip: bool, pages: int, concurrency: int,
-            per_site: int, timeout: float, retries: int, max_size: int, user_agent: str | None,
-            proxy: str | None, ignore_robots: bool, no_detect: bool, workers: int,
-            signature_dirs: tuple[str, ...], as_json: bool, progress: bool | None, verbose: int,
-            miss_threshold: int) -> None:
+def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, domains_file: str | None,
+            as_json: bool, **options: Any) -> None:
     """Re-scan the domains whose last successful scan is older than --older-than.
 
     Domains that never had a successful scan count as stale. Every crawl option applies.
@@ -74,62 +70,37 @@ def refresh(ctx: click.Context, older_than: timedelta, limit: int | None, domain
     be read or written, 2 for usage errors, 75 when another crawl or refresh holds the
     database's lock (nothing was done; try again later).
     """
-    from detector.store.db import StorageError
-    from detector.store.freshness import stale_domains
-    from detector.store.store import open_database
+    from detector.crawl.refresh import run
 
-    check_proxy(proxy)
-    check_signatures(signature_dirs, no_detect)
-    if not Path(db).exists():
-        raise click.ClickException(
-            f"{db}: no such database. Crawl a domain list into it first: detector crawl domains.txt --db {db}"
-        )
-    only = _read_domain_file(domains_file, column, keep_subdomains, allow_ip) if domains_file else None
-    with holding_lock(db, "refresh"):
-        try:
-            database = open_database(db)
-            try:
-                plan = stale_domains(database, older_than, only=only, limit=limit)
-            finally:
-                database.close()
-        except StorageError as exc:
-            raise click.ClickException(str(exc)) from None
-        age = _age_text(older_than)
-        if not plan.domains:
-            scope = f"the {len(only):,} domain(s) of {domains_file}" if only is not None else f"all {plan.known_total:,} domain(s)"
-            message = f"Nothing to refresh: {scope} had a successful scan within the last {age}."
-            if as_json:
-                click.echo(json.dumps({"refreshed": 0, "stale": 0, "older_than": age, "database": db}, indent=2))
-            else:
-                click.echo(message)
-            return
-        left = plan.stale_total - len(plan.domains)
-        if not as_json:
-            why = "(--older-than 0: all chosen)" if not older_than else f"not scanned successfully in the last {age}"
-            click.echo(
-                f"Refreshing {len(plan.domains):,} domain(s) {why}"
-                + (f"; {left:,} more left for the next run by --limit" if left else "") + ".",
-                err=True,
-            )
-        list_file = _write_list(plan.domains, db)
-        try:
-            report = _run(
-                "refresh",
-                planned=len(plan.domains),
-                inputs=(str(list_file),), db=db, column=None,
-                # The stored names are clean already: keep them exactly as they are.
-                keep_subdomains=True, allow_ip=True,
-                pages=pages, concurrency=concurrency, per_site=per_site, timeout=timeout, retries=retries,
-                max_size=max_size, user_agent=user_agent, proxy=proxy, ignore_robots=ignore_robots,
-                detect=not no_detect, workers=workers, signatures=tuple(signature_dirs),
-                verbose=_verbosity(ctx, verbose),
-                progress=sys.stderr.isatty() if progress is None else progress, total=len(plan.domains),
-                miss_threshold=miss_threshold,
-            )
-        finally:
-            list_file.unlink(missing_ok=True)
-    report.stats["stale_left"] = left
-    _print_summary(db, report, as_json, extra={"command": "refresh", "stale_left": left, "older_than": age})
+    check_proxy(options["proxy"])
+    db = options["db"]
+    only = _read_domain_file(domains_file, options["column"], options["keep_subdomains"],
+                             options["allow_ip"]) if domains_file else None
+    settings = crawl_settings(ctx, (), 0, options)
+    with reported():
+        report = run(settings, older_than=older_than, only=only, limit=limit,
+                     on_plan=None if as_json else _announce)
+    if report.crawl is None:
+        if as_json:
+            click.echo(json.dumps({"refreshed": 0, "stale": 0, "older_than": report.older_than, "database": db}, indent=2))
+        else:
+            scope = (f"the {len(only):,} domain(s) of {domains_file}" if only is not None
+                     else f"all {report.plan.known_total:,} domain(s)")
+            click.echo(f"Nothing to refresh: {scope} had a successful scan within the last {report.older_than}.")
+        return
+    print_summary(report.crawl.summary, as_json)
+
+
+def _announce(report: RefreshReport) -> None:
+    """Say on stderr what a refresh is about to crawl, before it crawls."""
+    why = ("(--older-than 0: all chosen)" if not report.older_than_delta
+           else f"not scanned successfully in the last {report.older_than}")
+    left = report.stale_left
+    click.echo(
+        f"Refreshing {len(report.plan.domains):,} domain(s) {why}"
+        + (f"; {left:,} more left for the next run by --limit" if left else "") + ".",
+        err=True,
+    )
 
 
 def _read_domain_file(path: str, column: str | None, keep_subdomains: bool, allow_ip: bool) -> list[str]:
@@ -148,17 +119,6 @@ def _read_domain_file(path: str, column: str | None, keep_subdomains: bool, allo
         else:
             click.echo(f"warning: {entry.describe()}; skipped", err=True)
     return list(dict.fromkeys(domains))
-
-
-def _write_list(domains: Sequence[str], db: str) -> Path:
-    """The chosen domains in ``<db>.refresh-list``, which the spider reads (one per line).
-
-    Beside the database and under its lock, so a killed run leaves at most this one file,
-    which the next run overwrites.
-    """
-    path = Path(db).with_name(Path(db).name + ".refresh-list")
-    path.write_text("\n".join(domains) + "\n", encoding="utf-8")
-    return path
 
 
 def _age_text(delta: timedelta) -> str:
@@ -242,8 +202,9 @@ def _known_technology(database: Any, name: str, db: str) -> str | None:
     """A hint when --technology names nothing the library or the database knows."""
     import difflib
 
-    names = [r["name"] for r in database.query("SELECT name FROM technologies")]
-    names += [r["technology"] for r in database.query("SELECT DISTINCT technology FROM detections")]
+    from detector.store.freshness import technology_names
+
+    names = technology_names(database)
     if any(n.lower() == name.lower() for n in names):
         return None
     close = difflib.get_close_matches(name, sorted(set(names)), n=3)

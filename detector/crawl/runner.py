@@ -1,9 +1,15 @@
-"""run_crawl(): build the Scrapy settings from options and run the ``domains`` spider."""
+"""A crawl run from Python: ``run(CrawlOptions(...))`` returns a :class:`CrawlReport`.
+
+:func:`run` is what ``detector crawl`` does: hold the database's lock, record the run in
+``runs``, crawl, record how it ended, and summarise it from the database.  :func:`run_crawl`
+is the bare Scrapy run underneath.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,11 +97,52 @@ class CrawlError(DetectorError):
 
 @dataclass(frozen=True, slots=True)
 class CrawlReport:
-    """What a finished run says about itself beyond the database: id and crawler stats."""
+    """What a finished run did: its id, the crawler's stats and (from :func:`run`) its summary.
+
+    ``summary`` holds the database's counts for the run (domains ok and failed, failures by
+    kind, pages, technologies, top technologies, changes) plus input and timing figures.
+    """
 
     run_id: str
     invalid_lines: int
     stats: dict[str, Any]
+    status: str = "done"
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def run(options: CrawlOptions, *, command: str = "crawl", planned: int | None = None) -> CrawlReport:
+    """Crawl ``options.inputs`` into ``options.db`` under a ``runs`` row; report with a summary.
+
+    Holds the database's lock for the whole run (raises
+    :class:`~detector.store.lock.LockedError` at once if another run holds it).  The run ends
+    ``done``, ``interrupted`` (SIGTERM/SIGINT: Scrapy stops gracefully, unfinished domains got
+    error rows) or ``failed`` (it raised).  Runs the Twisted reactor: once per process.
+    """
+    from detector.store.db import run_summary
+    from detector.store.freshness import change_counts
+    from detector.store.store import Store
+
+    run_id = options.run_id or new_run_id()
+    options = CrawlOptions(**{**_as_dict(options), "run_id": run_id})
+    recorded = {k: v for k, v in _as_dict(options).items()
+                if k not in ("verbose", "progress", "total", "inputs", "run_id", "extra")}
+    started = time.monotonic()
+    status = "failed"
+    with Store.open(options.db, lock=command) as store:
+        store.close_dead_runs()  # we hold the lock: a run still "running" is dead
+        store.start_run(run_id, command, planned=planned, options=recorded)
+        try:
+            report = run_crawl(options)
+            status = "interrupted" if report.stats.get("finish_reason") == "shutdown" else "done"
+        finally:
+            store.finish_run(run_id, status)
+        summary = run_summary(store.db, run_id)
+        summary["changes"] = change_counts(store.db, run_id)
+    elapsed = round(time.monotonic() - started, 2)
+    report.stats["elapsed_seconds"] = elapsed
+    summary.update(command=command, invalid_lines=report.invalid_lines, elapsed_seconds=elapsed,
+                   database=options.db)
+    return CrawlReport(run_id, report.invalid_lines, report.stats, status, summary)
 
 
 def run_crawl(opts: CrawlOptions) -> CrawlReport:

@@ -225,3 +225,10 @@ def format_timedelta(delta: timedelta) -> str:
     if seconds and seconds % 86400 == 0:
         return f"{int(seconds // 86400)}d"
     return format_age(seconds)
+
+
+def technology_names(db: sqlite_utils.Database) -> list[str]:
+    """Every technology name the database knows: its library's and any ever detected."""
+    names = [r[0] for r in db.execute("SELECT name FROM technologies")]
+    names += [r[0] for r in db.execute("SELECT DISTINCT technology FROM detections")]
+    return sorted(set(names))
