@@ -93,7 +93,7 @@ def test_site_resolution(pages: dict[str, dict[str, Any]], tech: str, expected: 
     else:
         assert tech in found, sorted(found)
         assert (found[tech].confidence, found[tech].version) == expected
-    # the order of pages changes evidence order at most, never the verdict
+    # here the order of pages changes evidence order only (it decides between versions of equal length)
     again = site(engine, *(page(url, **dict(parts)) for url, parts in reversed(pages.items())))
     assert {k: (v.confidence, v.version) for k, v in again.items()} == {k: (v.confidence, v.version) for k, v in found.items()}
 

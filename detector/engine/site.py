@@ -16,6 +16,13 @@ anywhere on the site.  Here:
   union of the pages (a technology required on page B makes a dependent match on page A
   valid), ``requires`` round after round until nothing changes;
 * evidence names its page (``page``); the evidence that counted comes first.
+
+Where this departs from the reference driver, on purpose: the driver keeps only the first
+detection of a (technology, regex) even within one page, and with it that detection's
+version; here one page resolves exactly as the reference engine's one-page analysis (which
+the conformance bench checks), and every page's matches offer their versions.  Confidence,
+excludes, implies and requires do not depend on the order of the pages; the version does
+only between candidates of equal length (the first, in page order, is kept).
 """
 
 from __future__ import annotations
