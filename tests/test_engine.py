@@ -166,8 +166,9 @@ def test_selector_literals(selector: str, expected: set[str] | None) -> None:
 
 def test_engine_core_does_not_import_scrapy() -> None:
     code = (
-        "import sys, detector.engine.match, detector.engine.page, detector.engine.signatures, detector.engine.patterns;"
-        "bad = [m for m in ('scrapy', 'sqlite_utils', 'click', 'twisted') if m in sys.modules];"
+        "import sys, detector.engine, detector.engine.match, detector.engine.page, detector.engine.signatures,"
+        " detector.engine.patterns, detector.engine.site, detector.engine.verdict;"
+        "bad = [m for m in ('scrapy', 'sqlite3', 'sqlite_utils', 'click', 'twisted') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from detector.crawl.items import FetchedPage
 from detector.engine.match import Engine
 from detector.engine.page import Page
-from detector.engine.verdict import SiteDetection, merge_site
+from detector.engine.verdict import SiteDetection
 
 _ENGINE: Engine | None = None
 HEADER = struct.Struct(">I")
@@ -41,11 +41,11 @@ def page_from_fetched(page: FetchedPage) -> Page:
 
 
 def detect_site(pages: Sequence[FetchedPage], engine: Engine | None = None) -> list[SiteDetection]:
-    """Run the engine on every page of a site and merge the results into one verdict."""
+    """Resolve a site's pages at once into one verdict (see detector.engine.site)."""
     eng = engine if engine is not None else _ENGINE
     if eng is None:
         raise RuntimeError("detect_site called in a process where load_engine() did not run")
-    return merge_site((p.url, eng.detect(page_from_fetched(p))) for p in pages)
+    return eng.detect_site(page_from_fetched(p) for p in pages)
 
 
 def encode_frame(obj: Any) -> bytes:

@@ -41,6 +41,7 @@ from detector.engine.signatures import (
     load_signatures,
     relation_name,
 )
+from detector.engine.verdict import SiteDetection
 from detector.errors import SignatureError
 
 #: Kinds matched against one text each, in the reference engine's order.
@@ -57,7 +58,6 @@ SOURCE_NAMES = {
 }
 EXCERPT = 120
 KEYED_PREFILTER_MIN = 6
-MAX_REQUIRE_ROUNDS = 5
 #: Values longer than protocols allow are matched on their first characters only, which
 #: bounds the work of the few patterns that need Python's backtracking ``re``: request
 #: lines (script URLs, the page URL) and cookies beyond 8 KB, header and meta values beyond
@@ -231,6 +231,9 @@ class _Hit:
     version: str
     confidence: int
     url: str
+    #: False for a pattern's match on a site's other pages: it gives version and evidence,
+    #: but the pattern's confidence counts once (see detector.engine.site).
+    counted: bool = True
 
 
 @dataclass(slots=True)
@@ -240,6 +243,8 @@ class _Resolved:
     version: str
     hits: list[_Hit]
     implied_by: list[str] = field(default_factory=list)
+    #: The page an implied technology's implier was found on.
+    page: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +470,21 @@ class Engine:
 
     # ------------------------------------------------------------------ detection
     def detect(self, page: Page | ParsedPage) -> list[Detection]:
-        """Every technology the page shows, with version, confidence and evidence."""
+        """Every technology the page shows, with version, confidence and evidence.
+
+        The same resolution as :meth:`detect_site` of one page (which returns site verdicts).
+        """
+        hits, dom_hits = self._page_hits(page)
+        return [self._detection(r) for r in self._resolve_with_requirements(hits, dom_hits)]
+
+    def detect_site(self, pages: Iterable[Page | ParsedPage]) -> list[SiteDetection]:
+        """One verdict for a site's pages, resolved at once (see :mod:`detector.engine.site`)."""
+        from detector.engine.site import detect_site
+
+        return detect_site(self, pages)
+
+    def _page_hits(self, page: Page | ParsedPage) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
+        """Every pattern match on one page, per technology, in evaluation order (DOM apart)."""
         parsed = page if isinstance(page, ParsedPage) else parse_page(page)
         hits: dict[int, list[_Hit]] = {}
         dom_hits: dict[int, list[_Hit]] = {}
@@ -476,8 +495,7 @@ class Engine:
             tech_hits.sort(key=lambda h: h.order)
         for tech_hits in dom_hits.values():
             tech_hits.sort(key=lambda h: h.order)
-        resolved = self._resolve_with_requirements(hits, dom_hits)
-        return [self._detection(r) for r in resolved]
+        return hits, dom_hits
 
     def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
              accelerated: bool, encoded: bytes | None = None) -> None:
@@ -612,7 +630,9 @@ class Engine:
         seq = batch(t for t in self._main if t in hits or t in dom_hits)
         done_names: set[str] = set()
         done_cats: set[int] = set()
-        for _ in range(MAX_REQUIRE_ROUNDS):
+        # Until nothing changes: every round adds a requirement met for the first time, and
+        # there are finitely many, so this ends (a chain of any length is followed).
+        while True:
             resolved = self._resolve(seq)
             names = {self._techs[r.tech].name for r in resolved}
             cats = {c for r in resolved for c in self._techs[r.tech].category_ids}
@@ -629,7 +649,6 @@ class Engine:
                     added = True
             if not added:
                 return resolved
-        return self._resolve(seq)
 
     def _resolve(self, seq: list[_Hit]) -> list[_Resolved]:
         by_tech: dict[int, _Resolved] = {}
@@ -637,7 +656,8 @@ class Engine:
             r = by_tech.get(hit.tech)
             if r is None:
                 r = by_tech[hit.tech] = _Resolved(hit.tech, 0, "", [])
-            r.confidence = min(100, r.confidence + hit.confidence)
+            if hit.counted:
+                r.confidence = min(100, r.confidence + hit.confidence)
             r.version = better_version(r.version, hit.version)
             r.hits.append(hit)
         resolved = list(by_tech.values())
@@ -657,7 +677,9 @@ class Engine:
                     t = self._index.get(name)
                     if t is None or t in present:
                         continue
-                    resolved.append(_Resolved(t, min(r.confidence, confidence), version, [], [self._techs[r.tech].name]))
+                    page = r.page or (r.hits[0].url if r.hits else "")
+                    resolved.append(_Resolved(t, min(r.confidence, confidence), version, [], [self._techs[r.tech].name],
+                                              page))
                     present.add(t)
                     changed = True
         return resolved
