@@ -68,10 +68,9 @@ def test_crawl_resolves_the_site_at_once(crawled: Path) -> None:
     assert found["PressCMS"]["version"] == "6.1"
 
 
-# Scrapy's own MetaRefreshMiddleware reads response.text (w3lib), which raises LookupError on
-# these charsets before the page reaches the engine: a fix belongs to the crawl settings or
-# middlewares (detector/crawl/), not to the engine, which decodes these pages (test_decoding.py).
-@pytest.mark.xfail(reason="Scrapy MetaRefreshMiddleware decodes with the declared codec and raises", strict=False)
+# Scrapy's MetaRefreshMiddleware and the spider's link extraction read response.text, which
+# raised LookupError on these charsets before the page reached the engine; SafeEncodingMiddleware
+# re-labels such responses as the engine decodes them (test_decoding.py).
 @pytest.mark.parametrize(("domain", "version"), [("hexcharset.test", "6.2"), ("b64meta.test", "6.2.1")])
 def test_crawl_stores_pages_with_unusable_charsets(crawled: Path, domain: str, version: str) -> None:
     (scan,) = _rows(crawled, f"select * from scans where domain = '{domain}'")

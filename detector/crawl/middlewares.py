@@ -1,4 +1,5 @@
-"""Downloader middlewares: one proxy for every request, cookies without a network suffix list.
+"""Downloader middlewares: one proxy for every request, cookies without a network suffix list,
+no response left with a charset that cannot decode it.
 
 Also :func:`classify_failure`, which turns whatever Scrapy or Twisted raised into one of the
 error kinds stored in ``scans.error_kind``.
@@ -13,7 +14,9 @@ import tldextract
 from scrapy.downloadermiddlewares import cookies as scrapy_cookies
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import NotConfigured
+from scrapy.http import Response, TextResponse
 
+from detector.engine.page import body_encoding, text_encoding
 from detector.inputs import RESERVED_SUFFIXES
 
 if TYPE_CHECKING:
@@ -39,6 +42,30 @@ class ProxyMiddleware:
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         """Set ``meta['proxy']`` unless the request already names one."""
         request.meta.setdefault("proxy", self.proxy)
+
+
+class SafeEncodingMiddleware:
+    """Give every text response an encoding that decodes it, before anything reads its text.
+
+    A page may declare any charset (``hex``, ``base64``, ``zlib``, ``undefined``, a typo).
+    Scrapy trusts any name Python's codecs know, so the first ``response.text`` (the
+    meta-refresh middleware's, the spider's link extraction) raises and a 200 OK page is
+    lost.  Here the declaration is judged as the engine judges it
+    (:func:`detector.engine.page.body_encoding`) and a bogus one replaced.
+    """
+
+    def process_response(self, request: Request, response: Response, spider: Spider | None = None) -> Response:
+        """Return the response, re-labelled when its declared charset is not a text encoding."""
+        if not isinstance(response, TextResponse):
+            return response
+        try:
+            declared = response.encoding
+        except (LookupError, UnicodeError, ValueError):
+            declared = None
+        if text_encoding(declared) is not None:
+            return response
+        content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+        return response.replace(encoding=body_encoding(response.body, content_type))
 
 
 class BundledSuffixCookiesMiddleware(CookiesMiddleware):

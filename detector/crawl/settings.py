@@ -33,6 +33,8 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "detector.crawl.middlewares.BundledSuffixCookiesMiddleware": 700,
     "detector.crawl.middlewares.ProxyMiddleware": 740,
+    # Above MetaRefreshMiddleware (580): responses pass here before anything reads their text.
+    "detector.crawl.middlewares.SafeEncodingMiddleware": 590,
 }
 
 ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}

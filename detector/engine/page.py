@@ -148,18 +148,33 @@ def text_encoding(label: str | None, *, from_meta: bool = False) -> str | None:
 
 
 def decode_body(body: bytes, content_type: str | None = None) -> str:
-    """Decode a response body, never raising.
+    """Decode a response body, never raising (the codec is :func:`body_encoding`'s choice).
+
+    >>> decode_body('<meta charset="hex"><p>café</p>'.encode())[-8:]
+    'café</p>'
+    """
+    codec, skip = _choose(body, content_type)
+    return body[skip:].decode(codec, errors="replace")
+
+
+def body_encoding(body: bytes, content_type: str | None = None) -> str:
+    """The codec a body is decoded with; always one that decodes it without raising.
 
     Order: a BOM (which browsers let override any declaration), the Content-Type charset,
     the ``<meta charset>``, UTF-8, then windows-1252.  A declared charset is used only if it
     is a real text encoding (see :func:`text_encoding`); bytes it cannot decode become U+FFFD.
 
-    >>> decode_body('<meta charset="hex"><p>café</p>'.encode())[-8:]
-    'café</p>'
+    >>> body_encoding(b'<meta charset="base64">caf\\xc3\\xa9'), body_encoding(b"caf\\xe9", "text/html; charset=hex")
+    ('utf-8', 'windows-1252')
     """
+    return _choose(body, content_type)[0]
+
+
+def _choose(body: bytes, content_type: str | None) -> tuple[str, int]:
+    """(codec, bytes of BOM to skip)."""
     for bom, enc in _BOMS:
         if body.startswith(bom):
-            return body[len(bom) :].decode(enc, errors="replace")
+            return enc, len(bom)
     declared = [text_encoding(charset_from_content_type(content_type))]
     m = _META_CHARSET.search(body[:4096])
     if m:
@@ -168,13 +183,15 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
         if codec is None:
             continue
         try:
-            return body.decode(codec, errors="replace")
+            body[:4096].decode(codec, errors="replace")
         except (LookupError, UnicodeError, ValueError, TypeError):
             continue  # a codec that fails even with errors="replace" is not used
+        return codec, 0
     try:
-        return body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError:
-        return body.decode("windows-1252", errors="replace")
+        return "windows-1252", 0
+    return "utf-8", 0
 
 
 @dataclass(frozen=True, slots=True)
