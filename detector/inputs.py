@@ -23,7 +23,8 @@ import tldextract
 from detector.errors import DetectorError
 
 #: Column names, in order of preference, that hold a website in a CSV/TSV export.
-DOMAIN_COLUMNS = ("domain", "website", "url", "web site", "homepage", "company domain", "site")
+#: Headers (as :func:`column_name` spells them) taken for the website column, in this order.
+DOMAIN_COLUMNS = ("domain", "website", "url", "web_site", "homepage", "company_domain", "site", "web")
 RESERVED_SUFFIXES = ("test", "example", "invalid")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -151,7 +152,46 @@ def _open(path: str, stdin: IO[str] | None) -> IO[str]:
     return p.open("r", encoding="utf-8-sig", errors="replace", newline="")
 
 
-def _sniff_delimiter(first_line: str, path: str) -> str | None:
+def column_name(header: str) -> str:
+    """A CSV header as a snake_case column name (how crawl input and accounts name columns).
+
+    >>> column_name(" Company Name "), column_name("Employees (#)"), column_name("ARR $")
+    ('company_name', 'employees', 'arr')
+    """
+    name = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
+    if name and name[0].isdigit():
+        name = "c_" + name
+    return name
+
+
+def find_domain_column(header: Sequence[str], column: str | None = None) -> int | None:
+    """The index of the column holding the website, or None when there is none.
+
+    ``column`` names it (any case or spelling of the header, or a 1-based number); otherwise
+    the first header named like domain/website/url, then any header containing one of those.
+
+    >>> find_domain_column(["Name", "Web Site", "Country"]), find_domain_column(["a", "b"], "2")
+    (1, 1)
+    """
+    names = [column_name(h) for h in header]
+    if column is not None:
+        wanted = column_name(column)
+        if wanted and wanted in names:
+            return names.index(wanted)
+        if column.strip().isdigit() and 1 <= int(column) <= len(names):
+            return int(column) - 1
+        return None
+    for wanted in DOMAIN_COLUMNS:
+        if wanted in names:
+            return names.index(wanted)
+    for i, name in enumerate(names):
+        if any(w in name for w in ("domain", "website", "url")):
+            return i
+    return None
+
+
+def sniff_delimiter(first_line: str, path: str) -> str | None:
+    """The delimiter of a table by its file name or first line; None for a plain list."""
     lower = path.lower()
     if lower.endswith(".tsv"):
         return "\t"
@@ -164,22 +204,14 @@ def _sniff_delimiter(first_line: str, path: str) -> str | None:
 
 
 def _pick_column(header: Sequence[str], column: str | None, source: str) -> int:
-    names = [h.strip().lower() for h in header]
+    idx = find_domain_column(header, column)
+    if idx is not None:
+        return idx
     if column is not None:
-        if column.lower() in names:
-            return names.index(column.lower())
-        if column.isdigit() and 1 <= int(column) <= len(names):
-            return int(column) - 1
         raise InputError(
             f'{source}: no column "{column}"; the header has {", ".join(header)}. '
             "Give --column one of those names (or a 1-based number)."
         )
-    for wanted in DOMAIN_COLUMNS:
-        if wanted in names:
-            return names.index(wanted)
-    for i, name in enumerate(names):
-        if any(w in name for w in ("domain", "website", "url")):
-            return i
     raise InputError(
         f"{source}: no domain, website or url column in the header ({', '.join(header)}). "
         "Name the column with --column."
@@ -199,7 +231,7 @@ def _iter_values(path: str, column: str | None, stdin: IO[str] | None) -> Iterat
                 first = line
                 first_no = len(buffered)
                 break
-        delim = _sniff_delimiter(first, path) if first else None
+        delim = sniff_delimiter(first, path) if first else None
         if delim is None and column is None:
             for n, line in enumerate(_chain(buffered, f), 1):
                 text = line.split("#", 1)[0].strip() if "#" in line else line.strip()

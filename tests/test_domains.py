@@ -181,3 +181,34 @@ def test_count_lines(tmp_path: Path) -> None:
     f.write_text("a.com\nb.com\n", encoding="utf-8")
     assert count_lines([str(f), str(f)]) == 4
     assert count_lines(["-"]) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        ("name,Website,country", None),
+        ("Company Name\tCompany Domain\tEmployees", None),
+        ("name;homepage_url;size", None),
+        ("account,Web Site", None),
+        ("a,b,c", "2"),
+        ("Name,Site URL", "site url"),
+    ],
+    ids=["website", "tsv-company-domain", "semicolon-substring", "web-site", "number", "named"],
+)
+def test_crawl_input_and_accounts_import_pick_the_same_column(tmp_path: Path, header: str, column: str | None) -> None:
+    """One column finder and one table reader serve `crawl FILE.csv` and `accounts import`."""
+    from detector.store.accounts import read_accounts
+
+    delim = "\t" if "\t" in header else (";" if ";" in header else ",")
+    cells = ["x"] * len(header.split(delim))
+    names = [h.strip() for h in header.split(delim)]
+    target = names.index(next(n for n in names if any(w in n.lower() for w in ("domain", "site", "web", "url")))) \
+        if column is None else (int(column) - 1 if column.isdigit() else [n.lower() for n in names].index(column))
+    cells[target] = "www.acme.test"
+    text = header + "\n" + delim.join(cells) + "\n"
+    path = tmp_path / "accounts.txt"
+    path.write_text(text, encoding="utf-8")
+    crawled = [e.domain for e in read_domains([str(path)], column=column) if isinstance(e, DomainEntry)]
+    rows, result = read_accounts(text, str(path), clean_domain, column)
+    assert crawled == [r["domain"] for r in rows] == ["acme.test"]
+    assert result.domain_column == names[target]

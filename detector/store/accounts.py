@@ -15,19 +15,10 @@ from typing import Any
 import sqlite_utils
 
 from detector.errors import DetectorError
+from detector.inputs import column_name, find_domain_column, sniff_delimiter
 from detector.store.transaction import transaction
 from detector.timestamps import format_time, utc_now
 
-DOMAIN_COLUMNS = (
-    "domain",
-    "website",
-    "url",
-    "site",
-    "web",
-    "homepage",
-    "company_domain",
-    "web_site",
-)
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+")
 _THOUSANDS = re.compile(r"-?[1-9][0-9]{0,2}(,[0-9]{3})+")
@@ -51,18 +42,6 @@ class ImportResult:
     domain_column: str
 
 
-def column_name(header: str) -> str:
-    """A CSV header as a snake_case column name.
-
-    >>> column_name(" Company Name "), column_name("Employees (#)"), column_name("ARR $")
-    ('company_name', 'employees', 'arr')
-    """
-    name = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
-    if name and name[0].isdigit():
-        name = "c_" + name
-    return name
-
-
 def typed_value(text: str) -> Value:
     """A CSV cell as a number when it is one, else text; blank is None.
 
@@ -83,19 +62,6 @@ def typed_value(text: str) -> Value:
     return text
 
 
-def find_domain_column(headers: Iterable[str]) -> str | None:
-    """The column holding the website: the first header named like domain/website/url.
-
-    >>> find_domain_column(["name", "Website", "country"])
-    'Website'
-    """
-    by_name = {column_name(h): h for h in headers}
-    for wanted in DOMAIN_COLUMNS:
-        if wanted in by_name:
-            return by_name[wanted]
-    return None
-
-
 def read_accounts(
     text: str,
     where: str,
@@ -103,12 +69,14 @@ def read_accounts(
     domain_column: str | None = None,
 ) -> tuple[list[dict[str, Value]], ImportResult]:
     """Parse CSV text into account rows keyed by normalised domain; raise on bad domains."""
-    reader = csv.DictReader(io.StringIO(text))
+    first = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text), delimiter=sniff_delimiter(first, where) or ",")
     headers = reader.fieldnames or []
     if not headers:
         raise AccountsError(f"{where}: empty file; the first line must be the column headers")
-    source = domain_column or find_domain_column(headers)
-    if source is None or source not in headers:
+    index = find_domain_column(headers, domain_column)
+    source = headers[index] if index is not None else None
+    if source is None:
         wanted = f'"{domain_column}"' if domain_column else "domain or website"
         raise AccountsError(
             f"{where} line 1: no {wanted} column among {', '.join(headers)}; "
