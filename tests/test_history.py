@@ -11,9 +11,13 @@ import sqlite_utils
 
 from detector.engine.verdict import SiteDetection
 from detector.store.db import ScanResult, detections_for, record_scans
-from detector.store.history import DurationError, Seen, Stored, compare, parse_duration
+from detector.store.history import DurationError, Stored, compare, parse_duration
 from detector.store.schema import MIGRATIONS, migrate
 from detector.store.store import open_database
+
+
+def Seen(technology: str, version: str | None) -> SiteDetection:
+    return SiteDetection(technology, version, 100, (), ())
 
 
 @pytest.mark.parametrize(
@@ -36,7 +40,7 @@ from detector.store.store import open_database
     ids=["new", "version-up", "version-unseen-keeps", "version-learned", "first-miss", "second-miss-removes",
          "partial-never-counts", "removed-stays-removed", "comes-back", "duplicate-seen"],
 )
-def test_compare(stored: dict[str, Stored], seen: list[Seen], counts: bool,
+def test_compare(stored: dict[str, Stored], seen: list[SiteDetection], counts: bool,
                  expected: list[tuple[str, str, str | None, str | None]]) -> None:
     plan = compare("a.test", stored, seen, at="T", counts_misses=counts, miss_threshold=2)
     assert [(c.technology, c.kind, c.old_version, c.new_version) for c in plan.changes] == expected

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from detector.errors import DetectorError
-from detector.store.history import DEFAULT_MISS_THRESHOLD, Seen, Stored, compare
+from detector.store.history import DEFAULT_MISS_THRESHOLD, Stored, compare
 from detector.store.transaction import transaction
 from detector.timestamps import utc_now
 
@@ -169,7 +169,7 @@ def _apply_detections(
     plan = compare(
         r.domain,
         stored,
-        (Seen(d.technology, d.version) for d in r.detections),
+        r.detections,
         at=r.finished_at,
         counts_misses=counted,
         miss_threshold=miss_threshold,

@@ -16,6 +16,7 @@ import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from detector.errors import DetectorError
 from detector.timestamps import format_time
@@ -40,12 +41,14 @@ class Stored:
     miss_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A technology a scan saw, with the version it saw (if any)."""
+class Detected(Protocol):
+    """What history needs of a technology a scan saw (a site verdict's detection has it)."""
 
-    technology: str
-    version: str | None
+    @property
+    def technology(self) -> str: ...
+
+    @property
+    def version(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Plan:
 def compare(
     domain: str,
     stored: Mapping[str, Stored],
-    seen: Iterable[Seen],
+    seen: Iterable[Detected],
     *,
     at: str,
     counts_misses: bool,
@@ -90,7 +93,9 @@ def compare(
     ``--signatures`` set) was not looked for, so not seeing it is no miss.
 
     >>> old = {"jQuery": Stored("jQuery", "3.6.0"), "PHP": Stored("PHP", None, miss_count=1)}
-    >>> plan = compare("a.test", old, [Seen("jQuery", "3.7.1")], at="T", counts_misses=True)
+    >>> from detector.engine import SiteDetection
+    >>> jquery = SiteDetection("jQuery", "3.7.1", 100, ("JavaScript libraries",), ())
+    >>> plan = compare("a.test", old, [jquery], at="T", counts_misses=True)
     >>> [(c.technology, c.kind, c.old_version, c.new_version) for c in plan.changes]
     [('jQuery', 'version_changed', '3.6.0', '3.7.1'), ('PHP', 'removed', None, None)]
     """
