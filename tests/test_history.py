@@ -16,26 +16,26 @@ from detector.store.schema import MIGRATIONS, migrate
 from detector.store.store import open_database
 
 
-def Seen(technology: str, version: str | None) -> SiteDetection:
+def saw(technology: str, version: str | None) -> SiteDetection:
     return SiteDetection(technology, version, 100, (), ())
 
 
 @pytest.mark.parametrize(
     ("stored", "seen", "counts", "expected"),
     [
-        ({}, [Seen("Stripe", None)], True, [("Stripe", "added", None, None)]),
-        ({"WordPress": Stored("WordPress", "6.4")}, [Seen("WordPress", "6.5")], True,
+        ({}, [saw("Stripe", None)], True, [("Stripe", "added", None, None)]),
+        ({"WordPress": Stored("WordPress", "6.4")}, [saw("WordPress", "6.5")], True,
          [("WordPress", "version_changed", "6.4", "6.5")]),
-        ({"WordPress": Stored("WordPress", "6.4")}, [Seen("WordPress", None)], True, []),
-        ({"WordPress": Stored("WordPress", None)}, [Seen("WordPress", "6.5")], True,
+        ({"WordPress": Stored("WordPress", "6.4")}, [saw("WordPress", None)], True, []),
+        ({"WordPress": Stored("WordPress", None)}, [saw("WordPress", "6.5")], True,
          [("WordPress", "version_changed", None, "6.5")]),
         ({"Stripe": Stored("Stripe", None)}, [], True, []),
         ({"Stripe": Stored("Stripe", None, miss_count=1)}, [], True, [("Stripe", "removed", None, None)]),
         ({"Stripe": Stored("Stripe", None, miss_count=1)}, [], False, []),
         ({"Stripe": Stored("Stripe", "3", "removed", 2)}, [], True, []),
-        ({"Stripe": Stored("Stripe", "3", "removed", 2)}, [Seen("Stripe", None)], True,
+        ({"Stripe": Stored("Stripe", "3", "removed", 2)}, [saw("Stripe", None)], True,
          [("Stripe", "added", None, "3")]),
-        ({}, [Seen("PHP", None), Seen("PHP", None)], True, [("PHP", "added", None, None)]),
+        ({}, [saw("PHP", None), saw("PHP", None)], True, [("PHP", "added", None, None)]),
     ],
     ids=["new", "version-up", "version-unseen-keeps", "version-learned", "first-miss", "second-miss-removes",
          "partial-never-counts", "removed-stays-removed", "comes-back", "duplicate-seen"],
