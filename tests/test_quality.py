@@ -25,3 +25,32 @@ def test_ruff() -> None:
     done = subprocess.run(["ruff", "check", "detector", "tests", "bench"], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_cli_modules_hold_no_sql() -> None:
+    """The CLI parses, calls the library and prints: no SQL, no database handles of its own."""
+    import ast
+
+    problems = []
+    for path in sorted((ROOT / "detector" / "cli").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                problems += [f"{path.name}:{node.lineno} imports {n}" for n in names
+                             if n.split(".")[0] in ("sqlite3", "sqlite_utils")]
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr in ("execute", "executemany", "executescript", "query")):
+                problems.append(f"{path.name}:{node.lineno} calls .{node.func.attr}()")
+    assert problems == []
+
+
+def test_the_engine_imports_no_crawler_database_or_cli() -> None:
+    code = (
+        "import sys\n"
+        "import detector.engine, detector.engine.site, detector.engine.cache, detector.engine.checks\n"
+        "bad = [m for m in ('scrapy', 'twisted', 'sqlite3', 'sqlite_utils', 'click') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

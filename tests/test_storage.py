@@ -133,13 +133,13 @@ def test_unusable_database_is_a_clear_error(tmp_path: Path, kind: str) -> None:
 
 
 def test_layers_import_only_what_they_need() -> None:
-    """Storage and the engine workers never pull Scrapy or Twisted in."""
+    """Storage, segmentation and the engine workers never pull Scrapy or Twisted in."""
     import subprocess
     import sys
 
     code = (
         "import sys\n"
-        "import detector.store.db\n"
+        "import detector.store.store, detector.store.accounts, detector.segment.runner, detector.crawl\n"
         "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'storage'\n"
         "import detector.crawl.worker, detector.inputs, detector.engine.verdict\n"
         "assert 'scrapy' not in sys.modules and 'twisted' not in sys.modules, 'worker'\n"

@@ -1,0 +1,158 @@
+"""``detector detect``: pages in (live URLs, saved HTML, HAR, case files), detections out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from detector.cli.options import load_engine, signatures_option
+from detector.errors import DetectorError
+
+
+@click.command()
+@click.argument("urls", nargs=-1)
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Analyse a saved HTML file ('-' for stdin) instead of fetching.")
+@click.option("--url", "page_url", default="", help="The page's URL, for --html (url rules, script URLs).")
+@click.option("--headers", "headers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Response headers for --html: 'Name: value' lines or a JSON object.")
+@click.option("--har", "har_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Analyse every HTML page of a HAR capture (with the scripts it loaded).")
+@click.option("--cases", "cases_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="JSON Lines cases (id, url, status, headers, html), .gz or plain, '-' for stdin.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
+@click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
+@signatures_option
+def detect(
+    urls: tuple[str, ...],
+    html_file: Path | None,
+    page_url: str,
+    headers_file: Path | None,
+    har_file: Path | None,
+    cases_file: Path | None,
+    as_json: bool,
+    as_nl: bool,
+    timeout: float,
+    min_confidence: int,
+    signature_dirs: tuple[str, ...],
+) -> None:
+    """Detect the technologies of pages: live URLs, a saved HTML file, a HAR or JSON Lines cases.
+
+    \b
+    Examples:
+      detector detect https://example.com
+      detector detect --html page.html --url https://example.com/ --headers headers.txt
+      detector detect --cases pages.jsonl.gz --nl
+    """
+    sources = sum(bool(x) for x in (urls, html_file, har_file, cases_file))
+    if sources != 1:
+        raise click.UsageError("give URLs, or exactly one of --html, --har, --cases")
+    if as_json and as_nl:
+        raise click.UsageError("--json and --nl are exclusive")
+    if (page_url or headers_file) and not html_file:
+        raise click.UsageError("--url and --headers go with --html")
+    engine = load_engine(signature_dirs)
+    try:
+        pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)
+        _emit(engine, pages, as_json, as_nl, min_confidence)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers_file: Path | None,
+           har_file: Path | None, cases_file: Path | None, timeout: float) -> Iterator[tuple[Any, Any]]:
+    from detector.engine.cases import iter_cases, page_from_case, pages_from_har, read_headers_file
+    from detector.engine.page import Page
+
+    if cases_file is not None:
+        for case in iter_cases(cases_file):
+            yield case["id"], page_from_case(case)
+    elif har_file is not None:
+        yield from pages_from_har(har_file)
+    elif html_file is not None:
+        body = sys.stdin.buffer.read() if str(html_file) == "-" else _read_file(html_file)
+        headers = read_headers_file(headers_file) if headers_file else {}
+        yield str(html_file), Page.from_http(page_url, status=None, headers=headers, body=body)
+    else:
+        for url in urls:
+            yield url, fetch_page(url, timeout)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def fetch_page(url: str, timeout: float) -> Any:
+    """Fetch one page live (quick checks); errors say what failed and what to try instead."""
+    from detector.engine.page import Page
+
+    if "://" not in url:
+        url = "https://" + url
+    req = urllib.request.Request(url, headers={"User-Agent": "detector/0.1 (+https://github.com/detector)"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read(10 * 1024 * 1024)
+            headers = [(k, v) for k, v in resp.headers.items()]
+            return Page.from_http(resp.geturl(), status=resp.status, headers=headers, body=body)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(10 * 1024 * 1024) if exc.fp else b""
+        return Page.from_http(url, status=exc.code, headers=list(exc.headers.items()), body=body)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(
+            f"{url}: could not fetch ({reason}). Are you offline? "
+            "Analyse a saved page with --html FILE or --cases FILE instead."
+        ) from None
+
+
+def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: bool, min_confidence: int) -> None:
+    out = click.get_text_stream("stdout")
+    collected = []
+    first = True
+    for ident, page in pages:
+        found = [d for d in engine.detect(page) if d.confidence >= min_confidence]
+        record = {"id": ident, "url": page.url, "technologies": [d.to_dict() for d in found]}
+        if as_nl:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif as_json:
+            collected.append(record)
+        else:
+            if not first:
+                out.write("\n")
+            first = False
+            _print_table(out, ident, page.url, found)
+    if as_json:
+        out.write(json.dumps(collected, ensure_ascii=False, indent=2) + "\n")
+
+
+def _print_table(out: Any, ident: Any, url: str, found: list[Any]) -> None:
+    title = f"{ident}" if not url or str(ident) == url else f"{ident} ({url})"
+    click.echo(click.style(title, bold=True) + f": {len(found)} technologies", file=out)
+    if not found:
+        return
+    rows = [
+        (d.technology, d.version or "", str(d.confidence), ", ".join(d.categories),
+         d.evidence[0].describe() if d.evidence else "")
+        for d in sorted(found, key=lambda d: (d.categories[:1], d.technology.lower()))
+    ]
+    widths = [max(len(r[i]) for r in rows + [("technology", "version", "conf", "categories", "")]) for i in range(4)]
+    widths = [min(w, 40) for w in widths]
+    head = ("technology", "version", "conf", "categories", "evidence")
+    for row in [head] + rows:
+        cells = [row[i][: widths[i]].ljust(widths[i]) for i in range(4)]
+        click.echo("  " + "  ".join(cells) + "  " + row[4][:100], file=out)
+
+
+# ---------------------------------------------------------------------------- signatures

@@ -1,0 +1,119 @@
+"""``detector signatures``: import Wappalyzer-format data, check, list and show the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from detector.cli.options import signatures_option
+from detector.errors import DetectorError
+
+
+@click.group()
+def signatures() -> None:
+    """Work with the signature library: import, check, list, show."""
+
+
+@signatures.command("import-wappalyzer")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("signatures-imported"),
+              show_default=True, help="Directory to write the YAML library into.")
+@click.option("--provenance", default=None, help="Provenance text stored in every signature.")
+@click.option("--force", is_flag=True, help="Replace signatures already in the output directory.")
+def import_wappalyzer_cmd(source: Path, output: Path, provenance: str | None, force: bool) -> None:
+    """Convert Wappalyzer-format data (technologies JSON, categories.json, groups.json) to YAML.
+
+    Load the result beside the bundled library with ``--signatures DIR``.
+    Mind the licence of what you import: later Wappalyzer data is GPL-3.0.
+    """
+    from detector.engine.importer import import_wappalyzer
+
+    try:
+        n = import_wappalyzer(source, output, provenance=provenance, force=force)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n} technologies to {output}/ (use: --signatures {output})")
+
+
+@signatures.command("check")
+@signatures_option
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@click.option("--no-timing", is_flag=True, help="Skip the worst-case timing of patterns RE2 cannot run.")
+def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -> None:
+    """Check the library: schema, regexes, relations, duplicates, backtracking risk, examples.
+
+    Exit status 1 when any problem is found; each problem names the file and the fix.
+    """
+    from detector.engine.checks import check_library
+
+    report = check_library(list(signature_dirs) or None, timing=not no_timing)
+    if as_json:
+        click.echo(json.dumps({"problems": report.problems, "stats": report.stats}, indent=2))
+    else:
+        for p in report.problems:
+            click.echo(p)
+        s = report.stats
+        click.echo(
+            f"{s.get('technologies', 0)} technologies, {s.get('patterns', 0)} patterns "
+            f"({s.get('re2', 0)} on RE2, {s.get('python', 0)} on Python re), {s.get('dom_selectors', 0)} DOM selectors, "
+            f"{s.get('browser_rules', 0)} browser-only rules (js/xhr, not run), {s.get('network_rules', 0)} network rules "
+            f"(dns/certIssuer/robots/probe, not run), {s.get('examples', 0)} examples: "
+            f"{len(report.problems)} problem(s)"
+        )
+    sys.exit(1 if report.problems else 0)
+
+
+@signatures.command("list")
+@signatures_option
+@click.option("--category", default=None, help="Only technologies of this category (name, case-insensitive).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(signature_dirs: tuple[str, ...], category: str | None, as_json: bool) -> None:
+    """List technologies (name and categories)."""
+    from detector.engine.signatures import load_signatures
+
+    try:
+        lib = load_signatures(list(signature_dirs) or None)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    if category and lib.category_by_name(category) is None:
+        import difflib
+
+        hint = difflib.get_close_matches(category, [c.name for c in lib.categories.values()], n=1)
+        raise click.BadParameter(f"unknown category {category!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                                 param_hint="--category")
+    rows = [s for s in sorted(lib.signatures.values(), key=lambda s: s.name.lower())
+            if not category or category.lower() in (c.lower() for c in s.categories)]
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "categories": list(s.categories)} for s in rows], indent=2))
+        return
+    for s in rows:
+        click.echo(f"{s.name}\t{', '.join(s.categories)}")
+
+
+@signatures.command("show")
+@click.argument("name")
+@signatures_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Show one technology's signature as stored (file, provenance, rules)."""
+    import difflib
+
+    from detector.engine.importer import dump_yaml
+    from detector.engine.signatures import load_signatures
+
+    try:
+        lib = load_signatures(list(signature_dirs) or None)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    sig = lib.signatures.get(name) or next((s for s in lib.signatures.values() if s.name.lower() == name.lower()), None)
+    if sig is None:
+        hint = difflib.get_close_matches(name, list(lib.signatures), n=3)
+        raise click.ClickException(f"no technology named {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
+    if as_json:
+        click.echo(json.dumps({"file": sig.path, **dict(sig.raw)}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"# {sig.path}")
+    click.echo(dump_yaml(dict(sig.raw)), nl=False)
