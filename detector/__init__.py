@@ -10,8 +10,13 @@ The engine is usable on its own (no Scrapy, no database)::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from detector.engine import Detection, Engine, Evidence, Library, Page, Signature, load_signatures
 from detector.errors import DetectorError, SignatureError
+
+if TYPE_CHECKING:
+    from detector.store.store import Store
 
 __all__ = [
     "Detection",
@@ -22,6 +27,16 @@ __all__ = [
     "Page",
     "Signature",
     "SignatureError",
+    "Store",
     "load_signatures",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The Store is imported when asked for, so `import detector.engine` stays free of SQLite.
+    if name == "Store":
+        from detector.store.store import Store
+
+        return Store
+    raise AttributeError(f"module 'detector' has no attribute {name!r}")
