@@ -6,6 +6,7 @@ and one whole segmentation of a database (:func:`run`, from ``runner``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 
-def run(db_path: Any, rules_path: Any, **kwargs: Any) -> SegmentReport:
+def run(db_path: str | Path, rules_path: str | Path, **kwargs: Any) -> SegmentReport:
     """Segment a database's accounts (see :func:`detector.segment.runner.run`)."""
     from detector.segment.runner import run as run_segment
 
