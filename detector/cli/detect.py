@@ -118,7 +118,7 @@ def fetch_page(url: str, timeout: float) -> Any:
 
 
 def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: bool, min_confidence: int) -> None:
-    out = click.get_text_stream("stdout")
+    out = sys.stdout  # CliRunner swaps sys.stdout, so this is read at call time
     collected = []
     first = True
     for ident, page in pages:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -40,7 +41,7 @@ def accounts() -> None:
     "--allow-ip", is_flag=True, help="Accept IP addresses as well (as `crawl --allow-ip`)."
 )
 def accounts_import(
-    file: click.utils.LazyFile,
+    file: IO[str],
     db_path: str,
     domain_column: str | None,
     keep_subdomains: bool,
