@@ -68,5 +68,6 @@ DETECTOR_RUN_ID = ""  # "" = generated
 DETECTOR_MISS_THRESHOLD = 2  # consecutive complete, successful scans without a technology before it is removed
 DETECTOR_ROBOTS_CACHE = 4096  # robots.txt parsers kept (one per scheme, host and port)
 DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every second)
+DETECTOR_WRITE_BACKLOG = 4  # batches waiting for the writer thread before items wait too
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)
