@@ -283,7 +283,7 @@ class DomainsSpider(scrapy.Spider):
             yield from self._guarded(site, self._parse_page(site, response), "reading a page")
 
     def _parse_page(self, site: _Site, response: Response) -> Iterator[Any]:
-        requested = response.request.url if response.request is not None else response.url
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]  # the link, before redirects
         if is_offsite(response.url, site.domain):
             # /login ending on an SSO vendor: that vendor's page says nothing about this account.
             site.results.append(_result(requested, "offsite", response, f"redirected to {response.url}"))
