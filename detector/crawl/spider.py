@@ -262,6 +262,11 @@ class DomainsSpider(scrapy.Spider):
     def _home_failed(self, site: _Site, failure: Failure) -> Iterator[Any]:
         url = failure.request.url  # type: ignore[attr-defined]
         kind, message, response = _failure_kind(failure)
+        if is_offsite(url, site.domain):
+            # Redirected to another company's site, which then failed: still not this site's page
+            # (and no http retry: the redirect would lead to the same place).
+            yield self._finish(site, "offsite", f"redirected to {url}, which failed: {kind}: {message}", final_url=url)
+            return
         if response is not None and kind in ("http_4xx", "http_5xx"):
             site.home = response
         position = self.schemes.index(site.scheme)
@@ -305,10 +310,14 @@ class DomainsSpider(scrapy.Spider):
     def _page_failed(self, site: _Site, failure: Failure) -> Iterator[Any]:
         kind, message, response = _failure_kind(failure)
         status = response.status if response is not None else None
-        url = failure.request.url  # type: ignore[attr-defined]
+        request: scrapy.Request = failure.request  # type: ignore[attr-defined]
+        url = (request.meta.get("redirect_urls") or [request.url])[0]  # the link, before redirects
         outcome = page_outcome(kind, status)
-        final = response.url if response is not None else None
-        site.results.append(PageResult(url, outcome, final, status, f"{kind}: {message}"))
+        if is_offsite(request.url, site.domain):
+            # /login sent to an SSO vendor that then timed out or forbids robots: the vendor's
+            # trouble, not this site's; the scan stays complete.
+            outcome = "offsite"
+        site.results.append(PageResult(url, outcome, request.url, status, f"{kind}: {message}"))
         yield from self._page_done(site)
 
     def _page_done(self, site: _Site) -> Iterator[Any]:
@@ -316,15 +325,18 @@ class DomainsSpider(scrapy.Spider):
         if site.pending <= 0:
             yield self._finish(site)
 
-    def _finish(self, site: _Site, error_kind: str | None = None, message: str | None = None) -> SiteItem:
+    def _finish(
+        self, site: _Site, error_kind: str | None = None, message: str | None = None, *, final_url: str | None = None
+    ) -> SiteItem:
         self.sites.pop(site.domain, None)
         home = site.home
+        final_url = final_url or (home.url if home is not None else None)
         if error_kind is not None:
             # The homepage's own outcome; extra pages fetched so far say nothing without it.
             status = home.status if home is not None else None
             url = f"{site.scheme}://{site.domain}/"
-            site.results = [PageResult(url, page_outcome(error_kind, status), home.url if home is not None else None,
-                                       status, message or "", homepage=True)]
+            site.results = [PageResult(url, page_outcome(error_kind, status), final_url, status, message or "",
+                                       homepage=True)]
             site.pages = []
         stats = self.crawler.stats
         for r in site.results:
@@ -337,7 +349,7 @@ class DomainsSpider(scrapy.Spider):
             error_kind=error_kind,
             error_message=message,
             http_status=home.status if home is not None else None,
-            final_url=home.url if home is not None else None,
+            final_url=final_url,
             offsite=error_kind == "offsite",
             pages=tuple(site.pages),
             results=tuple(site.results),
