@@ -151,7 +151,7 @@ def scan_of(db: Path, domain: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def outcome_crawl(web: Web, tmp_path_factory: pytest.TempPathFactory) -> Crawl:
-    domains = ["sso-login.test", "robots-http.test", "robots-cart.test", "robots.test", "moved.test",
+    domains = ["sso-login.test", "sso-down.test", "moved-dead.test", "robots-http.test", "robots-cart.test", "robots.test", "moved.test",
                "wp-site.test", "missing.test", "tls-broken.test", "fb-refused-slow.test", "fb-tls-slow.test",
                "fb-tls-503.test"]
     return crawl(web, tmp_path_factory.mktemp("outcomes"), domains)
@@ -174,7 +174,27 @@ def test_offsite_login_page_is_left_out_of_the_verdict(outcome_crawl: Crawl) -> 
     found = rows(outcome_crawl.db, "select technology, evidence from detections where domain = 'sso-login.test'")
     assert {r["technology"] for r in found} == {"Hugo"}  # not the vendor's WordPress, Stripe, Express
     assert not any("sso-vendor.test" in r["evidence"] for r in found)
-    assert outcome_crawl.stats["detector/page/offsite"] == 2  # and moved.test's homepage
+    # With sso-down.test's /login and the homepages of moved.test and moved-dead.test.
+    assert outcome_crawl.stats["detector/page/offsite"] == 4
+
+
+def test_offsite_page_that_fails_there_is_still_offsite(outcome_crawl: Crawl) -> None:
+    """/login sent to a vendor that times out: the vendor's trouble; the scan stays complete."""
+    item = outcome_crawl.items["sso-down.test"]
+    assert outcomes(item) == {"https://sso-down.test/": "ok", "https://sso-down.test/login": "offsite",
+                              "https://sso-down.test/pricing": "ok"}
+    (login,) = [r for r in item["results"] if r["outcome"] == "offsite"]
+    assert login["final_url"] == "https://sso-vendor.test/slow" and login["reason"].startswith("timeout: ")
+    scan = scan_of(outcome_crawl.db, "sso-down.test")
+    assert (scan["status"], scan["pages"], scan["pages_failed"], scan["counted"]) == ("ok", 2, 0, 1)
+
+
+def test_homepage_redirected_to_a_dead_site_is_offsite(outcome_crawl: Crawl, web: Web) -> None:
+    scan = scan_of(outcome_crawl.db, "moved-dead.test")
+    assert (scan["status"], scan["error_kind"], scan["offsite"], scan["final_url"]) == (
+        "error", "offsite", 1, "https://nowhere-target.test/")
+    assert scan["error_message"].startswith("redirected to https://nowhere-target.test/, which failed: dns: ")
+    assert web.requests("moved-dead.test") == [("https", "/robots.txt"), ("https", "/")]  # no http retry
 
 
 def test_offsite_homepage_is_an_offsite_error(outcome_crawl: Crawl) -> None:
