@@ -79,7 +79,7 @@ class DetectStorePipeline:
         self.writing = 0  # batches handed to the writer and not yet committed
         self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
         self.failure: str | None = None
-        self.ticker = LoopingCall(self.flush)
+        self.ticker = LoopingCall(self._tick)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -111,6 +111,9 @@ class DetectStorePipeline:
             # Scrapy would log this and end the run quietly; run_crawl() turns it into an error.
             self.crawler.stats.set_value("detector/fatal", str(exc))
             raise
+        finally:
+            if self.writer is not None and not self.ticker.running:  # opening failed: end the thread
+                self.writer.close()
 
     async def _open(self) -> None:
         dirs = self.signatures or None
@@ -222,6 +225,11 @@ class DetectStorePipeline:
             d: defer.Deferred[None] = defer.Deferred()
             self.waiting.append(d)
             await maybe_deferred_to_future(d)
+
+    def _tick(self) -> None:
+        """Every second, write what is buffered, unless the writer is behind (then items wait)."""
+        if self.writing < self.backlog:
+            self.flush()
 
     def flush(self) -> None:
         """Hand the buffered scans to the writer thread as one transaction (never waits)."""
