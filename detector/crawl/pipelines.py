@@ -244,6 +244,8 @@ class DetectStorePipeline:
 
     def _write(self, db: sqlite_utils.Database, batch: list[ScanResult]) -> int:
         # In the writer thread.  record_scans registers each domain as it records its scan.
+        if self.failure is not None:
+            return 0  # an earlier batch failed and the crawl is ending: do not wait on SQLite again
         return record_scans(db, batch, miss_threshold=self.miss_threshold, known=self.known)
 
     def _written(self, _count: int) -> None:
