@@ -425,3 +425,16 @@ def test_a_long_lock_holds_back_the_crawl_not_memory(web: Web, tmp_path: Path) -
     # four responses in the scraper and four downloads in flight are about all that get through.
     assert during <= 25, during
     assert sorted(r["domain"] for r in rows(db, "select domain from scans")) == sorted(domains)
+
+
+def test_robots_per_host_with_a_small_cache(web: Web, tmp_path: Path) -> None:
+    """Each host has its own robots.txt (www. forbids what the bare name allows), and a robots
+    cache smaller than the crawl forgets old origins without forgetting any rule that applies."""
+    domains = ["www-robots.test", "robots-http.test", "robots.test", *(f"steady{n}.test" for n in range(24))]
+    done = crawl(web, tmp_path, domains, concurrency=8, extra={"DETECTOR_ROBOTS_CACHE": 16})
+    scan = scan_of(done.db, "www-robots.test")
+    assert (scan["status"], scan["error_kind"]) == ("error", "robots")
+    assert scan["error_message"] == "https://www.www-robots.test/robots.txt forbids fetching https://www.www-robots.test/"
+    assert scan_of(done.db, "robots-http.test")["error_kind"] == "robots"
+    assert scan_of(done.db, "robots.test")["error_kind"] == "robots"
+    assert {scan_of(done.db, f"steady{n}.test")["status"] for n in range(24)} == {"ok"}
