@@ -11,17 +11,24 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import tldextract
+from scrapy import Request
 from scrapy.downloadermiddlewares import cookies as scrapy_cookies
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response, TextResponse
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from detector.engine.page import body_encoding, text_encoding
 from detector.inputs import RESERVED_SUFFIXES
 
 if TYPE_CHECKING:
-    from scrapy import Request, Spider
+    from scrapy import Spider
     from scrapy.crawler import Crawler
+    from scrapy.robotstxt import RobotParser
     from typing_extensions import Self
 
 
@@ -85,6 +92,54 @@ class BundledSuffixCookiesMiddleware(CookiesMiddleware):
             extra_suffixes=RESERVED_SUFFIXES,
         )
         return super().from_crawler(crawler)
+
+
+class PerOriginRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """Scrapy's robots.txt middleware, with one robots.txt per origin (scheme, host and port).
+
+    Scrapy keys its parsers by host and port alone, so the answer for ``https://site/robots.txt``
+    (often "none": nothing listens on 443) was reused for ``http://site/``, whose own robots.txt
+    may forbid everything.  Parsers are also dropped oldest first past ``DETECTOR_ROBOTS_CACHE``
+    origins, so a million-domain crawl does not keep a million of them.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.cache_size = max(16, crawler.settings.getint("DETECTOR_ROBOTS_CACHE", 4096))
+
+    async def robot_parser(self, request: Request) -> RobotParser | None:
+        """The parser of the request's origin, fetching its robots.txt on first use."""
+        url = urlparse_cached(request)
+        origin = f"{url.scheme}://{url.netloc}"
+        if origin not in self._parsers:
+            self._evict()
+            self._parsers[origin] = Deferred()
+            robots_request = Request(
+                origin + "/robots.txt",
+                priority=self.DOWNLOAD_PRIORITY,
+                meta={"dont_obey_robotstxt": True},
+                callback=NO_CALLBACK,
+            )
+            try:
+                engine: Any = self.crawler.engine
+                response = await engine.download_async(robots_request)
+                await self._parse_robots(response, origin, request)
+            except Exception as exc:  # noqa: BLE001 - no robots.txt answer means no rules, as in Scrapy
+                self._robots_error(exc, origin)
+            self._stats.inc_value("robotstxt/request_count")
+        parser = self._parsers[origin]
+        if isinstance(parser, Deferred):
+            result: RobotParser | None = await maybe_deferred_to_future(parser)
+            return result
+        return parser
+
+    def _evict(self) -> None:
+        """Forget the oldest answered origins once the cache is full (a later request refetches)."""
+        if len(self._parsers) < self.cache_size:
+            return
+        for origin in list(self._parsers)[: len(self._parsers) - self.cache_size // 2]:
+            if not isinstance(self._parsers[origin], Deferred):
+                del self._parsers[origin]
 
 
 # ---------------------------------------------------------------------------- failures

@@ -11,25 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
 from detector.crawl.items import SiteItem
 from detector.crawl.pool import EnginePool
 from detector.crawl.worker import detect_site, load_engine
+from detector.crawl.writer import ScanWriter
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
-from detector.store.db import ScanResult, add_domains, mirror_library, record_scans
+from detector.store.db import ScanResult
 from detector.store.history import DEFAULT_MISS_THRESHOLD
-from detector.store.store import open_database
 from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
-
     from scrapy.crawler import Crawler
+    from twisted.python.failure import Failure
     from typing_extensions import Self
 
     from detector.engine.verdict import SiteDetection
+    from detector.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,13 @@ def new_run_id() -> str:
 
 
 class DetectStorePipeline:
-    """Run the engine on each SiteItem's pages and write scans and detections to SQLite."""
+    """Run the engine on each SiteItem's pages and write scans and detections to SQLite.
+
+    Every SiteItem becomes exactly one scan row, whatever the engine does.  Rows are written in
+    batches by one :class:`~detector.crawl.writer.ScanWriter` thread, never on the reactor: at most
+    ``DETECTOR_WRITE_BACKLOG`` batches wait for it, after which items wait (and with them the
+    downloader) until the database takes them, so memory stays bounded while SQLite is locked.
+    """
 
     def __init__(
         self,
@@ -53,6 +61,7 @@ class DetectStorePipeline:
         run_id: str,
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
+        backlog: int = 4,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -62,11 +71,16 @@ class DetectStorePipeline:
         self.run_id = run_id
         self.commit_every = max(1, commit_every)
         self.miss_threshold = max(1, miss_threshold)
+        self.backlog = max(1, backlog)
         self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
-        self.last_flush = time.monotonic()
         self.signatures_version = ""
         self.known: frozenset[str] | None = None
+        self.writer: ScanWriter | None = None
+        self.writing = 0  # batches handed to the writer and not yet committed
+        self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
+        self.failure: str | None = None
+        self.ticker = LoopingCall(self._tick)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -84,6 +98,7 @@ class DetectStorePipeline:
             run_id=run_id,
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
+            backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
         )
 
     async def open_spider(self) -> None:
@@ -97,12 +112,16 @@ class DetectStorePipeline:
             # Scrapy would log this and end the run quietly; run_crawl() turns it into an error.
             self.crawler.stats.set_value("detector/fatal", str(exc))
             raise
+        finally:
+            if self.writer is not None and not self.ticker.running:  # opening failed: end the thread
+                self.writer.close()
 
     async def _open(self) -> None:
-        self.db = open_database(self.db_path)
         dirs = self.signatures or None
         library = load_signatures(dirs)
-        mirror_library(self.db, library)
+        self.writer = ScanWriter(self.db_path)
+        self.writer.start()
+        await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
         self.known = frozenset(library.signatures)
         if self.detect:
             self.signatures_version = library.version
@@ -111,46 +130,73 @@ class DetectStorePipeline:
                 await self.pool.start()
             else:
                 load_engine(dirs)
+        self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
 
     async def process_item(self, item: Any) -> Any:
         """Detect (in a worker process when there are workers), then buffer the scan row."""
         if not isinstance(item, SiteItem):
             return item
+        try:
+            result = await self._scan(item)
+        except Exception as exc:  # noqa: BLE001 - the engine failing on a site is that site's data
+            log.warning("detection failed for %s: %r", item.domain, exc)
+            self.crawler.stats.inc_value("detector/detect_failed")
+            result = self._failed_scan(item, exc)
+        self.buffer.append(result)
+        stats = self.crawler.stats
+        stats.inc_value("detector/sites_done")
+        stats.inc_value("detector/pages_fetched", result.pages)
+        if result.status != "ok":
+            stats.inc_value("detector/sites_failed")
+            stats.inc_value(f"detector/error/{result.error_kind}")
+        if len(self.buffer) >= self.commit_every:
+            await self._room()
+            self.flush()
+        return item
+
+    async def _scan(self, item: SiteItem) -> ScanResult:
         detections: list[SiteDetection] = []
         if self.detect and item.status == "ok" and item.pages:
             if self.pool is not None:
                 detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
             else:
                 detections = detect_site(item.pages)
-        self.buffer.append(
-            ScanResult(
-                domain=item.domain,
-                run_id=self.run_id,
-                started_at=item.started_at,
-                finished_at=item.finished_at,
-                status=item.status,
-                error_kind=item.error_kind,
-                error_message=item.error_message,
-                http_status=item.http_status,
-                final_url=item.final_url,
-                offsite=item.offsite,
-                pages=len(item.pages),
-                signatures_version=self.signatures_version,
-                detections=tuple(detections),
-                pages_failed=item.pages_failed,
-                detected=self.detect,
-            )
+        return ScanResult(
+            domain=item.domain,
+            run_id=self.run_id,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+            status=item.status,
+            error_kind=item.error_kind,
+            error_message=item.error_message,
+            http_status=item.http_status,
+            final_url=item.final_url,
+            offsite=item.offsite,
+            pages=len(item.pages),
+            signatures_version=self.signatures_version,
+            detections=tuple(detections),
+            pages_failed=item.pages_failed,
+            detected=self.detect,
         )
-        stats = self.crawler.stats
-        stats.inc_value("detector/sites_done")
-        stats.inc_value("detector/pages_fetched", len(item.pages))
-        if item.status != "ok":
-            stats.inc_value("detector/sites_failed")
-            stats.inc_value(f"detector/error/{item.error_kind}")
-        if len(self.buffer) >= self.commit_every or time.monotonic() - self.last_flush > 1.0:
-            self.flush()
-        return item
+
+    def _failed_scan(self, item: SiteItem, exc: BaseException) -> ScanResult:
+        """The row of a site the engine failed on: an error, so nothing is added or missed."""
+        return ScanResult(
+            domain=item.domain,
+            run_id=self.run_id,
+            started_at=item.started_at,
+            finished_at=item.finished_at,
+            status="error",
+            error_kind="other",
+            error_message=f"detection failed on this site's {len(item.pages)} page(s): {exc}"[:500],
+            http_status=item.http_status,
+            final_url=item.final_url,
+            pages=len(item.pages),
+            signatures_version=self.signatures_version,
+            pages_failed=item.pages_failed,
+            detected=False,
+        )
 
     def _record_unfinished(self) -> None:
         """Domains started but never finished (the run was stopped, or a bug) still get a row."""
@@ -173,23 +219,64 @@ class DetectStorePipeline:
             self.crawler.stats.inc_value("detector/sites_unfinished")
         sites.clear()
 
+    # ------------------------------------------------------------------ writing
+    async def _room(self) -> None:
+        """Wait while ``backlog`` batches are already waiting for the writer."""
+        while self.writing >= self.backlog and self.failure is None:
+            d: defer.Deferred[None] = defer.Deferred()
+            self.waiting.append(d)
+            await maybe_deferred_to_future(d)
+
+    def _tick(self) -> None:
+        """Every second, write what is buffered, unless the writer is behind (then items wait)."""
+        if self.writing < self.backlog:
+            self.flush()
+
     def flush(self) -> None:
-        """Write buffered scans in one transaction."""
-        if self.buffer:
-            add_domains(self.db, (r.domain for r in self.buffer))
-            record_scans(self.db, self.buffer, miss_threshold=self.miss_threshold, known=self.known)
-            self.buffer = []
-        self.last_flush = time.monotonic()
+        """Hand the buffered scans to the writer thread as one transaction (never waits)."""
+        if not self.buffer or self.writer is None:
+            return
+        batch, self.buffer = self.buffer, []
+        if self.failure is not None:
+            return  # the database cannot be written; the crawl is ending with that error
+        self.writing += 1
+        d = self.writer.call(lambda store: self._write(store, batch))
+        d.addCallbacks(self._written, self._write_failed)
+
+    def _write(self, store: Store, batch: list[ScanResult]) -> int:
+        # In the writer thread.  record_scans registers each domain as it records its scan.
+        if self.failure is not None:
+            return 0  # an earlier batch failed and the crawl is ending: do not wait on SQLite again
+        return store.record_scans(batch, miss_threshold=self.miss_threshold, known=self.known)
+
+    def _written(self, _count: int) -> None:
+        self.writing -= 1
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def _write_failed(self, failure: Failure) -> None:
+        self.writing -= 1
+        if self.failure is None:
+            self.failure = f"scans could not be written to {self.db_path}: {failure.getErrorMessage()}"
+            self.crawler.stats.set_value("detector/failed", self.failure)
+            log.error("%s", self.failure)
+            engine = self.crawler.engine
+            if engine is not None and engine.spider is not None:
+                # Nothing more can be stored: stop fetching instead of crawling for nothing.
+                deferred_from_coro(engine.close_spider_async(reason="storage_failed"))
+        self._written(0)
 
     async def close_spider(self) -> None:
-        """Write what is left and stop the engine processes."""
-        if not hasattr(self, "db"):
-            return
+        """Write what is left, wait for the writer to commit it, and stop the engine processes."""
+        if self.ticker.running:
+            self.ticker.stop()
         try:
-            self._record_unfinished()
-            self.flush()
+            if self.writer is not None:
+                self._record_unfinished()
+                self.flush()
+                await maybe_deferred_to_future(self.writer.close())
         finally:
-            self.db.close()
             if self.pool is not None:
                 await self.pool.stop()
 

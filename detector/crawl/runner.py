@@ -180,6 +180,8 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
     if stats.get("detector/fatal"):
         raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")
+    if stats.get("detector/failed"):
+        raise CrawlError(f"the crawl failed: {stats['detector/failed']}")
     return CrawlReport(run_id, int(stats.get("detector/invalid_lines", 0)), stats)
 
 

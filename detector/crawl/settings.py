@@ -30,6 +30,9 @@ REACTOR_THREADPOOL_MAXSIZE = 20
 HTTPERROR_ALLOW_ALL = False
 
 DOWNLOADER_MIDDLEWARES = {
+    # robots.txt per origin: the https answer must not decide for http (see the middleware).
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "detector.crawl.middlewares.PerOriginRobotsTxtMiddleware": 100,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "detector.crawl.middlewares.BundledSuffixCookiesMiddleware": 700,
     "detector.crawl.middlewares.ProxyMiddleware": 740,
@@ -65,6 +68,8 @@ DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU co
 DETECTOR_SIGNATURES: list[str] = []  # signature directories; [] = the bundled library
 DETECTOR_RUN_ID = ""  # "" = generated
 DETECTOR_MISS_THRESHOLD = 2  # consecutive complete, successful scans without a technology before it is removed
+DETECTOR_ROBOTS_CACHE = 4096  # robots.txt parsers kept (one per scheme, host and port)
 DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every second)
+DETECTOR_WRITE_BACKLOG = 4  # batches waiting for the writer thread before items wait too
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)

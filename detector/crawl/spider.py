@@ -18,7 +18,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import deferLater
 
-from detector.crawl.items import FetchedPage, SiteItem
+from detector.crawl.items import FetchedPage, PageOutcome, PageResult, SiteItem
 from detector.crawl.middlewares import classify_failure, proxy_error_kind
 from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
 from detector.timestamps import utc_now
@@ -42,6 +42,57 @@ _HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", r
 _SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.IGNORECASE)
 #: Error kinds after which plain http:// is tried when https:// failed.
 FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "other"})
+#: 4xx answers that say "not now" rather than "not here".
+TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+def page_outcome(kind: str | None, status: int | None = None) -> PageOutcome:
+    """The outcome of a page from its error kind (None: fetched fine) and HTTP status.
+
+    >>> [page_outcome(k, s) for k, s in [(None, 200), ("http_4xx", 404), ("http_4xx", 429), ("http_5xx", 503)]]
+    ['ok', 'gone', 'transient', 'transient']
+    >>> [page_outcome(k) for k in ("robots", "offsite", "redirect_loop", "timeout", "dns")]
+    ['blocked', 'offsite', 'gone', 'transient', 'transient']
+    """
+    if kind is None:
+        return "ok"
+    if kind == "robots":
+        return "blocked"
+    if kind == "offsite":
+        return "offsite"
+    if kind == "http_4xx":
+        return "transient" if status in TRANSIENT_4XX else "gone"
+    if kind in ("redirect_loop", "too_large", "not_html"):
+        return "gone"  # the page answers the same way every time: nothing to read there
+    return "transient"  # timeout, 5xx, refused, tls, dns, other: may pass on a later run
+
+
+def fallback_error(first: tuple[str, str], second: tuple[str, str], first_url: str, second_url: str) -> tuple[str, str]:
+    """The error of a homepage whose https attempt failed, then its http attempt too.
+
+    The kind is the http attempt's own, except when nothing listens on port 80 (refused): then
+    the https failure is what the site has, and its kind is kept.  The message states both.
+
+    >>> fallback_error(("tls", "bad handshake"), ("refused", "refused"), "https://a.test/", "http://a.test/")
+    ('tls', 'https://a.test/: tls: bad handshake; then http://a.test/: refused: refused')
+    >>> fallback_error(("refused", "r"), ("timeout", "t"), "https://a.test/", "http://a.test/")[0]
+    'timeout'
+    """
+    kind = first[0] if second[0] == "refused" else second[0]
+    return kind, f"{first_url}: {first[0]}: {first[1]}; then {second_url}: {second[0]}: {second[1]}"
+
+
+def is_offsite(url: str, domain: str) -> bool:
+    """True when ``url`` lies on another registered domain than the site ``domain``.
+
+    >>> is_offsite("https://login.sso-vendor.test/x", "acme.test"), is_offsite("https://www.acme.test/", "acme.test")
+    (True, False)
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if host == domain or host.endswith("." + domain):
+        return False
+    final_site = registered_domain(host)
+    return bool(final_site) and final_site != (registered_domain(domain) or domain)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
@@ -90,7 +141,7 @@ class _Site:
     pages: list[FetchedPage] = field(default_factory=list)
     home: Any = None  # the homepage response fields kept for the SiteItem
     first_error: tuple[str, str] | None = None  # the https failure, while http is tried
-    pages_failed: int = 0  # extra pages that failed for a passing reason (makes the scan partial)
+    results: list[PageResult] = field(default_factory=list)  # how each requested page ended
 
 
 class DomainsSpider(scrapy.Spider):
@@ -161,19 +212,25 @@ class DomainsSpider(scrapy.Spider):
     # ---------------------------------------------------------------- homepage
     def parse_home(self, response: Response) -> Iterator[Any]:
         """Check the homepage (HTML? same site?), keep it, and queue the telling pages."""
-        site = self.sites[response.meta["domain"]]
+        site = self.sites.get(response.meta["domain"])
+        if site is not None:
+            yield from self._guarded(site, self._parse_home(site, response), "reading the homepage")
+
+    def _guarded(self, site: _Site, work: Iterator[Any], doing: str) -> Iterator[Any]:
+        """Run a callback's work; whatever it raises, the site still ends as one SiteItem."""
         try:
-            yield from self._parse_home(site, response)
+            yield from work
         except Exception as exc:
-            self.logger.exception("parsing %s failed", response.url)
-            site.pending = 0
-            yield self._finish(site, "other", f"internal error while reading the homepage: {exc!r}")
+            self.logger.exception("%s of %s failed", doing, site.domain)
+            if self.sites.get(site.domain) is site:
+                site.pending = 0
+                yield self._finish(site, "other", f"internal error while {doing}: {exc!r}")
 
     def _parse_home(self, site: _Site, response: Response) -> Iterator[Any]:
         site.home = response
-        final_site = registered_domain(urlsplit(response.url).hostname or "")
-        own_site = registered_domain(site.domain) or site.domain
-        if final_site and final_site != own_site and urlsplit(response.url).hostname != site.domain:
+        if is_offsite(response.url, site.domain):
+            # The homepage is another company's (a rebrand, a parked name, an acquisition):
+            # nothing it shows is this account's, so the scan says where it went and no more.
             yield self._finish(site, "offsite", f"redirected to {response.url}")
             return
         if not _is_html(response):
@@ -181,6 +238,8 @@ class DomainsSpider(scrapy.Spider):
             yield self._finish(site, "not_html", f"homepage is {ctype}, not HTML")
             return
         site.pages.append(_fetched(response))
+        site.results.append(_result(f"{site.scheme}://{site.domain}/", "ok", response, homepage=True))
+        own_site = registered_domain(site.domain) or site.domain
         links = pick_links(response.url, response.body, own_site, self.crawler.settings.getint("DETECTOR_PAGES"))
         site.pending = len(links)
         for url in links:
@@ -196,53 +255,69 @@ class DomainsSpider(scrapy.Spider):
 
     def home_failed(self, failure: Failure) -> Iterator[Any]:
         """Turn a homepage failure into data; after an https failure, try http once."""
-        domain = failure.request.meta["domain"]  # type: ignore[attr-defined]
-        site = self.sites[domain]
-        exc = failure.value or RuntimeError("unknown failure")
-        if isinstance(exc, HttpError):
-            response = exc.response
-            status = response.status
-            kind = proxy_error_kind(status, (response.headers.get(b"Proxy-Status") or b"").decode("latin-1"))
-            if kind is None:
-                site.home = response
-                kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
-            message = f"HTTP {status} from {response.url}"
-        else:
-            kind, message = classify_failure(exc)
+        site = self.sites.get(failure.request.meta["domain"])  # type: ignore[attr-defined]
+        if site is not None:
+            yield from self._guarded(site, self._home_failed(site, failure), "reading a homepage failure")
+
+    def _home_failed(self, site: _Site, failure: Failure) -> Iterator[Any]:
+        url = failure.request.url  # type: ignore[attr-defined]
+        kind, message, response = _failure_kind(failure)
+        if is_offsite(url, site.domain):
+            # Redirected to another company's site, which then failed: still not this site's page
+            # (and no http retry: the redirect would lead to the same place).
+            yield self._finish(site, "offsite", f"redirected to {url}, which failed: {kind}: {message}", final_url=url)
+            return
+        if response is not None and kind in ("http_4xx", "http_5xx"):
+            site.home = response
         position = self.schemes.index(site.scheme)
         if position + 1 < len(self.schemes) and kind in FALLBACK_KINDS:
             site.first_error = (kind, message)
             self.crawler.stats.inc_value("detector/http_fallback")
             yield self._home_request(site, self.schemes[position + 1])
             return
-        if site.first_error is not None and kind in FALLBACK_KINDS | {"dns"}:
-            # http could not connect either: the https failure is the telling one.
-            first_kind, first_message = site.first_error
-            kind, message = first_kind, f"https: {first_message}; http: {message}"
+        if site.first_error is not None:
+            first_url = f"{self.schemes[position - 1]}://{site.domain}/"
+            kind, message = fallback_error(site.first_error, (kind, message), first_url, url)
         yield self._finish(site, kind, message)
 
     # ---------------------------------------------------------------- other pages
     def parse_page(self, response: Response) -> Iterator[Any]:
-        """Keep an extra page when it is HTML."""
+        """Keep an extra page when it is HTML and on the site."""
         site = self.sites.get(response.meta["domain"])
-        if site is None:  # the site was already recorded
-            return
-        if _is_html(response):
+        if site is not None:  # None: the site was already recorded
+            yield from self._guarded(site, self._parse_page(site, response), "reading a page")
+
+    def _parse_page(self, site: _Site, response: Response) -> Iterator[Any]:
+        requested = (response.meta.get("redirect_urls") or [response.url])[0]  # the link, before redirects
+        if is_offsite(response.url, site.domain):
+            # /login ending on an SSO vendor: that vendor's page says nothing about this account.
+            site.results.append(_result(requested, "offsite", response, f"redirected to {response.url}"))
+        elif not _is_html(response):
+            ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1") or "no Content-Type"
+            site.results.append(_result(requested, "gone", response, f"not HTML ({ctype})"))
+        else:
             site.pages.append(_fetched(response))
+            site.results.append(_result(requested, "ok", response))
         yield from self._page_done(site)
 
     def page_failed(self, failure: Failure) -> Iterator[Any]:
-        """An extra page failing does not fail the site, but a passing failure makes it partial."""
+        """An extra page failing does not fail the site; its outcome says whether the scan is complete."""
         site = self.sites.get(failure.request.meta["domain"])  # type: ignore[attr-defined]
         self.crawler.stats.inc_value("detector/extra_page_failed")
-        if site is None:
-            return
-        exc = failure.value
-        gone = isinstance(exc, HttpError) and 400 <= exc.response.status < 500
-        if not gone:
-            # A 4xx page is gone for good; a timeout or a 5xx may pass, and what that page
-            # showed must not count as missing (see detector.store.history).
-            site.pages_failed += 1
+        if site is not None:
+            yield from self._guarded(site, self._page_failed(site, failure), "reading a page failure")
+
+    def _page_failed(self, site: _Site, failure: Failure) -> Iterator[Any]:
+        kind, message, response = _failure_kind(failure)
+        status = response.status if response is not None else None
+        request: scrapy.Request = failure.request  # type: ignore[attr-defined]
+        url = (request.meta.get("redirect_urls") or [request.url])[0]  # the link, before redirects
+        outcome = page_outcome(kind, status)
+        if is_offsite(request.url, site.domain):
+            # /login sent to an SSO vendor that then timed out or forbids robots: the vendor's
+            # trouble, not this site's; the scan stays complete.
+            outcome = "offsite"
+        site.results.append(PageResult(url, outcome, request.url, status, f"{kind}: {message}"))
         yield from self._page_done(site)
 
     def _page_done(self, site: _Site) -> Iterator[Any]:
@@ -250,9 +325,22 @@ class DomainsSpider(scrapy.Spider):
         if site.pending <= 0:
             yield self._finish(site)
 
-    def _finish(self, site: _Site, error_kind: str | None = None, message: str | None = None) -> SiteItem:
+    def _finish(
+        self, site: _Site, error_kind: str | None = None, message: str | None = None, *, final_url: str | None = None
+    ) -> SiteItem:
         self.sites.pop(site.domain, None)
         home = site.home
+        final_url = final_url or (home.url if home is not None else None)
+        if error_kind is not None:
+            # The homepage's own outcome; extra pages fetched so far say nothing without it.
+            status = home.status if home is not None else None
+            url = f"{site.scheme}://{site.domain}/"
+            site.results = [PageResult(url, page_outcome(error_kind, status), final_url, status, message or "",
+                                       homepage=True)]
+            site.pages = []
+        stats = self.crawler.stats
+        for r in site.results:
+            stats.inc_value(f"detector/page/{r.outcome}")
         return SiteItem(
             domain=site.domain,
             started_at=site.started_at,
@@ -261,10 +349,10 @@ class DomainsSpider(scrapy.Spider):
             error_kind=error_kind,
             error_message=message,
             http_status=home.status if home is not None else None,
-            final_url=home.url if home is not None else None,
+            final_url=final_url,
             offsite=error_kind == "offsite",
             pages=tuple(site.pages),
-            pages_failed=site.pages_failed,
+            results=tuple(site.results),
         )
 
 
@@ -280,6 +368,29 @@ def _is_html(response: Response) -> bool:
         return any(t in ctype for t in HTML_TYPES)
     head = response.body[:1024].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--")) or b"<html" in head
+
+
+def _result(url: str, outcome: PageOutcome, response: Response, reason: str = "", *, homepage: bool = False) -> PageResult:
+    return PageResult(url, outcome, response.url, response.status, reason, homepage)
+
+
+def _failure_kind(failure: Failure) -> tuple[str, str, Response | None]:
+    """(error kind, message, the response if there was one) for a failed request."""
+    exc = failure.value or RuntimeError("unknown failure")
+    if isinstance(exc, HttpError):
+        response = exc.response
+        status = response.status
+        kind = proxy_error_kind(status, (response.headers.get(b"Proxy-Status") or b"").decode("latin-1"))
+        if kind is not None:
+            return kind, f"HTTP {status} from the proxy for {response.url}", None
+        kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
+        return kind, f"HTTP {status} from {response.url}", response
+    kind, message = classify_failure(exc)
+    if kind == "robots":
+        url = failure.request.url  # type: ignore[attr-defined]
+        parts = urlsplit(url)
+        message = f"{parts.scheme}://{parts.netloc}/robots.txt forbids fetching {url}"
+    return kind, message, None
 
 
 def _fetched(response: Response) -> FetchedPage:

@@ -113,8 +113,11 @@ class VirtualHostProxy:
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        on_request: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self._lookup = sites if callable(sites) else sites.get
+        #: Called as ``on_request(scheme, host, path)`` for each page request (tests watch the crawl).
+        self.on_request = on_request
         self.ssl_context = ssl_context
         self.host = host
         self.port = port
@@ -242,6 +245,8 @@ class VirtualHostProxy:
             if scheme == "http" and not site.http:
                 await self._proxy_error(writer, 502, "Connection refused", "connection_refused", keep=True)
                 continue
+            if self.on_request is not None:
+                self.on_request(scheme, host, path)
             route = site.route(path)
             if route.delay:
                 await asyncio.sleep(route.delay)

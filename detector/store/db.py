@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 ERROR_KINDS: dict[str, str] = {
     "dns": "the name does not resolve (no such domain, or DNS failed)",
     "timeout": "no answer within --timeout, after retries",
-    "tls": "the HTTPS handshake failed and plain HTTP did not work either",
+    "tls": "the HTTPS handshake failed and nothing listens for plain HTTP (port 80 refused)",
     "refused": "the server refused the connection (nothing listens on port 443 or 80)",
     "http_4xx": "the homepage answered with a 4xx status (403, 404, 410...)",
     "http_5xx": "the homepage answered with a 5xx status (500, 502, 503...)",

@@ -1,0 +1,39 @@
+"""A real Scrapy pipeline for tests: writes each SiteItem's page outcomes to a JSONL file.
+
+Crawls in tests/test_crawl_outcomes.py add it after DetectStorePipeline (``TEST_DUMP`` names the
+file), so they can read how every requested page ended, not only what the scans table keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from detector.crawl.items import SiteItem
+
+
+class DumpOutcomesPipeline:
+    """Append one JSON object per SiteItem: domain, status, error, pages and results."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DumpOutcomesPipeline:
+        return cls(crawler.settings.get("TEST_DUMP"))
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, SiteItem):
+            record = {
+                "domain": item.domain,
+                "status": item.status,
+                "error_kind": item.error_kind,
+                "pages": [p.url for p in item.pages],
+                "pages_failed": item.pages_failed,
+                "pages_offsite": item.pages_offsite,
+                "results": [dataclasses.asdict(r) for r in item.results],
+            }
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        return item
