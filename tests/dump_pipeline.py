@@ -27,11 +27,11 @@ class DumpOutcomesPipeline:
         if isinstance(item, SiteItem):
             record = {
                 "domain": item.domain,
-                "status": item.status,
-                "error_kind": item.error_kind,
+                "status": item.scan.status,
+                "error_kind": item.scan.error_kind,
                 "pages": [p.url for p in item.pages],
-                "pages_failed": item.pages_failed,
-                "pages_offsite": item.pages_offsite,
+                "pages_failed": item.scan.pages_failed,
+                "pages_offsite": item.scan.pages_offsite,
                 "results": [dataclasses.asdict(r) for r in item.results],
             }
             with open(self.path, "a", encoding="utf-8") as f:

@@ -174,6 +174,7 @@ def test_offsite_login_page_is_left_out_of_the_verdict(outcome_crawl: Crawl) -> 
     scan = scan_of(outcome_crawl.db, "sso-login.test")
     # A complete, successful scan of the account's own pages: misses count, nothing is partial.
     assert (scan["status"], scan["pages"], scan["pages_failed"], scan["counted"], scan["offsite"]) == ("ok", 2, 0, 1, 0)
+    assert (scan["pages_offsite"], scan["pages_blocked"]) == (1, 0)  # recorded, not in the verdict
     found = rows(outcome_crawl.db, "select technology, evidence from detections where domain = 'sso-login.test'")
     assert {r["technology"] for r in found} == {"Hugo"}  # not the vendor's WordPress, Stripe, Express
     assert not any("sso-vendor.test" in r["evidence"] for r in found)
@@ -236,6 +237,7 @@ def test_robots_blocked_extra_page_is_skipped_not_partial(outcome_crawl: Crawl, 
     assert ("https", "/cart") not in web.requests("robots-cart.test")
     scan = scan_of(outcome_crawl.db, "robots-cart.test")
     assert (scan["status"], scan["pages"], scan["pages_failed"], scan["counted"]) == ("ok", 2, 0, 1)
+    assert (scan["pages_offsite"], scan["pages_blocked"]) == (0, 1)
     assert "Stripe" not in {r["technology"] for r in rows(outcome_crawl.db, "select technology from detections "
                                                                             "where domain = 'robots-cart.test'")}
 

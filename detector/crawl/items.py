@@ -2,13 +2,19 @@
 
 Every page the spider asks for (the homepage and each extra page) ends as one
 :data:`PageOutcome`, kept on the item as a :class:`PageResult`; the scan's status and
-completeness are read from those outcomes (see :meth:`SiteItem.pages_failed`).
+completeness are read from those outcomes (see :func:`count_outcome`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from detector.store.db import (
+        ScanResult,  # the engine workers import this module: no SQLite there
+    )
 
 #: How one requested page ended:
 #:
@@ -48,34 +54,24 @@ class PageResult:
 
 @dataclass(frozen=True, slots=True)
 class SiteItem:
-    """A domain's crawl outcome: status, error (kind and message), final URL and pages.
+    """A domain's crawl outcome: its scan (the one model stored), its pages and their results.
 
-    ``pages`` are the pages the engine reads (outcome ``ok``); ``results`` tell how every
-    requested page ended, those included.
+    ``scan`` is what the spider learned (status, error, final URL, page counts); the pipeline
+    adds only what it knows (run id, signature version, detections) with
+    :func:`dataclasses.replace`.  ``pages`` are the pages the engine reads (outcome ``ok``);
+    ``results`` tell how every requested page ended, those included.
     """
 
-    domain: str
-    started_at: str
-    finished_at: str
-    status: str
-    error_kind: str | None = None
-    error_message: str | None = None
-    http_status: int | None = None
-    final_url: str | None = None
-    offsite: bool = False
+    scan: ScanResult
     pages: tuple[FetchedPage, ...] = field(default_factory=tuple, repr=False)
     results: tuple[PageResult, ...] = field(default_factory=tuple)
 
-    def count(self, outcome: PageOutcome) -> int:
-        """Extra pages (not the homepage) that ended with this outcome."""
-        return sum(1 for r in self.results if r.outcome == outcome and not r.homepage)
-
     @property
-    def pages_failed(self) -> int:
-        """Extra pages that failed for a reason that may pass: the scan is partial."""
-        return self.count("transient")
+    def domain(self) -> str:
+        """The domain this item is about."""
+        return self.scan.domain
 
-    @property
-    def pages_offsite(self) -> int:
-        """Extra pages whose redirects left the site: recorded, never part of the verdict."""
-        return self.count("offsite")
+
+def count_outcome(results: Iterable[PageResult], outcome: PageOutcome) -> int:
+    """Extra pages (not the homepage) that ended with this outcome."""
+    return sum(1 for r in results if r.outcome == outcome and not r.homepage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -157,45 +158,22 @@ class DetectStorePipeline:
 
     async def _scan(self, item: SiteItem) -> ScanResult:
         detections: list[SiteDetection] = []
-        if self.detect and item.status == "ok" and item.pages:
+        if self.detect and item.scan.status == "ok" and item.pages:
             if self.pool is not None:
                 detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
             else:
                 detections = detect_site(item.pages)
-        return ScanResult(
-            domain=item.domain,
-            run_id=self.run_id,
-            started_at=item.started_at,
-            finished_at=item.finished_at,
-            status=item.status,
-            error_kind=item.error_kind,
-            error_message=item.error_message,
-            http_status=item.http_status,
-            final_url=item.final_url,
-            offsite=item.offsite,
-            pages=len(item.pages),
-            signatures_version=self.signatures_version,
-            detections=tuple(detections),
-            pages_failed=item.pages_failed,
-            detected=self.detect,
+        return dataclasses.replace(
+            item.scan, run_id=self.run_id, signatures_version=self.signatures_version,
+            detections=tuple(detections), detected=self.detect,
         )
 
     def _failed_scan(self, item: SiteItem, exc: BaseException) -> ScanResult:
         """The row of a site the engine failed on: an error, so nothing is added or missed."""
-        return ScanResult(
-            domain=item.domain,
-            run_id=self.run_id,
-            started_at=item.started_at,
-            finished_at=item.finished_at,
-            status="error",
-            error_kind="other",
+        return dataclasses.replace(
+            item.scan, run_id=self.run_id, status="error", error_kind="other",
             error_message=f"detection failed on this site's {len(item.pages)} page(s): {exc}"[:500],
-            http_status=item.http_status,
-            final_url=item.final_url,
-            pages=len(item.pages),
-            signatures_version=self.signatures_version,
-            pages_failed=item.pages_failed,
-            detected=False,
+            signatures_version=self.signatures_version, detected=False,
         )
 
     def _record_unfinished(self) -> None:

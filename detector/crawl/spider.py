@@ -18,9 +18,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.task import deferLater
 
-from detector.crawl.items import FetchedPage, PageOutcome, PageResult, SiteItem
+from detector.crawl.items import FetchedPage, PageOutcome, PageResult, SiteItem, count_outcome
 from detector.crawl.middlewares import classify_failure, proxy_error_kind
 from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
+from detector.store.db import ScanResult
 from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
@@ -155,13 +156,15 @@ class DomainsSpider(scrapy.Spider):
         self.sites: dict[str, _Site] = {}
         self.invalid_lines = 0
         self.schemes: list[str] = ["https", "http"]
+        self.run_id = ""  # the pipeline sets every scan's run id; this is only a default
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> DomainsSpider:
-        """Read DETECTOR_SCHEMES (the schemes to try, in order)."""
+        """Read DETECTOR_SCHEMES (the schemes to try, in order) and DETECTOR_RUN_ID."""
         spider = super().from_crawler(crawler, *args, **kwargs)
         schemes = [s for s in crawler.settings.getlist("DETECTOR_SCHEMES") if s in ("https", "http")]
         spider.schemes = schemes or ["https", "http"]
+        spider.run_id = str(crawler.settings.get("DETECTOR_RUN_ID") or "")
         return spider
 
     # ---------------------------------------------------------------- start
@@ -341,8 +344,9 @@ class DomainsSpider(scrapy.Spider):
         stats = self.crawler.stats
         for r in site.results:
             stats.inc_value(f"detector/page/{r.outcome}")
-        return SiteItem(
+        scan = ScanResult(
             domain=site.domain,
+            run_id=self.run_id,
             started_at=site.started_at,
             finished_at=utc_now(),
             status="error" if error_kind else "ok",
@@ -351,9 +355,12 @@ class DomainsSpider(scrapy.Spider):
             http_status=home.status if home is not None else None,
             final_url=final_url,
             offsite=error_kind == "offsite",
-            pages=tuple(site.pages),
-            results=tuple(site.results),
+            pages=len(site.pages),
+            pages_failed=count_outcome(site.results, "transient"),
+            pages_offsite=count_outcome(site.results, "offsite"),
+            pages_blocked=count_outcome(site.results, "blocked"),
         )
+        return SiteItem(scan, tuple(site.pages), tuple(site.results))
 
 
 def _reactor() -> Any:

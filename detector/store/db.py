@@ -66,6 +66,10 @@ class ScanResult:
     detections: tuple[SiteDetection, ...] = field(default_factory=tuple)
     #: Extra pages that failed for a reason that may pass (timeout, 5xx): the scan is partial.
     pages_failed: int = 0
+    #: Extra pages whose redirects left the site (an SSO login): recorded, never in the verdict.
+    pages_offsite: int = 0
+    #: Extra pages robots.txt forbids: not fetched, and no reason for a partial scan.
+    pages_blocked: int = 0
     #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
     detected: bool = True
 
@@ -125,8 +129,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
     counted = r.counts_misses
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
-        "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
+        "pages_offsite, pages_blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -142,6 +146,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
             r.signatures_version,
             r.pages_failed,
             int(counted),
+            r.pages_offsite,
+            r.pages_blocked,
         ),
     )
     scan_id = cursor.lastrowid

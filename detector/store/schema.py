@@ -172,6 +172,11 @@ def _m003_history(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m004_page_outcomes(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE scans ADD COLUMN pages_offsite INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE scans ADD COLUMN pages_blocked INTEGER NOT NULL DEFAULT 0")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -179,6 +184,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema: domains, scans, detections, technologies, categories", _m001_initial),
     (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
+    (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
 ]
 
 
