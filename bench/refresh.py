@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.engine.verdict import SiteDetection
-from detector.store.db import ScanResult, record_scans
 from detector.store.freshness import stale_domains, status_report
+from detector.store.scans import ScanResult, record_scans
 from detector.store.store import open_database
 
 TECHS = [f"Tech{n:03d}" for n in range(300)]

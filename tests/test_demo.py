@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from detector.cli.main import cli
-from detector.store.db import ERROR_KINDS
+from detector.store.scans import ERROR_KINDS
 from tests.servers import ROOT, run_detector
 
 README = ROOT / "README.md"

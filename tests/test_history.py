@@ -10,8 +10,8 @@ import pytest
 import sqlite_utils
 
 from detector.engine.verdict import SiteDetection
-from detector.store.db import ScanResult, detections_for, record_scans
 from detector.store.history import DurationError, Stored, compare, parse_duration
+from detector.store.scans import ScanResult, detections_for, record_scans
 from detector.store.schema import MIGRATIONS, migrate
 from detector.store.store import open_database
 

@@ -441,7 +441,7 @@ def test_usage_errors(tmp_path: Path, args: list[str], code: int, message: str) 
 
 def test_changes_and_status_on_a_recorded_history(tmp_path: Path) -> None:
     from detector.engine.verdict import SiteDetection
-    from detector.store.db import ScanResult, record_scans, utc_now
+    from detector.store.scans import ScanResult, record_scans, utc_now
     from detector.store.store import open_database
 
     db = open_database(tmp_path / "h.db")

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from detector.engine.signatures import load_signatures
 from detector.engine.verdict import SiteDetection
-from detector.store.db import (
+from detector.store.scans import (
     ScanResult,
     StorageError,
     detections_for,

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from detector.cli import cli
 from detector.engine.signatures import load_signatures
-from detector.store.db import StorageError
 from detector.store.lock import EX_TEMPFAIL, LockedError, database_lock
+from detector.store.scans import StorageError
 from detector.store.schema import MIGRATIONS, pending
 from detector.store.store import Store
 from tests.conftest import ROOT, TEST_SIGNATURES

@@ -213,7 +213,7 @@ def _known_technology(database: Any, name: str, db: str) -> str | None:
 
 
 def _open_existing(db: str) -> Any:
-    from detector.store.db import StorageError
+    from detector.store.scans import StorageError
     from detector.store.store import open_database
 
     if not Path(db).exists():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
-    from detector.store.db import (
+    from detector.store.scans import (
         ScanResult,  # the engine workers import this module: no SQLite there
     )
 

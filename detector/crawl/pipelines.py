@@ -22,8 +22,8 @@ from detector.crawl.worker import detect_site, load_engine
 from detector.crawl.writer import ScanWriter
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
-from detector.store.db import ScanResult
 from detector.store.history import DEFAULT_MISS_THRESHOLD
+from detector.store.scans import ScanResult
 from detector.timestamps import utc_now
 
 if TYPE_CHECKING:

@@ -118,8 +118,8 @@ def run(options: CrawlOptions, *, command: str = "crawl", planned: int | None = 
     ``done``, ``interrupted`` (SIGTERM/SIGINT: Scrapy stops gracefully, unfinished domains got
     error rows) or ``failed`` (it raised).  Runs the Twisted reactor: once per process.
     """
-    from detector.store.db import run_summary
     from detector.store.freshness import change_counts
+    from detector.store.scans import run_summary
     from detector.store.store import Store
 
     run_id = options.run_id or new_run_id()

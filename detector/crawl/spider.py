@@ -21,7 +21,7 @@ from twisted.internet.task import deferLater
 from detector.crawl.items import FetchedPage, PageOutcome, PageResult, SiteItem, count_outcome
 from detector.crawl.middlewares import classify_failure, proxy_error_kind
 from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
-from detector.store.db import ScanResult
+from detector.store.scans import ScanResult
 from detector.timestamps import utc_now
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Reading freshness back: stale domains to refresh, the change history, the database's status.
 
 Queries only (sqlite-utils); the rules that write history live in :mod:`detector.store.history`
-and :mod:`detector.store.db`.
+and :mod:`detector.store.scans`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pure code (no SQLite): :func:`compare` turns a domain's stored detections and one scan's
 technologies into a :class:`Plan` (rows to insert, update, count a miss for, remove) and the
-change events it implies.  :mod:`detector.store.db` applies the plan in the same transaction as
+change events it implies.  :mod:`detector.store.scans` applies the plan in the same transaction as
 the scan row, so the crawl and the refresh record history through one code path.
 
 The rule: a technology is ``removed`` only after ``miss_threshold`` consecutive *counting*

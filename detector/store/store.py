@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from detector.store import schema
-from detector.store.db import (
+from detector.store.history import DEFAULT_MISS_THRESHOLD
+from detector.store.lock import DatabaseLock
+from detector.store.scans import (
     ScanResult,
     StorageError,
     add_domains,
@@ -33,8 +35,6 @@ from detector.store.db import (
     record_scans,
     start_run,
 )
-from detector.store.history import DEFAULT_MISS_THRESHOLD
-from detector.store.lock import DatabaseLock
 from detector.store.transaction import transaction
 
 if TYPE_CHECKING:
