@@ -14,6 +14,7 @@ import click
 
 from detector.cli.crawl import crawl, demo
 from detector.cli.detect import detect
+from detector.cli.query import datasette_metadata
 from detector.cli.refresh import changes, refresh, status
 from detector.cli.segment import accounts, segment
 from detector.cli.signatures import signatures
@@ -31,7 +32,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
 
 
-for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo):
+for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo, datasette_metadata):
     cli.add_command(command)
 
 

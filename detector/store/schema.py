@@ -177,6 +177,51 @@ def _m004_page_outcomes(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE scans ADD COLUMN pages_blocked INTEGER NOT NULL DEFAULT 0")
 
 
+#: How old a detection's last sighting may be before the views call it stale (as ``status``).
+STALE_DAYS = 30
+
+_VIEWS = {
+    "domain_technologies": f"""
+        SELECT d.domain, d.technology, d.version, d.categories, d.confidence, d.first_seen,
+               d.last_seen, d.status,
+               d.last_seen < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{STALE_DAYS} days') AS stale
+        FROM detections d""",
+    "technology_counts": """
+        SELECT t.name AS technology, json_extract(t.categories, '$[0]') AS category,
+               (SELECT count(*) FROM detections d WHERE d.technology = t.name AND d.status = 'active')
+                   AS active_domains,
+               (SELECT count(*) FROM changes c WHERE c.technology = t.name AND c.kind = 'added'
+                   AND c.at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')) AS added_30d,
+               (SELECT count(*) FROM changes c WHERE c.technology = t.name AND c.kind = 'removed'
+                   AND c.at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')) AS removed_30d
+        FROM technologies t
+        WHERE EXISTS (SELECT 1 FROM detections d WHERE d.technology = t.name)""",
+    "category_counts": """
+        SELECT c.value AS category, count(DISTINCT d.technology) AS technologies,
+               count(DISTINCT d.domain) AS active_domains
+        FROM detections d, json_each(d.categories) c
+        WHERE d.status = 'active'
+        GROUP BY c.value""",
+    "domain_summary": """
+        SELECT dm.domain, dm.last_scanned_at, dm.last_status, dm.last_ok_at,
+               (SELECT count(*) FROM detections d WHERE d.domain = dm.domain AND d.status = 'active')
+                   AS technologies,
+               (SELECT group_concat(m.cohort, ', ') FROM cohort_members m WHERE m.domain = dm.domain)
+                   AS cohorts,
+               (SELECT min(m.tier) FROM cohort_members m WHERE m.domain = dm.domain) AS tier
+        FROM domains dm""",
+}
+
+
+def _m005_views(db: sqlite_utils.Database) -> None:
+    # Views for sqlite-utils and Datasette users: plain SQL over the tables, nothing stored twice.
+    for name, sql in _VIEWS.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {sql.strip()}")
+    db.execute("CREATE INDEX IF NOT EXISTS detections_technology_status ON detections(technology, status)")
+    db.execute("CREATE INDEX IF NOT EXISTS changes_kind_at ON changes(kind, at)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -185,6 +230,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (2, "segmentation: accounts, cohorts, cohort_members", _m002_segmentation),
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
+    (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
 ]
 
 
