@@ -57,6 +57,10 @@ SOURCE_NAMES = {
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
 }
 EXCERPT = 120
+#: Engine modes: "detector" (the default: this project's rules of evidence, see
+#: :mod:`detector.engine.evidence`) and "wappalyzer" (the reference engine's results, as the
+#: conformance bench measures them).
+MODES = ("detector", "wappalyzer")
 KEYED_PREFILTER_MIN = 6
 #: Values longer than protocols allow are matched on their first characters only, which
 #: bounds the work of the few patterns that need Python's backtracking ``re``: request
@@ -263,9 +267,12 @@ class EngineStats:
 class Engine:
     """Compiled signature library; ``detect(page)`` returns detections with evidence."""
 
-    def __init__(self, library: Library, *, accelerate: bool = True) -> None:
+    def __init__(self, library: Library, *, accelerate: bool = True, mode: str = "detector") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
         self.library = library
         self.accelerate = accelerate
+        self.mode = mode
         self.use_hyperscan = accelerate and hyperscan_available()
         self._techs: list[_Tech] = []
         self._index: dict[str, int] = {}
@@ -294,27 +301,31 @@ class Engine:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_directories(
-        cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True
+        cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True,
+        mode: str = "detector",
     ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
+        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results).
         A compiled engine is cached (see :func:`detector.engine.cache.cache_directory`), keyed by the library's
-        content and this code's version, so later loads take a fraction of a second.
+        content, this code's version and the mode, so later loads take a fraction of a second.
         """
+        if mode not in MODES:
+            raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
         if not cache or os.environ.get("DETECTOR_NO_CACHE"):
-            return cls(load_signatures(directories), accelerate=accelerate)
-        path = cache_path(directories, accelerate and hyperscan_available(), accelerate)
+            return cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+        path = cache_path(directories, accelerate and hyperscan_available(), accelerate, mode)
         cached = read_cache(path)
-        if isinstance(cached, cls):
+        if isinstance(cached, cls) and getattr(cached, "mode", None) == mode:
             return cached
-        engine = cls(load_signatures(directories), accelerate=accelerate)
+        engine = cls(load_signatures(directories), accelerate=accelerate, mode=mode)
         write_cache(path, engine)
         return engine
 
     @classmethod
-    def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> Engine:
+    def from_directory(cls, directory: Path | str, *, accelerate: bool = True, mode: str = "detector") -> Engine:
         """Load one directory of signatures."""
-        return cls.from_directories([directory], accelerate=accelerate)
+        return cls.from_directories([directory], accelerate=accelerate, mode=mode)
 
     def _make_prefilter(self, entries: Sequence[Any]) -> Prefilter:
         if self.use_hyperscan:
