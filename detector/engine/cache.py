@@ -17,7 +17,8 @@ from pathlib import Path
 from detector.engine.signatures import library_digest, resolve_directories
 
 # The modules whose code shapes a compiled engine: a change to any of them invalidates the cache.
-_ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py", "evidence.py")
+_ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py", "evidence.py",
+                "loader.py")
 
 
 def cache_directory() -> Path:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.cache import cache_path, read_cache, write_cache
+from detector.engine.evidence import loader_confidence
+from detector.engine.loader import loader_urls
 from detector.engine.page import Page, ParsedPage, parse_page
 from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
 from detector.engine.prefilter import (
@@ -55,6 +57,7 @@ KIND_RANK = {k: i for i, k in enumerate(
 SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
+    "scriptLoader": "script_loader",
 }
 EXCERPT = 120
 #: Engine modes: "detector" (the default: this project's rules of evidence, see
@@ -501,6 +504,8 @@ class Engine:
         dom_hits: dict[int, list[_Hit]] = {}
         self._match_text_kinds(parsed, hits, dom_hits)
         self._match_scripts(parsed, hits)
+        if self.mode == "detector":
+            self._match_loader(parsed, hits)
         self._match_keyed(parsed, hits)
         for tech_hits in hits.values():
             tech_hits.sort(key=lambda h: h.order)
@@ -559,6 +564,31 @@ class Engine:
             for i in prefilter.candidates(src):
                 rule = rules[i]
                 self._add(hits, rule, src, (rank, 0, u, rule.order[2]), parsed.url, self.accelerate)
+
+    def _match_loader(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        """The scriptSrc rules on the script URLs inline code builds (source ``script_loader``)."""
+        urls = loader_urls(parsed.script_code, parsed.url)
+        if not urls:
+            return
+        prefilter = self._prefilters["scriptSrc"]
+        rules = self._script_rules
+        rank = KIND_RANK["scriptSrc"]
+        loaded = set(parsed.script_src)
+        acc = self.accelerate
+        for u, src in enumerate(urls):
+            if src in loaded:
+                continue  # the page loads it with a <script src>: that evidence is already there
+            src = cap_value("scriptSrc", src)
+            for i in prefilter.candidates(src):
+                rule = rules[i]
+                m = rule.pattern.search(src, acc)
+                if m is None:
+                    continue
+                hits.setdefault(rule.tech, []).append(
+                    _Hit((rank, 1, u, rule.order[2]), rule.tech, "scriptLoader", "", rule.pattern.regex,
+                         _excerpt(m.text, src), rule.pattern.version_for(m),
+                         loader_confidence(rule.pattern.spec.confidence), parsed.url)
+                )
 
     def _match_keyed(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
         sources: dict[str, Mapping[str, Sequence[str]]] = {

@@ -265,6 +265,9 @@ class ParsedPage:
     meta: dict[str, list[str]]
     script_src: list[str]
     scripts: str
+    #: The inline scripts that are code or configuration (JSON-LD left out), for the
+    #: script_loader source (see detector.engine.loader).
+    script_code: str
     css: str
     text: str
     dom: LexborHTMLParser | None
@@ -322,6 +325,7 @@ def parse_page(page: Page) -> ParsedPage:
     meta: dict[str, list[str]] = {}
     script_src: list[str] = []
     inline: list[str] = []
+    code: list[str] = []
     css_parts: list[str] = []
     text = ""
     origin = _origin(page.url)
@@ -335,12 +339,15 @@ def parse_page(page: Page) -> ParsedPage:
                 if key:
                     meta.setdefault(key.lower(), []).append(attrs.get("content") or "")
             elif tag == "script":
-                src = node.attributes.get("src")
+                attrs = node.attributes
+                src = attrs.get("src")
                 if src and not src.startswith("data:text/javascript;") and len(script_src) < MAX_SCRIPT_URLS:
                     script_src.append(_absolute(src, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
+                    if (attrs.get("type") or "").strip().lower() != "application/ld+json":
+                        code.append(body)
             elif tag == "style":
                 css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
@@ -359,6 +366,7 @@ def parse_page(page: Page) -> ParsedPage:
         meta=meta,
         script_src=script_src,
         scripts=",".join(inline),
+        script_code="\n".join(code),
         css="\n".join(css_parts),
         text=text,
         dom=tree,
