@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.cache import cache_path, read_cache, write_cache
-from detector.engine.evidence import loader_confidence
+from detector.engine.evidence import (
+    REFINED_RULES,
+    WEAK_HINT,
+    anchor_counts,
+    anchor_substrings,
+    html_weakness,
+    is_hint_rel,
+    loader_confidence,
+    short_word_regex,
+)
 from detector.engine.loader import loader_urls
 from detector.engine.page import Page, ParsedPage, parse_page
 from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
@@ -123,6 +132,8 @@ class Evidence:
     key: str = ""
     version: str = ""
     confidence: int = 100
+    #: Why this evidence is weak ("resource hint", "snippet comment"), or "" (default mode only).
+    weak: str = ""
 
     def describe(self) -> str:
         """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
@@ -143,6 +154,8 @@ class Evidence:
         if self.version:
             out["version"] = self.version
         out["confidence"] = self.confidence
+        if self.weak:
+            out["weak"] = self.weak
         return out
 
 
@@ -209,6 +222,8 @@ class _DomRule:
     attributes: list[tuple[str, Pattern]]
     gate: frozenset[str] | None
     also: frozenset[bytes] | None = None
+    #: The href*= values of the branches that select anchors by a substring (default mode).
+    anchors: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -241,6 +256,8 @@ class _Hit:
     #: False for a pattern's match on a site's other pages: it gives version and evidence,
     #: but the pattern's confidence counts once (see detector.engine.site).
     counted: bool = True
+    #: Why the hit is weak evidence (default mode): it counts only beside a strong hit.
+    weak: str = ""
 
 
 @dataclass(slots=True)
@@ -283,6 +300,8 @@ class Engine:
         self._script_rules: list[_Rule] = []
         self._keyed: dict[str, dict[str, list[_Rule]]] = {k: {} for k in KEYED_STATIC}
         self._dom: list[_DomRule] = []
+        #: Default mode: text rules of one short word, matched by these instead (by rule index).
+        self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
         self._network_rules = 0
         self._compile(library)
@@ -395,9 +414,15 @@ class Engine:
             rank = KIND_RANK.get(kind, 99)
             if kind in TEXT_KINDS or kind == "scriptSrc":
                 for i, text in enumerate(as_list(value)):
+                    if self.mode == "detector":
+                        text = _refined(sig.name, kind, text)
                     p = self._pattern(sig, f"{kind}[{i}]", text, problems)
                     if p is not None:
                         rule = _Rule(t, kind, "", (rank, 0, i), p)
+                        if kind == "text" and self.mode == "detector":
+                            word = short_word_regex(p.spec.regex)
+                            if word is not None:
+                                self._short_words[len(self._text_rules[kind])] = word
                         (self._script_rules if kind == "scriptSrc" else self._text_rules[kind]).append(rule)
             elif kind in KEYED_STATIC:
                 for k, (key, texts) in enumerate(value.items()):
@@ -442,7 +467,8 @@ class Engine:
                 else:
                     also = pgate
             also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
-            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes))
+            anchors = anchor_substrings(_split_top(str(selector))) if self.mode == "detector" else None
+            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes, anchors))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -519,10 +545,19 @@ class Engine:
         m = rule.pattern.search(value, accelerated, encoded)
         if m is None:
             return
+        weak = html_weakness(value, m.text) if rule.kind == "html" and self.mode == "detector" else ""
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
-                 rule.pattern.version_for(m), rule.pattern.spec.confidence, url)
+                 rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
         )
+
+    def _add_word(self, hits: dict[int, list[_Hit]], rule: _Rule, word: re.Pattern[str], value: str, url: str) -> None:
+        """A short-word text rule, matched on word boundaries (default mode)."""
+        m = word.search(value)
+        if m is not None:
+            hits.setdefault(rule.tech, []).append(
+                _Hit(rule.order, rule.tech, rule.kind, rule.key, rule.pattern.regex, m.group(0), "",
+                     rule.pattern.spec.confidence, url))
 
     def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
         acc = self.accelerate
@@ -545,10 +580,15 @@ class Engine:
                     encoded, view = encode_text(value), hs_view(value)
             if kind == "html":
                 html_view = view
+            words = self._short_words if kind == "text" else {}
             for i in self._prefilters[kind].candidates(value, view):
                 if i < n:
                     rule = rules[i]
-                    self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
+                    word = words.get(i)
+                    if word is not None:
+                        self._add_word(hits, rule, word, value, parsed.url)
+                    else:
+                        self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
                 else:
                     gates.append(i - n)
             if kind == "html" and parsed.dom is not None:
@@ -627,13 +667,23 @@ class Engine:
                 except Exception:  # noqa: BLE001 - a selector lexbor cannot parse matches nothing
                     nodes = []
                 cache[rule.selector] = nodes
+            hints: list[bool] = []
+            if self.mode == "detector":
+                if rule.anchors is not None:
+                    nodes = [x for x in nodes
+                             if x.tag != "a" or anchor_counts(x.attributes.get("href") or "", rule.anchors)]
+                hints = [x.tag == "link" and is_hint_rel(x.attributes.get("rel")) for x in nodes]
             if not nodes:
                 continue
             out = dom_hits.setdefault(rule.tech, [])
             base = (rule.order,)
             if rule.exists is not None:
+                before = len(out)
                 self._dom_hit(out, rule, rule.exists, "", base + (-1, 0), parsed.url, acc, "exists")
+                if hints and all(hints) and len(out) > before:
+                    out[-1].weak = WEAK_HINT
             for k, node in enumerate(nodes):
+                first = len(out)
                 if rule.text is not None:
                     content = (node.text(deep=True, separator="") or "").strip()
                     self._dom_hit(out, rule, rule.text, content, base + (k, 0), parsed.url, acc, "text")
@@ -643,6 +693,9 @@ class Engine:
                         if name in attrs:
                             value = attrs[name] or ""
                             self._dom_hit(out, rule, pat, value, base + (k, a + 1), parsed.url, acc, f"[{name}]")
+                if hints and hints[k]:
+                    for h in out[first:]:
+                        h.weak = WEAK_HINT
             if not out:
                 del dom_hits[rule.tech]
 
@@ -668,6 +721,8 @@ class Engine:
 
         if not hits and not dom_hits:
             return []
+        if self.mode == "detector":
+            hits, dom_hits = _drop_weak(hits, dom_hits)
         seq = batch(t for t in self._main if t in hits or t in dom_hits)
         done_names: set[str] = set()
         done_cats: set[int] = set()
@@ -728,11 +783,32 @@ class Engine:
     def _detection(self, r: _Resolved) -> Detection:
         tech = self._techs[r.tech]
         evidence = [
-            Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence)
+            Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
+                     h.weak)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+def _refined(name: str, kind: str, text: Any) -> Any:
+    """The pattern the default mode runs for a library rule (see evidence.REFINED_RULES)."""
+    if not isinstance(text, str):
+        return text
+    regex, sep, tags = text.partition("\\;")
+    new = REFINED_RULES.get((name, kind, regex))
+    return text if new is None else new + sep + tags
+
+
+def _drop_weak(hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]
+               ) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
+    """Without the technologies whose every hit is weak (a weak hit needs a strong one beside it)."""
+    weak_only = [t for t in set(hits) | set(dom_hits)
+                 if all(h.weak for h in hits.get(t, ())) and all(h.weak for h in dom_hits.get(t, ()))]
+    if not weak_only:
+        return hits, dom_hits
+    drop = set(weak_only)
+    return ({t: h for t, h in hits.items() if t not in drop}, {t: h for t, h in dom_hits.items() if t not in drop})
 
 
 def _parse_relation(entry: str) -> tuple[str, int, str]:
