@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 from detector.engine.match import Engine
-from detector.engine.page import Page
+from detector.engine.page import Page, parse_cookies, split_set_cookie
 
 SHOP = '<script src="https://cdn.shopify.com/s/files/1/app.js"></script>'  # an Ecommerce technology
 
@@ -98,6 +98,30 @@ def test_site_and_page_agree_on_weak_evidence(engine: Engine) -> None:
     page = Page.from_http("https://site.example/", body="<!-- Begin MailChimp Signup Form --><p>x</p>"
                           '<a href="/cartoons/">c</a>')
     assert {d.technology for d in engine.detect(page)} == {v.technology for v in engine.detect_site([page])}
+
+
+SET_COOKIES = [
+    ("a=1; Path=/, b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT", ["a=1; Path=/", "b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT"]),
+    ("a=1; Expires=Wed, 21-Oct-2026 07:28:00 GMT; Path=/, b=2", ["a=1; Expires=Wed, 21-Oct-2026 07:28:00 GMT; Path=/", "b=2"]),
+    ("PHPSESSID=x; path=/", ["PHPSESSID=x; path=/"]),
+    ("a=1,b=2,c=3", ["a=1", "b=2", "c=3"]),
+    ("a=1; Expires=Thursday, 01-Jan-70 00:00:01 GMT, _ga_ABC=GS1", ["a=1; Expires=Thursday, 01-Jan-70 00:00:01 GMT",
+                                                                    "_ga_ABC=GS1"]),
+]
+
+
+@pytest.mark.parametrize(("folded", "cookies"), SET_COOKIES,
+                         ids=["expires-date", "expires-dashes", "single", "bare", "long-day-name"])
+def test_folded_set_cookie_is_split(folded: str, cookies: list[str]) -> None:
+    assert split_set_cookie(folded) == cookies
+
+
+def test_folded_set_cookie_feeds_cookie_rules(engine: Engine, compat: Engine) -> None:
+    folded = "session=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT, PHPSESSID=abc; Path=/; HttpOnly"
+    page = Page.from_http("https://site.example/", headers={"Set-Cookie": folded}, body="<p>x</p>")
+    assert parse_cookies(page) == {"session": "1", "phpsessid": "abc"}
+    for eng in (engine, compat):
+        assert "PHP" in {d.technology for d in eng.detect(page)}
 
 
 @pytest.mark.parametrize("module", ["detector.engine.evidence", "detector.engine.loader", "detector.engine.page"])
