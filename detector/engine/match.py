@@ -11,6 +11,11 @@ Speed comes from the shape of the data: header, cookie and meta patterns are loo
 name, script-URL patterns only see script URLs, and the patterns that scan the body are
 prefiltered in one pass (Hyperscan, or a pure-Python literal filter) before the exact,
 linear-time match (RE2; Python ``re`` for the few patterns RE2 cannot take).
+
+Two modes: ``mode="wappalyzer"`` is exactly the above; the default, ``mode="detector"``,
+adds the ``script_loader`` source (:mod:`detector.engine.loader`) and the rules of evidence of
+:mod:`detector.engine.evidence` (weak resource hints and snippet comments, anchor hrefs on
+segment boundaries, short text words on word boundaries, refined library rules).
 """
 
 from __future__ import annotations
