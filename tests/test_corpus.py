@@ -19,9 +19,16 @@ def _static_case(case: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in case.items() if k != "script_urls"}
 
 
-def test_conformance_with_reference_engine(engine: Engine, corpus: Path) -> None:
+@pytest.fixture(scope="module")
+def compat_engine() -> Engine:
+    """The bundled library in the reference engine's mode (``--compat wappalyzer``)."""
+    return Engine.from_directories(None, mode="wappalyzer")
+
+
+def test_conformance_with_reference_engine(compat_engine: Engine, corpus: Path) -> None:
     if not REFERENCE.exists():
         pytest.skip("reference output is not available")
+    engine = compat_engine
     with gzip.open(REFERENCE, "rt") as f:
         ref = {str(o["id"]): {t["name"] for t in o["technologies"]} for o in map(json.loads, f)}
     tp = fp = fn = 0

@@ -34,7 +34,7 @@ SOURCE_KINDS = [
     ({"html": "<style>.tracko-badge{}</style>"}, "Tracko", None, "css"),
     ({"html": '<div id="tracko-root" data-version="3.2"></div>'}, "Tracko", "3.2", "dom"),
     ({"html": '<span class="tracko-label">Tracked by Tracko</span>'}, "Tracko", None, "dom"),
-    ({"html": '<link rel="preload" href="https://domonly.example/a.css">'}, "DomOnly", None, "dom"),
+    ({"html": '<link rel="stylesheet" href="https://domonly.example/a.css">'}, "DomOnly", None, "dom"),
 ]
 
 

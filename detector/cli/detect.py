@@ -31,6 +31,9 @@ from detector.errors import DetectorError
 @click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
 @click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
+@click.option("--compat", type=click.Choice(["wappalyzer"]), default=None,
+              help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
+              "does (no script_loader source, no rules of evidence).")
 @signatures_option
 def detect(
     urls: tuple[str, ...],
@@ -43,6 +46,7 @@ def detect(
     as_nl: bool,
     timeout: float,
     min_confidence: int,
+    compat: str | None,
     signature_dirs: tuple[str, ...],
 ) -> None:
     """Detect the technologies of pages: live URLs, a saved HTML file, a HAR or JSON Lines cases.
@@ -52,6 +56,7 @@ def detect(
       detector detect https://example.com
       detector detect --html page.html --url https://example.com/ --headers headers.txt
       detector detect --cases pages.jsonl.gz --nl
+      detector detect --compat wappalyzer --html page.html
     """
     sources = sum(bool(x) for x in (urls, html_file, har_file, cases_file))
     if sources != 1:
@@ -60,10 +65,20 @@ def detect(
         raise click.UsageError("--json and --nl are exclusive")
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
-    engine = load_engine(signature_dirs)
+    engine = load_engine(signature_dirs) if compat is None else _load_compat(signature_dirs, compat)
     try:
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)
         _emit(engine, pages, as_json, as_nl, min_confidence)
+    except DetectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _load_compat(signature_dirs: tuple[str, ...], mode: str) -> Any:
+    """The engine in a compatibility mode (see ``Engine(mode=...)``)."""
+    from detector.engine.match import Engine
+
+    try:
+        return Engine.from_directories(list(signature_dirs) or None, mode=mode)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -28,10 +28,16 @@ READY = -1  # task id of the frame a worker sends once its engine is loaded
 
 
 def load_engine(directories: Sequence[str] | None) -> Engine:
-    """Load the engine once per process (``None`` = the bundled library)."""
+    """Load the engine once per process (``None`` = the bundled library).
+
+    The engine mode comes from the environment variable ``DETECTOR_COMPAT`` (the workers
+    inherit the crawler's environment): unset or empty for the default mode, ``wappalyzer``
+    for the reference engine's results.
+    """
     global _ENGINE
     if _ENGINE is None:
-        _ENGINE = Engine.from_directories(list(directories) if directories else None)
+        mode = os.environ.get("DETECTOR_COMPAT") or "detector"
+        _ENGINE = Engine.from_directories(list(directories) if directories else None, mode=mode)
     return _ENGINE
 
 

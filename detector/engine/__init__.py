@@ -13,7 +13,8 @@ Modules: ``page`` (decoding, parsing), ``patterns`` (Wappalyzer pattern syntax),
 ``site`` (a site's pages resolved at once: ``Engine.detect_site``), ``verdict`` (the site
 verdict type, SiteDetection), ``importer`` (Wappalyzer-format data),
 ``checks`` (library self-tests), ``cases`` (case files and HAR input), ``cache`` (compiled
-engines on disk).
+engines on disk), ``loader`` (script URLs built by inline code) and ``evidence`` (the default
+mode's rules of evidence; ``Engine(..., mode="wappalyzer")`` reproduces the reference engine).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from pathlib import Path
 from detector.engine.signatures import library_digest, resolve_directories
 
 # The modules whose code shapes a compiled engine: a change to any of them invalidates the cache.
-_ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py")
+_ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py", "evidence.py",
+                "loader.py")
 
 
 def cache_directory() -> Path:
@@ -37,11 +38,12 @@ def code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def cache_path(directories: Sequence[Path | str] | None, hyperscan: bool, accelerate: bool) -> Path:
-    """The cache file for this library, this code and these accelerator choices."""
+def cache_path(directories: Sequence[Path | str] | None, hyperscan: bool, accelerate: bool,
+               mode: str = "detector") -> Path:
+    """The cache file for this library, this code, these accelerator choices and this engine mode."""
     dirs = [str(d.resolve()) for d in resolve_directories(directories)]
     parts = [library_digest(directories), code_version(), f"hs={hyperscan}", f"acc={accelerate}",
-             sys.version.split()[0], *dirs]
+             f"mode={mode}", sys.version.split()[0], *dirs]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return cache_directory() / f"engine-{key}.pickle"
 

@@ -188,7 +188,12 @@ def check_library(directories: Sequence[Path | str] | None = None, *, timing: bo
 
 
 def check_examples(library: Library, stats: dict[str, int] | None = None) -> list[str]:
-    """Run every signature's examples: ``match`` pages must detect it, ``no_match`` must not."""
+    """Run every signature's examples: ``match`` pages must detect it, ``no_match`` must not.
+
+    Examples test the patterns as written, so they run in the "wappalyzer" mode (the
+    default mode's rules of evidence, which may rightly refuse an example that shows a
+    pattern alone, such as a snippet's comment, have their own tests).
+    """
     from detector.engine.match import Engine
 
     with_examples = [s for s in library.signatures.values() if s.examples]
@@ -196,7 +201,7 @@ def check_examples(library: Library, stats: dict[str, int] | None = None) -> lis
         stats["examples"] = sum(len(s.examples) for s in with_examples)
     if not with_examples:
         return []
-    engine = Engine(library)
+    engine = Engine(library, mode="wappalyzer")
     problems = []
     for sig in with_examples:
         for i, example in enumerate(sig.examples):

@@ -11,6 +11,11 @@ Speed comes from the shape of the data: header, cookie and meta patterns are loo
 name, script-URL patterns only see script URLs, and the patterns that scan the body are
 prefiltered in one pass (Hyperscan, or a pure-Python literal filter) before the exact,
 linear-time match (RE2; Python ``re`` for the few patterns RE2 cannot take).
+
+Two modes: ``mode="wappalyzer"`` is exactly the above; the default, ``mode="detector"``,
+adds the ``script_loader`` source (:mod:`detector.engine.loader`) and the rules of evidence of
+:mod:`detector.engine.evidence` (weak resource hints and snippet comments, anchor hrefs on
+segment boundaries, short text words on word boundaries, refined library rules).
 """
 
 from __future__ import annotations
@@ -23,6 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.cache import cache_path, read_cache, write_cache
+from detector.engine.evidence import (
+    REFINED_RULES,
+    WEAK_HINT,
+    anchor_counts,
+    anchor_substrings,
+    html_weakness,
+    is_hint_rel,
+    loader_confidence,
+    short_word_regex,
+)
+from detector.engine.loader import loader_urls
 from detector.engine.page import Page, ParsedPage, parse_page
 from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
 from detector.engine.prefilter import (
@@ -55,8 +71,13 @@ KIND_RANK = {k: i for i, k in enumerate(
 SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
+    "scriptLoader": "script_loader",
 }
 EXCERPT = 120
+#: Engine modes: "detector" (the default: this project's rules of evidence, see
+#: :mod:`detector.engine.evidence`) and "wappalyzer" (the reference engine's results, as the
+#: conformance bench measures them).
+MODES = ("detector", "wappalyzer")
 KEYED_PREFILTER_MIN = 6
 #: Values longer than protocols allow are matched on their first characters only, which
 #: bounds the work of the few patterns that need Python's backtracking ``re``: request
@@ -116,6 +137,8 @@ class Evidence:
     key: str = ""
     version: str = ""
     confidence: int = 100
+    #: Why this evidence is weak ("resource hint", "snippet comment"), or "" (default mode only).
+    weak: str = ""
 
     def describe(self) -> str:
         """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
@@ -136,6 +159,8 @@ class Evidence:
         if self.version:
             out["version"] = self.version
         out["confidence"] = self.confidence
+        if self.weak:
+            out["weak"] = self.weak
         return out
 
 
@@ -202,6 +227,8 @@ class _DomRule:
     attributes: list[tuple[str, Pattern]]
     gate: frozenset[str] | None
     also: frozenset[bytes] | None = None
+    #: The href*= values of the branches that select anchors by a substring (default mode).
+    anchors: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -234,6 +261,8 @@ class _Hit:
     #: False for a pattern's match on a site's other pages: it gives version and evidence,
     #: but the pattern's confidence counts once (see detector.engine.site).
     counted: bool = True
+    #: Why the hit is weak evidence (default mode): it counts only beside a strong hit.
+    weak: str = ""
 
 
 @dataclass(slots=True)
@@ -263,9 +292,12 @@ class EngineStats:
 class Engine:
     """Compiled signature library; ``detect(page)`` returns detections with evidence."""
 
-    def __init__(self, library: Library, *, accelerate: bool = True) -> None:
+    def __init__(self, library: Library, *, accelerate: bool = True, mode: str = "detector") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
         self.library = library
         self.accelerate = accelerate
+        self.mode = mode
         self.use_hyperscan = accelerate and hyperscan_available()
         self._techs: list[_Tech] = []
         self._index: dict[str, int] = {}
@@ -273,6 +305,8 @@ class Engine:
         self._script_rules: list[_Rule] = []
         self._keyed: dict[str, dict[str, list[_Rule]]] = {k: {} for k in KEYED_STATIC}
         self._dom: list[_DomRule] = []
+        #: Default mode: text rules of one short word, matched by these instead (by rule index).
+        self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
         self._network_rules = 0
         self._compile(library)
@@ -294,27 +328,31 @@ class Engine:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_directories(
-        cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True
+        cls, directories: Sequence[Path | str] | None = None, *, accelerate: bool = True, cache: bool = True,
+        mode: str = "detector",
     ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
+        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results).
         A compiled engine is cached (see :func:`detector.engine.cache.cache_directory`), keyed by the library's
-        content and this code's version, so later loads take a fraction of a second.
+        content, this code's version and the mode, so later loads take a fraction of a second.
         """
+        if mode not in MODES:
+            raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
         if not cache or os.environ.get("DETECTOR_NO_CACHE"):
-            return cls(load_signatures(directories), accelerate=accelerate)
-        path = cache_path(directories, accelerate and hyperscan_available(), accelerate)
+            return cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+        path = cache_path(directories, accelerate and hyperscan_available(), accelerate, mode)
         cached = read_cache(path)
-        if isinstance(cached, cls):
+        if isinstance(cached, cls) and getattr(cached, "mode", None) == mode:
             return cached
-        engine = cls(load_signatures(directories), accelerate=accelerate)
+        engine = cls(load_signatures(directories), accelerate=accelerate, mode=mode)
         write_cache(path, engine)
         return engine
 
     @classmethod
-    def from_directory(cls, directory: Path | str, *, accelerate: bool = True) -> Engine:
+    def from_directory(cls, directory: Path | str, *, accelerate: bool = True, mode: str = "detector") -> Engine:
         """Load one directory of signatures."""
-        return cls.from_directories([directory], accelerate=accelerate)
+        return cls.from_directories([directory], accelerate=accelerate, mode=mode)
 
     def _make_prefilter(self, entries: Sequence[Any]) -> Prefilter:
         if self.use_hyperscan:
@@ -381,9 +419,15 @@ class Engine:
             rank = KIND_RANK.get(kind, 99)
             if kind in TEXT_KINDS or kind == "scriptSrc":
                 for i, text in enumerate(as_list(value)):
+                    if self.mode == "detector":
+                        text = _refined(sig.name, kind, text)
                     p = self._pattern(sig, f"{kind}[{i}]", text, problems)
                     if p is not None:
                         rule = _Rule(t, kind, "", (rank, 0, i), p)
+                        if kind == "text" and self.mode == "detector":
+                            word = short_word_regex(p.spec.regex)
+                            if word is not None:
+                                self._short_words[len(self._text_rules[kind])] = word
                         (self._script_rules if kind == "scriptSrc" else self._text_rules[kind]).append(rule)
             elif kind in KEYED_STATIC:
                 for k, (key, texts) in enumerate(value.items()):
@@ -428,7 +472,8 @@ class Engine:
                 else:
                     also = pgate
             also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
-            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes))
+            anchors = anchor_substrings(_split_top(str(selector))) if self.mode == "detector" else None
+            self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes, anchors))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -490,6 +535,8 @@ class Engine:
         dom_hits: dict[int, list[_Hit]] = {}
         self._match_text_kinds(parsed, hits, dom_hits)
         self._match_scripts(parsed, hits)
+        if self.mode == "detector":
+            self._match_loader(parsed, hits)
         self._match_keyed(parsed, hits)
         for tech_hits in hits.values():
             tech_hits.sort(key=lambda h: h.order)
@@ -503,10 +550,19 @@ class Engine:
         m = rule.pattern.search(value, accelerated, encoded)
         if m is None:
             return
+        weak = html_weakness(value, m.text) if rule.kind == "html" and self.mode == "detector" else ""
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
-                 rule.pattern.version_for(m), rule.pattern.spec.confidence, url)
+                 rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
         )
+
+    def _add_word(self, hits: dict[int, list[_Hit]], rule: _Rule, word: re.Pattern[str], value: str, url: str) -> None:
+        """A short-word text rule, matched on word boundaries (default mode)."""
+        m = word.search(value)
+        if m is not None:
+            hits.setdefault(rule.tech, []).append(
+                _Hit(rule.order, rule.tech, rule.kind, rule.key, rule.pattern.regex, m.group(0), "",
+                     rule.pattern.spec.confidence, url))
 
     def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
         acc = self.accelerate
@@ -529,10 +585,15 @@ class Engine:
                     encoded, view = encode_text(value), hs_view(value)
             if kind == "html":
                 html_view = view
+            words = self._short_words if kind == "text" else {}
             for i in self._prefilters[kind].candidates(value, view):
                 if i < n:
                     rule = rules[i]
-                    self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
+                    word = words.get(i)
+                    if word is not None:
+                        self._add_word(hits, rule, word, value, parsed.url)
+                    else:
+                        self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
                 else:
                     gates.append(i - n)
             if kind == "html" and parsed.dom is not None:
@@ -548,6 +609,31 @@ class Engine:
             for i in prefilter.candidates(src):
                 rule = rules[i]
                 self._add(hits, rule, src, (rank, 0, u, rule.order[2]), parsed.url, self.accelerate)
+
+    def _match_loader(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        """The scriptSrc rules on the script URLs inline code builds (source ``script_loader``)."""
+        urls = loader_urls(parsed.script_code, parsed.url)
+        if not urls:
+            return
+        prefilter = self._prefilters["scriptSrc"]
+        rules = self._script_rules
+        rank = KIND_RANK["scriptSrc"]
+        loaded = set(parsed.script_src)
+        acc = self.accelerate
+        for u, src in enumerate(urls):
+            if src in loaded:
+                continue  # the page loads it with a <script src>: that evidence is already there
+            src = cap_value("scriptSrc", src)
+            for i in prefilter.candidates(src):
+                rule = rules[i]
+                m = rule.pattern.search(src, acc)
+                if m is None:
+                    continue
+                hits.setdefault(rule.tech, []).append(
+                    _Hit((rank, 1, u, rule.order[2]), rule.tech, "scriptLoader", "", rule.pattern.regex,
+                         _excerpt(m.text, src), rule.pattern.version_for(m),
+                         loader_confidence(rule.pattern.spec.confidence), parsed.url)
+                )
 
     def _match_keyed(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
         sources: dict[str, Mapping[str, Sequence[str]]] = {
@@ -586,13 +672,23 @@ class Engine:
                 except Exception:  # noqa: BLE001 - a selector lexbor cannot parse matches nothing
                     nodes = []
                 cache[rule.selector] = nodes
+            hints: list[bool] = []
+            if self.mode == "detector":
+                if rule.anchors is not None:
+                    nodes = [x for x in nodes
+                             if x.tag != "a" or anchor_counts(x.attributes.get("href") or "", rule.anchors)]
+                hints = [x.tag == "link" and is_hint_rel(x.attributes.get("rel")) for x in nodes]
             if not nodes:
                 continue
             out = dom_hits.setdefault(rule.tech, [])
             base = (rule.order,)
             if rule.exists is not None:
+                before = len(out)
                 self._dom_hit(out, rule, rule.exists, "", base + (-1, 0), parsed.url, acc, "exists")
+                if hints and all(hints) and len(out) > before:
+                    out[-1].weak = WEAK_HINT
             for k, node in enumerate(nodes):
+                first = len(out)
                 if rule.text is not None:
                     content = (node.text(deep=True, separator="") or "").strip()
                     self._dom_hit(out, rule, rule.text, content, base + (k, 0), parsed.url, acc, "text")
@@ -602,6 +698,9 @@ class Engine:
                         if name in attrs:
                             value = attrs[name] or ""
                             self._dom_hit(out, rule, pat, value, base + (k, a + 1), parsed.url, acc, f"[{name}]")
+                if hints and hints[k]:
+                    for h in out[first:]:
+                        h.weak = WEAK_HINT
             if not out:
                 del dom_hits[rule.tech]
 
@@ -627,6 +726,8 @@ class Engine:
 
         if not hits and not dom_hits:
             return []
+        if self.mode == "detector":
+            hits, dom_hits = _drop_weak(hits, dom_hits)
         seq = batch(t for t in self._main if t in hits or t in dom_hits)
         done_names: set[str] = set()
         done_cats: set[int] = set()
@@ -687,11 +788,32 @@ class Engine:
     def _detection(self, r: _Resolved) -> Detection:
         tech = self._techs[r.tech]
         evidence = [
-            Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence)
+            Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
+                     h.weak)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+def _refined(name: str, kind: str, text: Any) -> Any:
+    """The pattern the default mode runs for a library rule (see evidence.REFINED_RULES)."""
+    if not isinstance(text, str):
+        return text
+    regex, sep, tags = text.partition("\\;")
+    new = REFINED_RULES.get((name, kind, regex))
+    return text if new is None else new + sep + tags
+
+
+def _drop_weak(hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]
+               ) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
+    """Without the technologies whose every hit is weak (a weak hit needs a strong one beside it)."""
+    weak_only = [t for t in set(hits) | set(dom_hits)
+                 if all(h.weak for h in hits.get(t, ())) and all(h.weak for h in dom_hits.get(t, ()))]
+    if not weak_only:
+        return hits, dom_hits
+    drop = set(weak_only)
+    return ({t: h for t, h in hits.items() if t not in drop}, {t: h for t, h in dom_hits.items() if t not in drop})
 
 
 def _parse_relation(entry: str) -> tuple[str, int, str]:

@@ -236,12 +236,29 @@ def parse_cookies(page: Page) -> dict[str, str]:
     for name, value in page.cookies.items():
         out[_cookie_key(name)] = value
     for line in page.headers.get("set-cookie", ()):
-        first = line.split(";", 1)[0]
-        name, eq, value = first.partition("=")
-        key = _cookie_key(name.strip())
-        if key:
-            out[key] = value.strip() if eq else ""
+        for cookie in split_set_cookie(line) if "," in line else (line,):
+            first = cookie.split(";", 1)[0]
+            name, eq, value = first.partition("=")
+            key = _cookie_key(name.strip())
+            if key:
+                out[key] = value.strip() if eq else ""
     return out
+
+
+#: A comma that starts another cookie: the next ``;``-free text up to ``=`` is a cookie name
+#: (a token: no spaces, commas or separators).  The comma in an ``Expires`` date is followed
+#: by a day and a space ("Wed, 21 Oct 2026 ..."), never by ``name=``.
+_NEXT_COOKIE = re.compile(r",\s*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
+
+
+def split_set_cookie(value: str) -> list[str]:
+    """The cookies of a ``Set-Cookie`` value that was folded into one line with commas
+    (as some HTTP clients and proxies join repeated headers).
+
+    >>> split_set_cookie("a=1; Path=/, b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+    ['a=1; Path=/', 'b=2; Expires=Wed, 21 Oct 2026 07:28:00 GMT']
+    """
+    return [part.strip() for part in _NEXT_COOKIE.split(value) if part.strip()]
 
 
 _GA4 = re.compile(r"_ga_[a-z0-9]+")
@@ -265,6 +282,9 @@ class ParsedPage:
     meta: dict[str, list[str]]
     script_src: list[str]
     scripts: str
+    #: The inline scripts that are code or configuration (JSON-LD left out), for the
+    #: script_loader source (see detector.engine.loader).
+    script_code: str
     css: str
     text: str
     dom: LexborHTMLParser | None
@@ -322,6 +342,7 @@ def parse_page(page: Page) -> ParsedPage:
     meta: dict[str, list[str]] = {}
     script_src: list[str] = []
     inline: list[str] = []
+    code: list[str] = []
     css_parts: list[str] = []
     text = ""
     origin = _origin(page.url)
@@ -335,12 +356,15 @@ def parse_page(page: Page) -> ParsedPage:
                 if key:
                     meta.setdefault(key.lower(), []).append(attrs.get("content") or "")
             elif tag == "script":
-                src = node.attributes.get("src")
+                attrs = node.attributes
+                src = attrs.get("src")
                 if src and not src.startswith("data:text/javascript;") and len(script_src) < MAX_SCRIPT_URLS:
                     script_src.append(_absolute(src, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
+                    if (attrs.get("type") or "").strip().lower() != "application/ld+json":
+                        code.append(body)
             elif tag == "style":
                 css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
@@ -359,6 +383,7 @@ def parse_page(page: Page) -> ParsedPage:
         meta=meta,
         script_src=script_src,
         scripts=",".join(inline),
+        script_code="\n".join(code),
         css="\n".join(css_parts),
         text=text,
         dom=tree,

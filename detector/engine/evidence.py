@@ -1,0 +1,237 @@
+"""Rules of evidence of the default ("detector") mode: what a match proves, beyond the reference.
+
+The reference engine (and the engine's "wappalyzer" mode) counts every pattern match alike.
+The default mode adds the rules below; each is general (no technology named) and is
+described in README.md, "Evidence rules".
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Percent of a scriptSrc rule's confidence that a URL built by inline code carries (the
+#: ``script_loader`` source).  The URL is in the code that would load the script, not a
+#: script the page was seen to load: the snippet may sit behind a consent check or never
+#: run.  So it weighs less than a ``<script src>``, but alone still makes a detection at
+#: confidence 80 (a rule written at 100), above any usual reporting threshold.
+LOADER_CONFIDENCE = 80
+
+
+def loader_confidence(rule_confidence: int) -> int:
+    """The confidence of a script_loader match of a rule written with ``rule_confidence``.
+
+    >>> loader_confidence(100), loader_confidence(50)
+    (80, 40)
+    """
+    return rule_confidence * LOADER_CONFIDENCE // 100
+
+
+# ---------------------------------------------------------------------- weak evidence
+#: ``<link rel>`` values that only announce a possible request: resource hints.
+HINT_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "modulepreload", "prerender"})
+#: Why a hit is weak (it counts only alongside a strong hit of the same technology).
+WEAK_HINT = "resource hint"
+WEAK_COMMENT = "snippet comment"
+_REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+#: How far back a hit looks for the start of the tag or comment it sits in.
+_LOOKBACK = 4096
+#: Occurrences of a matched text looked at before it is taken as strong.
+_MAX_OCCURRENCES = 16
+
+
+def is_hint_rel(rel: str | None) -> bool:
+    """Whether a ``rel`` attribute value names a resource hint.
+
+    >>> is_hint_rel("preconnect"), is_hint_rel("dns-prefetch preconnect"), is_hint_rel("stylesheet")
+    (True, True, False)
+    """
+    return bool(rel) and any(word in HINT_RELS for word in (rel or "").lower().split())
+
+
+def _in_hint_link(html: str, pos: int) -> bool:
+    """Whether position ``pos`` of ``html`` lies inside a ``<link rel=(hint)>`` tag."""
+    lt = html.rfind("<", max(0, pos - _LOOKBACK), pos + 1)
+    if lt < 0 or html[lt + 1 : lt + 5].lower() != "link":
+        return False
+    gt = html.find(">", lt)
+    if gt < pos:
+        return False
+    m = _REL.search(html, lt, gt)
+    return m is not None and is_hint_rel(m.group(1) or m.group(2) or m.group(3))
+
+
+#: A comment that labels a pasted snippet: it opens or closes a block ("Begin ...",
+#: "Start of ...", "End ...") or names a piece of code ("... Code", "... Snippet", "... Tag").
+_SNIPPET_LABEL = re.compile(
+    r"<!--\s{0,20}(?:(?:begin|start|end)\b|[^>]{0,200}?\b(?:code|snippet|script|tag)\s{0,20}-->)", re.IGNORECASE)
+
+
+def _in_comment(html: str, start: int, end: int) -> bool:
+    """Whether ``html[start:end]`` lies inside an HTML comment that labels a pasted snippet.
+
+    Comments that software writes about the page it generated ("optimized with X 20.1",
+    "Cached by X") stay strong evidence: the software ran.  A snippet's label is not: the
+    snippet's code is the evidence, and a label left without its code proves nothing.
+    IE conditional comments (``<!--[if IE]>``) hold real markup and are not comments here.
+    """
+    open_ = html.rfind("<!--", 0, start + 4)
+    if open_ > start:
+        open_ = html.rfind("<!--", 0, start)
+    if open_ < 0 or html.startswith("<!--[if", open_):
+        return False
+    close = html.find("-->", open_ + 4)
+    if close >= 0 and close + 3 < end:
+        return False
+    return _SNIPPET_LABEL.match(html, open_, close + 3 if close >= 0 else len(html)) is not None
+
+
+def html_weakness(html: str, matched: str) -> str:
+    """Why an ``html`` match is weak ("" when it is not): every occurrence of the matched
+    text is inside a resource-hint ``<link>`` or inside a snippet's label comment.
+
+    >>> html_weakness('<link rel="preconnect" href="https://fonts.example">', 'fonts.example')
+    'resource hint'
+    >>> html_weakness('<!-- Begin Vendor Signup Form --><p>x</p>', '<!-- Begin Vendor Signup Form -->')
+    'snippet comment'
+    >>> html_weakness('<!-- This page is cached by Vendor 2.1 -->', 'cached by Vendor')
+    ''
+    >>> html_weakness('<!-- Vendor --><form class="vendor-form">', 'vendor-form')
+    ''
+    """
+    if not matched:
+        return ""
+    pos = html.find(matched)
+    reasons: set[str] = set()
+    n = 0
+    while pos >= 0 and n < _MAX_OCCURRENCES:
+        end = pos + len(matched)
+        if _in_hint_link(html, pos):
+            reasons.add(WEAK_HINT)
+        elif _in_comment(html, pos, end):
+            reasons.add(WEAK_COMMENT)
+        else:
+            return ""
+        pos = html.find(matched, pos + 1)
+        n += 1
+    if pos >= 0:
+        return ""  # too many occurrences to check: taken as strong
+    return WEAK_HINT if WEAK_HINT in reasons else WEAK_COMMENT if reasons else ""
+
+
+# ---------------------------------------------------------------------- anchor hrefs
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+_ANCHOR_HREF = re.compile(r"""\[\s*href\s*\*=\s*(?:"([^"]*)"|'([^']*)'|([^\s\]]+))\s*\]""")
+_COMBINATOR = re.compile(r"""\s*[>+~]\s*|\s+(?![^\[]*\])""")
+
+
+def _last_compound(branch: str) -> str:
+    """The rightmost compound selector of a branch (the element it selects)."""
+    depth, quote, cut = 0, "", 0
+    for i, c in enumerate(branch):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and c in " >+~":
+            cut = i + 1
+    return branch[cut:].strip()
+
+
+def anchor_substrings(branches: list[str]) -> tuple[tuple[str, ...], ...] | None:
+    """For a selector's branches: the ``href*=`` values of each branch that selects ``<a>``
+    elements by a substring of their href, or None when some branch selects anchors
+    without one (then every anchor it finds counts as it is).
+
+    >>> anchor_substrings(["a[href*='/cart']", "div.cart"])
+    (('/cart',),)
+    >>> anchor_substrings(["a.cart"]) is None, anchor_substrings(["div a[href*='x'][target]"])
+    (True, (('x',),))
+    """
+    out: list[tuple[str, ...]] = []
+    for branch in branches:
+        compound = _last_compound(branch)
+        tag = re.match(r"[A-Za-z*][A-Za-z0-9-]*", compound)
+        name = tag.group(0).lower() if tag else "*"
+        if name not in ("a", "*"):
+            continue
+        values = tuple(m.group(1) or m.group(2) or m.group(3) or "" for m in _ANCHOR_HREF.finditer(compound))
+        values = tuple(v for v in values if v)
+        if not values:
+            if name == "a":
+                return None
+            continue
+        out.append(values)
+    return tuple(out) if out else None
+
+
+def on_segment_boundary(href: str, value: str) -> bool:
+    """Whether ``value`` occurs in ``href`` where a path segment (or host label) starts and ends.
+
+    An end of ``value`` that is itself a separator (``/``, ``.``, ``?``...) needs nothing more.
+
+    >>> [on_segment_boundary(h, "/cart") for h in ("/cart", "/cart/", "/cart?x=1", "/cartoons/", "/cart-page")]
+    [True, True, True, False, False]
+    >>> on_segment_boundary("https://x.example/shop/cart.php", "/cart"), on_segment_boundary("/a", "")
+    (True, True)
+    """
+    if not value:
+        return True
+    need_left = value[0] in _WORD_CHARS
+    need_right = value[-1] in _WORD_CHARS
+    pos = href.find(value)
+    while pos >= 0:
+        end = pos + len(value)
+        left = not need_left or pos == 0 or href[pos - 1] not in _WORD_CHARS
+        right = not need_right or end == len(href) or href[end] not in _WORD_CHARS
+        if left and right:
+            return True
+        pos = href.find(value, pos + 1)
+    return False
+
+
+def anchor_counts(href: str, branches: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether an ``<a href>`` found by a substring selector counts: some branch's values all
+    occur in it on segment boundaries."""
+    return any(all(on_segment_boundary(href, v) for v in values) for values in branches)
+
+
+# ---------------------------------------------------------------------- short words in text
+_SHORT_WORD = re.compile(r"(?:\\b|\^)?(?:\(\?<!-\))?(?:\\b)?\\?([A-Za-z0-9]{1,4})(?:\\b|\$)?")
+
+
+def short_word_regex(regex: str) -> re.Pattern[str] | None:
+    """For a ``text`` pattern that is one word of 4 characters or fewer, the matcher the
+    default mode uses: the word between Unicode word boundaries, in capitals only when the
+    pattern writes it in capitals (an acronym: ``UPS`` is not the English "ups").
+
+    >>> rx = short_word_regex(r"\\b(?<!-)UPS\\b")
+    >>> [bool(rx.search(t)) for t in ("Ship with UPS.", "user groups", "ups and downs", "GrüUPS")]
+    [True, False, False, False]
+    >>> short_word_regex(r"\\bRoyal Mail\\b") is None, bool(short_word_regex(r"\\APC\\b").search("GAPC"))
+    (True, False)
+    """
+    m = _SHORT_WORD.fullmatch(regex)
+    if m is None:
+        return None
+    word = m.group(1)
+    flags = 0 if word.isupper() else re.IGNORECASE
+    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", flags)
+
+
+# ---------------------------------------------------------------------- refined rules
+#: Library rules the default mode runs in a narrower form: (technology, kind, pattern as
+#: written) -> the pattern run instead.  Each names a shared loader whose product the URL
+#: itself says.  A rule that is not in the library is not used.
+#:
+#: * gtag.js (``googletagmanager.com/gtag/js?id=...``) loads Google Analytics for a ``G-``
+#:   or ``UA-`` id, but Google Ads (``AW-``) and Floodlight (``DC-``) too: it is Google
+#:   Analytics evidence only with an Analytics id.
+REFINED_RULES: dict[tuple[str, str, str], str] = {
+    ("Google Analytics", "scriptSrc", r"googletagmanager\.com/gtag/js"):
+        r"googletagmanager\.com/gtag/js\?(?:[^#]*&)?id=(?:G|UA)-",
+}
