@@ -31,7 +31,19 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 LABELS = ROOT / "bench" / "accuracy" / "labels.jsonl"
 PAGES = ROOT / "bench" / "accuracy" / "pages.txt"
-CAUSES = ("loader", "script_src", "header", "cookie", "meta", "html", "comment", "resource_hint", "implied", "other")
+CAUSES = (
+    "loader",
+    "script_src",
+    "header",
+    "cookie",
+    "meta",
+    "html",
+    "comment",
+    "resource_hint",
+    "implied",
+    "url",
+    "other",
+)
 
 
 def load_labels(path: Path = LABELS) -> dict[str, dict[str, dict[str, Any]]]:
@@ -72,36 +84,57 @@ def classify(proof: str) -> str:
 
     >>> classify("implied by WordPress (hard server requirement)")
     'implied'
-    >>> classify('<link rel="preconnect" href="https://x.example">')
+    >>> classify('only a resource hint: <link rel="preconnect" href="https://x.example">')
     'resource_hint'
     >>> classify("<script src='/wp-includes/js/jquery/jquery.js'>")
     'script_src'
+    >>> classify("var _paq = _paq || []; _paq.push(['trackPageView']);")
+    'loader'
+    >>> classify("header server: nginx")
+    'header'
     """
-    p = proof.lower()
+    p = proof.strip().lower()
     if p.startswith("implied"):
         return "implied"
     if re.search(r"rel=.?(preconnect|dns-prefetch|preload|prefetch)", p) or "resource hint" in p:
         return "resource_hint"
-    if p.startswith("header ") or p.startswith("h ") or re.match(r"^[a-z0-9-]+: ", p) and "cookie" not in p[:12]:
-        return "header"
-    if "cookie" in p[:20] or p.startswith("set-cookie"):
-        return "cookie"
-    if "<!--" in p or p.startswith("comment"):
-        return "comment"
-    if "<meta" in p or p.startswith("meta "):
-        return "meta"
-    if re.search(r"createelement|\.src\s*=|gtag\(|_gaq|_paq|googletag|\(function\s*\(|push\(|\bvar \w+\s*=|window\.", p):
-        return "loader"
-    if "src=" in p or p.startswith("script") or p.startswith("su "):
+    if p.startswith(("script_urls:", "src=")) or "only script_urls:" in p:
         return "script_src"
-    if "<" in p or "text" in p:
+    if p.startswith("header ") or "content-security-policy" in p:
+        return "header"
+    if p.startswith("cookie "):
+        return "cookie"
+    if p.startswith("<!--") and not re.search(r"<(?:form|script|link|img|iframe|div)\b", p):
+        return "comment"
+    if p.startswith(("<meta", "meta ")):
+        return "meta"
+    if re.search(r"<script\b[^>]*\bsrc=", p):
+        return "script_src"
+    if re.search(
+        r"createelement|\.src\s*=|function\s*\(|\bvar \w+|window\.|\.push\(|\w+\.\w+\(|\$\(|inline|loader snippet"
+        r"|\btypeof\b|^\w+\s*=\s*\S|\w+\([\"'\[{]",
+        p,
+    ):
+        return "loader"
+    if p.startswith("<") or " class=" in p or "<a " in p:
         return "html"
+    if re.search(r"\.js\b", p):
+        return "script_src"
+    if p.startswith("page url"):
+        return "url"
     return "other"
 
 
-def score(labels: Mapping[str, Mapping[str, Mapping[str, Any]]],
-          reported: Mapping[str, Iterable[str]]) -> dict[str, Any]:
-    """Precision, recall, F1 and the lists of misses, false positives and unjudged pairs."""
+def score(
+    labels: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    reported: Mapping[str, Iterable[str]],
+    library: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Precision, recall, F1 and the lists of misses, false positives and unjudged pairs.
+
+    With ``library`` (the technology names the signature library knows), also the recall over
+    the judged-present technologies the library knows, since no rule can find the others.
+    """
     tp = 0
     fps: list[tuple[str, str, str]] = []
     fns: list[tuple[str, str, str]] = []
@@ -122,10 +155,24 @@ def score(labels: Mapping[str, Mapping[str, Mapping[str, Any]]],
     p = tp / (tp + len(fps)) if tp + len(fps) else 0.0
     r = tp / (tp + len(fns)) if tp + len(fns) else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"tp": tp, "fp": len(fps), "fn": len(fns), "unjudged": len(unjudged),
-            "precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4),
-            "false_positives": by_cause(fps), "misses": by_cause(fns),
-            "unjudged_pairs": [f"{pid}: {tech}" for pid, tech in unjudged]}
+    known = set(library)
+    fn_unknown = sum(1 for _, tech, _ in fns if known and tech not in known)
+    fn_known = len(fns) - fn_unknown
+    r_known = tp / (tp + fn_known) if tp + fn_known else 0.0
+    return {
+        "tp": tp,
+        "fp": len(fps),
+        "fn": len(fns),
+        "unjudged": len(unjudged),
+        "fn_not_in_library": fn_unknown,
+        "recall_library": round(r_known, 4),
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(f1, 4),
+        "false_positives": by_cause(fps),
+        "misses": by_cause(fns),
+        "unjudged_pairs": [f"{pid}: {tech}" for pid, tech in unjudged],
+    }
 
 
 def by_cause(items: Iterable[tuple[str, str, str]]) -> dict[str, list[str]]:
@@ -150,7 +197,9 @@ def engine_modes() -> list[tuple[str, dict[str, Any]]]:
     return modes
 
 
-def run_engine(cases: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> dict[str, list[str]] | None:
+def run_engine(
+    cases: Mapping[str, Mapping[str, Any]], **kwargs: Any
+) -> dict[str, list[str]] | None:
     """Technologies the engine reports per page id, or None when this engine lacks the mode."""
     from detector.engine.cases import page_from_case
     from detector.engine.match import Engine
@@ -159,15 +208,23 @@ def run_engine(cases: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> dict[st
         engine = Engine.from_directories(None, **kwargs)
     except TypeError:
         return None
-    return {pid: [d.technology for d in engine.detect(page_from_case(case))] for pid, case in cases.items()}
+    return {
+        pid: [d.technology for d in engine.detect(page_from_case(case))]
+        for pid, case in cases.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--corpus", type=Path, default=SHARED / "corpus" / "dev.jsonl.gz")
     ap.add_argument("--labels", type=Path, default=LABELS)
-    ap.add_argument("--reference", type=Path,
-                    default=SHARED / "bench" / "reference" / "wappalyzer-core-dev.jsonl.gz")
+    ap.add_argument(
+        "--reference",
+        type=Path,
+        default=SHARED / "bench" / "reference" / "wappalyzer-core-dev.jsonl.gz",
+    )
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
     ap.add_argument("--show", type=int, default=40, help="list at most this many items per cause")
     args = ap.parse_args(argv)
@@ -178,31 +235,52 @@ def main(argv: list[str] | None = None) -> int:
     cases = load_cases(args.corpus, labels)
     missing = sorted(set(labels) - set(cases))
     if missing:
-        print(f"{args.labels}: {len(missing)} page ids not in {args.corpus}: {', '.join(missing[:5])}",
-              file=sys.stderr)
+        print(
+            f"{args.labels}: {len(missing)} page ids not in {args.corpus}: {', '.join(missing[:5])}",
+            file=sys.stderr,
+        )
         return 1
+    from detector.engine.match import Engine
+
+    library = Engine.from_directories(None).technologies
     results: dict[str, dict[str, Any]] = {}
     for name, kwargs in engine_modes():
         reported = run_engine(cases, **kwargs)
         if reported is not None:
-            results[name] = score(labels, reported)
+            results[name] = score(labels, reported, library)
     if args.reference.exists():
         ref = load_reference(args.reference)
-        results["reference"] = score(labels, {pid: ref.get(pid, set()) for pid in labels})
+        results["reference"] = score(labels, {pid: ref.get(pid, set()) for pid in labels}, library)
     else:
         print(f"reference output not found: {args.reference}", file=sys.stderr)
     pages = len(labels)
     judgements = sum(len(v) for v in labels.values())
     present = sum(j["present"] for v in labels.values() for j in v.values())
     if args.json:
-        print(json.dumps({"pages": pages, "judgements": judgements, "present": present, "results": results},
-                         indent=1))
+        print(
+            json.dumps(
+                {"pages": pages, "judgements": judgements, "present": present, "results": results},
+                indent=1,
+            )
+        )
         return 0
-    print(f"{pages} pages, {judgements} judgements ({present} present, {judgements - present} absent)")
+    print(
+        f"{pages} pages, {judgements} judgements ({present} present, {judgements - present} absent)"
+    )
     names = list(results)
-    print(f"{'':10}" + "".join(f"{n:>12}" for n in names))
-    for key in ("precision", "recall", "f1", "tp", "fp", "fn", "unjudged"):
-        print(f"{key:10}" + "".join(f"{results[n][key]:>12}" for n in names))
+    print(f"{'':18}" + "".join(f"{n:>12}" for n in names))
+    for key in (
+        "precision",
+        "recall",
+        "f1",
+        "tp",
+        "fp",
+        "fn",
+        "unjudged",
+        "fn_not_in_library",
+        "recall_library",
+    ):
+        print(f"{key:18}" + "".join(f"{results[n][key]:>12}" for n in names))
     for n in names:
         res = results[n]
         for title, key in (("misses", "misses"), ("false positives", "false_positives")):
@@ -212,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{n}: {title} by cause")
             for cause, items in groups.items():
                 more = f" (+{len(items) - args.show})" if len(items) > args.show else ""
-                print(f"  {cause} ({len(items)}): {'; '.join(items[:args.show])}{more}")
+                print(f"  {cause} ({len(items)}): {'; '.join(items[: args.show])}{more}")
         if res["unjudged_pairs"]:
-            print(f"\n{n}: unjudged ({len(res['unjudged_pairs'])}): {'; '.join(res['unjudged_pairs'][:args.show])}")
+            print(
+                f"\n{n}: unjudged ({len(res['unjudged_pairs'])}): {'; '.join(res['unjudged_pairs'][: args.show])}"
+            )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import subprocess
 import sys
@@ -57,8 +58,13 @@ def test_label_ids_exist_in_corpus() -> None:
 
 @needs_corpus
 def test_accuracy_bench_runs() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy.py"), "--json"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "accuracy.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     result = json.loads(out.stdout)
     assert result["pages"] == len(read_labels())
     for name in ("default", "reference"):
@@ -68,7 +74,34 @@ def test_accuracy_bench_runs() -> None:
 
 
 def test_accuracy_bench_skips_without_corpus(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy.py"), "--corpus", str(tmp_path / "none.gz")],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "accuracy.py"),
+            "--corpus",
+            str(tmp_path / "none.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert out.returncode == 0
     assert "corpus not found" in out.stderr
+
+
+@needs_corpus
+def test_pick_follows_the_fixed_rule() -> None:
+    """pages.txt is the first N ids of each kind in sha256(id) order (see bench/accuracy/README.md)."""
+    quota = {"traf": 38, "rdb": 16, "warc": 16, "har": 8, "http": 6}
+    by_kind: dict[str, list[str]] = {k: [] for k in quota}
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        for line in f:
+            case = json.loads(line)
+            if not case["html"] and not (case["headers"] or case.get("script_urls")):
+                continue
+            by_kind[case["id"].split("-")[0]].append(case["id"])
+    expected = []
+    for kind, n in quota.items():
+        expected += sorted(by_kind[kind], key=lambda i: hashlib.sha256(i.encode()).hexdigest())[:n]
+    assert PAGES.read_text(encoding="utf-8").split() == expected
