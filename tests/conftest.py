@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Compiled engines go to a cache of this test run, never the user's ~/.cache (subprocesses
+# inherit it).  Set before anything loads an engine; removed when the run ends.
+_CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
+os.environ["DETECTOR_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 from detector.engine.match import Engine
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,10 @@ def test_the_engine_imports_no_crawler_database_or_cli() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_tests_never_write_the_user_cache() -> None:
+    from detector.engine.cache import cache_directory
+
+    cache = cache_directory().resolve()
+    assert not cache.is_relative_to((Path.home() / ".cache").resolve()), cache
