@@ -212,7 +212,7 @@ def test_accounts_import_reports_blank_and_duplicate_rows(tmp_path: Path) -> Non
             "name,country\nA,US\n",
             (
                 "Error: {path} line 1: no domain or website column among name, country; name one column `domain` or "
-                "`website`, or pass --domain-column\n"
+                "`website`, or pass --column\n"
             ),
         ),
         (
@@ -593,3 +593,18 @@ def test_segment_names_a_misspelt_keyword(db_path: Path, tmp_path: Path) -> None
     assert result.output == (
         f'Error: {rules} line 4: no account column "technolgy"; did you mean the keyword "technology"?\n'
     )
+
+
+@pytest.mark.parametrize("spelling", ["--column", "--domain-column"])
+def test_accounts_import_takes_crawls_column_option(tmp_path: Path, spelling: str) -> None:
+    """`--column` as in `crawl`, by name or number; `--domain-column` still works."""
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("name,homepage,web\nAcme,https://www.acme.test/,x\n")
+    for value in ("web", "2"):
+        db = tmp_path / f"{value}.db"
+        result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(db), spelling, value])
+        if value == "web":
+            assert result.exit_code == 1 and "x" in result.output  # "x" is not a domain
+        else:
+            assert result.exit_code == 0, result.output
+            assert [r["domain"] for r in sqlite_utils.Database(db)["accounts"].rows] == ["acme.test"]

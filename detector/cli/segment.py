@@ -30,7 +30,9 @@ def accounts() -> None:
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @db_option("SQLite database file.", dest="db_path")
 @click.option(
-    "--domain-column", help="Column holding the website (default: domain, website, url...)."
+    "--column", "--domain-column", "domain_column",
+    help="Column holding the website: a name or 1-based number, as `crawl --column` "
+         "(default: domain, website, url...). --domain-column is the old spelling.",
 )
 @click.option(
     "--keep-subdomains",

@@ -80,7 +80,7 @@ def read_accounts(
         wanted = f'"{domain_column}"' if domain_column else "domain or website"
         raise AccountsError(
             f"{where} line 1: no {wanted} column among {', '.join(headers)}; "
-            "name one column `domain` or `website`, or pass --domain-column"
+            "name one column `domain` or `website`, or pass --column"
         )
     names = _column_names(headers, source, where)
     rows: dict[str, dict[str, Value]] = {}
