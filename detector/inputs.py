@@ -265,6 +265,20 @@ def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
     yield from rest
 
 
+def has_lines(paths: Sequence[str], column: str | None = None) -> bool:
+    """True when the files hold at least one candidate line (a domain, or a line to report).
+
+    Blank lines, comments and a lone CSV header are no candidates.  Reads only up to the first
+    candidate; never reads stdin (``-`` counts as having lines).
+    """
+    for path in paths:
+        if path == "-":
+            return True
+        for _ in _iter_values(path, column, None):
+            return True
+    return False
+
+
 def read_domains(
     paths: Sequence[str],
     *,

@@ -212,3 +212,31 @@ def test_crawl_input_and_accounts_import_pick_the_same_column(tmp_path: Path, he
     rows, result = read_accounts(text, str(path), clean_domain, column)
     assert crawled == [r["domain"] for r in rows] == ["acme.test"]
     assert result.domain_column == names[target]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# only a comment\n", "domain,name\n"], ids=["empty", "blank", "comment", "header-only"]
+)
+def test_crawl_of_an_input_without_domains_warns_and_writes_nothing(tmp_path: Path, text: str) -> None:
+    from click.testing import CliRunner
+
+    from detector.cli import cli
+
+    listing = tmp_path / ("domains.csv" if "," in text else "domains.txt")
+    listing.write_text(text, encoding="utf-8")
+    db = tmp_path / "never.db"
+    # --proxy to a closed local port: should anything be crawled, nothing leaves 127.0.0.1.
+    result = CliRunner().invoke(cli, ["crawl", str(listing), "--db", str(db), "--proxy", "http://127.0.0.1:9"])
+    assert result.exit_code == 0, result.output
+    assert "no domains" in result.output and "nothing was crawled" in result.output
+    assert not db.exists()
+
+
+def test_has_lines_stops_at_the_first_candidate(tmp_path: Path) -> None:
+    from detector.inputs import has_lines
+
+    listing = tmp_path / "d.txt"
+    listing.write_text("# x\n\nnot a domain!\n", encoding="utf-8")
+    assert has_lines([str(listing)]) and has_lines(["-"])
+    listing.write_text("# x\n", encoding="utf-8")
+    assert not has_lines([str(listing)])

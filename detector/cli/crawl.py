@@ -33,20 +33,26 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     A domain crawled before gets its change history (added, removed, version changed)
     exactly as with `detector refresh`.
 
-    Exit status: 0 when the run completed (failed domains are data in the scans table),
+    Exit status: 0 when the run completed (failed domains are data in the scans table) or the
+    input held no domains (a warning; nothing is written),
     1 when the database cannot be written, 2 for usage errors (missing file, no domain column),
     75 when another crawl or refresh holds the database's lock (nothing was done).
     """
     from detector.crawl.runner import run
-    from detector.inputs import InputError, check_inputs, count_lines
+    from detector.inputs import InputError, check_inputs, count_lines, has_lines
 
     if list(inputs).count("-") > 1:
         raise click.UsageError('"-" (stdin) can be given once.')
     try:
         check_inputs(inputs, options["column"])
         total = count_lines(inputs) or 0
+        empty = not has_lines(inputs, options["column"])
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    if empty:
+        click.echo(f"warning: {', '.join(inputs)}: no domains (only blank lines, comments or a header); "
+                   "nothing was crawled or written.", err=True)
+        return
     check_database(options["db"])
     settings = crawl_settings(ctx, inputs, total, options)
     with reported():
