@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import ssl
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detector.demo.vhosts import Site, VirtualHostProxy, load_sites
 
@@ -64,3 +66,13 @@ def run_detector(args: Sequence[str], *, cwd: Path | None = None, stdin: str | N
         check=False,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows of a query on a database file, as dicts (read without our code)."""
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from detector.cli.main import cli
 from detector.demo.vhosts import Route, Site, VirtualHostProxy, load_sites
-from tests.servers import CORPUS, ROOT, SITES, Run, run_detector, start_proxy, tls_context
+from tests.servers import CORPUS, ROOT, SITES, Run, rows, run_detector, start_proxy, tls_context
 
 EXPECTED = {
     # domain: (status, error_kind, final_url or None)
@@ -80,15 +80,6 @@ def crawled(proxy: VirtualHostProxy, tmp_path_factory: pytest.TempPathFactory) -
                         "--json"])
     assert run.code == 0, run.err
     return run, db
-
-
-def rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("domain", sorted(EXPECTED), ids=sorted(EXPECTED))

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from detector.demo.vhosts import Route, Site, VirtualHostProxy, load_sites
-from tests.servers import ROOT, SITES, tls_context
+from tests.servers import ROOT, SITES, rows, tls_context
 
 HTML = (("Content-Type", "text/html; charset=utf-8"),)
 HUGO = b'<!DOCTYPE html><html><head><meta name="generator" content="Hugo 0.120.0"></head><body>Hi</body></html>'
@@ -84,15 +84,6 @@ def web() -> Iterator[Web]:
                                on_request=w.note).start()
     yield w
     w.proxy.stop()
-
-
-def rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
 
 
 CRAWL = """

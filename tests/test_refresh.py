@@ -31,7 +31,7 @@ from click.testing import CliRunner
 from detector.cli.main import cli
 from detector.demo.vhosts import Route, Site, VirtualHostProxy
 from detector.store.lock import database_lock
-from tests.servers import ROOT, Run, run_detector
+from tests.servers import ROOT, Run, rows, run_detector
 
 SIGNATURE_FILES = ["cms/wordpress", "static-site-generator/hugo", "javascript-libraries/jquery",
                    "payment-processors/stripe", "programming-languages/php", "databases/mysql"]
@@ -86,15 +86,6 @@ def signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def options(web: Web, db: Path, signatures: Path) -> list[str]:
     return ["--db", str(db), "--proxy", web.proxy.url, "--workers", "0", "--retries", "0", "--timeout", "3",
             "--pages", "0", "--signatures", str(signatures)]
-
-
-def rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
 
 
 def detections(db: Path, domain: str) -> dict[str, tuple[str, str | None, int]]:

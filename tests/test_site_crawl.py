@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from detector.demo.vhosts import Route, Site, VirtualHostProxy
 from tests.conftest import TEST_SIGNATURES
-from tests.servers import run_detector, tls_context
+from tests.servers import rows, run_detector, tls_context
 
 
 def _html(*parts: str) -> bytes:
@@ -36,15 +34,6 @@ SITES = {
 }
 
 
-def _rows(db: Path, sql: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql)]
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("site-crawl")
@@ -61,9 +50,9 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_crawl_resolves_the_site_at_once(crawled: Path) -> None:
-    (scan,) = _rows(crawled, "select * from scans where domain = 'split.test'")
+    (scan,) = rows(crawled, "select * from scans where domain = 'split.test'")
     assert (scan["status"], scan["pages"]) == ("ok", 2)
-    found = {r["technology"]: r for r in _rows(crawled, "select * from detections where domain = 'split.test'")}
+    found = {r["technology"]: r for r in rows(crawled, "select * from detections where domain = 'split.test'")}
     assert {e["page"] for e in json.loads(found["PressPlugin"]["evidence"])} == {"https://split.test/"}
     assert found["PressCMS"]["version"] == "6.1"
 
@@ -73,7 +62,7 @@ def test_crawl_resolves_the_site_at_once(crawled: Path) -> None:
 # re-labels such responses as the engine decodes them (test_decoding.py).
 @pytest.mark.parametrize(("domain", "version"), [("hexcharset.test", "6.2"), ("b64meta.test", "6.2.1")])
 def test_crawl_stores_pages_with_unusable_charsets(crawled: Path, domain: str, version: str) -> None:
-    (scan,) = _rows(crawled, f"select * from scans where domain = '{domain}'")
+    (scan,) = rows(crawled, f"select * from scans where domain = '{domain}'")
     assert scan["status"] == "ok", scan["error_message"]
-    found = {r["technology"]: r for r in _rows(crawled, f"select * from detections where domain = '{domain}'")}
+    found = {r["technology"]: r for r in rows(crawled, f"select * from detections where domain = '{domain}'")}
     assert found["PressCMS"]["version"] == version

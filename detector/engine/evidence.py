@@ -7,6 +7,7 @@ described in README.md, "Evidence rules".
 
 from __future__ import annotations
 
+import itertools
 import re
 
 #: Percent of a scriptSrc rule's confidence that a URL built by inline code carries (the
@@ -121,13 +122,17 @@ def html_weakness(html: str, matched: str) -> str:
 # ---------------------------------------------------------------------- anchor hrefs
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _ANCHOR_HREF = re.compile(r"""\[\s*href\s*\*=\s*(?:"([^"]*)"|'([^']*)'|([^\s\]]+))\s*\]""")
-_COMBINATOR = re.compile(r"""\s*[>+~]\s*|\s+(?![^\[]*\])""")
 
 
-def _last_compound(branch: str) -> str:
-    """The rightmost compound selector of a branch (the element it selects)."""
-    depth, quote, cut = 0, "", 0
-    for i, c in enumerate(branch):
+def top_level(selector: str, chars: str) -> list[int]:
+    """Positions of ``chars`` in a CSS selector outside quotes, brackets and parentheses.
+
+    >>> top_level("a[href*='x,y'], b > c:not(d, e)", ",>")
+    [14, 18]
+    """
+    found: list[int] = []
+    depth, quote = 0, ""
+    for i, c in enumerate(selector):
         if quote:
             if c == quote:
                 quote = ""
@@ -137,9 +142,22 @@ def _last_compound(branch: str) -> str:
             depth += 1
         elif c in ")]":
             depth -= 1
-        elif depth == 0 and c in " >+~":
-            cut = i + 1
-    return branch[cut:].strip()
+        elif depth == 0 and c in chars:
+            found.append(i)
+    return found
+
+
+def split_selector(selector: str) -> list[str]:
+    """A selector list's branches (split on top-level commas), stripped, empty ones dropped."""
+    cuts = [-1, *top_level(selector, ","), len(selector)]
+    parts = (selector[a + 1 : b].strip() for a, b in itertools.pairwise(cuts))
+    return [p for p in parts if p]
+
+
+def _last_compound(branch: str) -> str:
+    """The rightmost compound selector of a branch (the element it selects)."""
+    cuts = top_level(branch, " >+~")
+    return branch[cuts[-1] + 1 :].strip() if cuts else branch.strip()
 
 
 def anchor_substrings(branches: list[str]) -> tuple[tuple[str, ...], ...] | None:

@@ -37,6 +37,7 @@ from detector.engine.evidence import (
     is_hint_rel,
     loader_confidence,
     short_word_regex,
+    split_selector,
 )
 from detector.engine.loader import loader_urls
 from detector.engine.page import Page, ParsedPage, parse_page
@@ -472,7 +473,7 @@ class Engine:
                 else:
                     also = pgate
             also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
-            anchors = anchor_substrings(_split_top(str(selector))) if self.mode == "detector" else None
+            anchors = anchor_substrings(split_selector(str(selector))) if self.mode == "detector" else None
             self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes, anchors))
 
     # ------------------------------------------------------------------ introspection
@@ -895,7 +896,7 @@ def selector_literals(selector: str) -> frozenset[str] | None:
     >>> sorted(selector_literals("link[href*='wp-content'], meta[name=generator]"))
     ['generator', 'wp-content']
     """
-    branches = _split_top(selector)
+    branches = split_selector(selector)
     out: set[str] = set()
     for branch in branches:
         lit = _branch_literal(branch)
@@ -903,29 +904,6 @@ def selector_literals(selector: str) -> frozenset[str] | None:
             return None
         out.add(lit)
     return frozenset(out) if out else None
-
-
-def _split_top(selector: str) -> list[str]:
-    parts: list[str] = []
-    cur: list[str] = []
-    depth, quote = 0, ""
-    for c in selector:
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-            continue
-        cur.append(c)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
 
 
 def _branch_literal(branch: str) -> str | None:
