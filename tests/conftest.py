@@ -14,6 +14,7 @@ import pytest
 # inherit it).  Set before anything loads an engine; removed when the run ends.
 _CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
 os.environ["DETECTOR_CACHE_DIR"] = _CACHE
+os.environ.setdefault("DETECTOR_CACHE_KEEP", "64")  # many small libraries: keep the bundled one compiled
 atexit.register(shutil.rmtree, _CACHE, True)
 
 from detector.engine.match import Engine
