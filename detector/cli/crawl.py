@@ -12,10 +12,12 @@ from detector.cli.options import (
     crawl_options,
     crawl_settings,
     db_option,
+    exit_for,
     print_summary,
     reported,
     verbosity,
 )
+from detector.errors import DetectorError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,9 +36,10 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     exactly as with `detector refresh`.
 
     Exit status: 0 when the run completed (failed domains are data in the scans table) or the
-    input held no domains (a warning; nothing is written),
-    1 when the database cannot be written, 2 for usage errors (missing file, no domain column),
-    75 when another crawl or refresh holds the database's lock (nothing was done).
+    input held no domains (a warning; nothing is written), 1 when the run failed, 2 for usage
+    errors (bad option value, no domain column), 65 when an input is not text, 66 when an
+    input file is missing, 73 when the database is read-only, 75 when another crawl or
+    refresh holds the database's lock (nothing was done).
     """
     from detector.crawl.runner import run
     from detector.inputs import InputError, check_inputs, count_lines, has_lines
@@ -44,11 +47,14 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     if list(inputs).count("-") > 1:
         raise click.UsageError('"-" (stdin) can be given once.')
     try:
-        check_inputs(inputs, options["column"])
+        for warning in check_inputs(inputs, options["column"]):
+            click.echo(warning, err=True)
         total = count_lines(inputs) or 0
         empty = not has_lines(inputs, options["column"])
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    except DetectorError as exc:
+        raise exit_for(exc) from None
     if empty:
         click.echo(f"warning: {', '.join(inputs)}: no domains (only blank lines, comments or a header); "
                    "nothing was crawled or written.", err=True)

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from detector.cli.options import load_engine, signatures_option
-from detector.errors import DetectorError
+from detector.cli.options import exit_for, load_engine, signatures_option
+from detector.errors import DetectorError, MissingInputError
+from detector.textinput import check_readable
 
 
 @click.command()
@@ -21,7 +22,7 @@ from detector.errors import DetectorError
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Analyse a saved HTML file ('-' for stdin) instead of fetching.")
 @click.option("--url", "page_url", default="", help="The page's URL, for --html (url rules, script URLs).")
-@click.option("--headers", "headers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--headers", "headers_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Response headers for --html: 'Name: value' lines or a JSON object.")
 @click.option("--har", "har_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Analyse every HTML page of a HAR capture (with the scripts it loaded).")
@@ -29,8 +30,10 @@ from detector.errors import DetectorError
               help="JSON Lines cases (id, url, status, headers, html), .gz or plain, '-' for stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
-@click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
+@click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Seconds per live fetch.")
+@click.option("--min-confidence", default=0, show_default=True, type=click.IntRange(0, 100),
+              help="Hide detections below this confidence (0-100).")
 @click.option("--compat", type=click.Choice(["wappalyzer"]), default=None,
               help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
               "does (no script_loader source, no rules of evidence).")
@@ -70,7 +73,7 @@ def detect(
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)
         _emit(engine, pages, as_json, as_nl, min_confidence)
     except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise exit_for(exc) from None
 
 
 def _load_compat(signature_dirs: tuple[str, ...], mode: str) -> Any:
@@ -80,7 +83,7 @@ def _load_compat(signature_dirs: tuple[str, ...], mode: str) -> Any:
     try:
         return Engine.from_directories(list(signature_dirs) or None, mode=mode)
     except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise exit_for(exc) from None
 
 
 def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers_file: Path | None,
@@ -103,10 +106,11 @@ def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers
 
 
 def _read_file(path: Path) -> bytes:
+    check_readable(path)
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
+        raise MissingInputError(f"{path}: cannot read ({exc.strerror}). Check its permissions; nothing was read.") from None
 
 
 def fetch_page(url: str, timeout: float) -> Any:

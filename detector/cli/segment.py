@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
 import click
 
-from detector.cli.options import db_option, reported
+from detector.cli.options import InputPath, db_option, reported
 from detector.segment.assign import plural
 from detector.segment.runner import SegmentError, check_export_path, run
 from detector.store.accounts import import_
 from detector.store.cohorts import format_table
+from detector.textinput import read_text
 from detector.timestamps import parse_time
+
+
+def _example_hint() -> str | None:
+    """Where the shipped example rules are, for a missing --rules file."""
+    from detector.bundled import example_rules
+
+    example = example_rules()
+    return f"A commented example ships with detector: {example} (copy it, then edit)." if example else None
 
 
 def _note(text: str) -> None:
@@ -27,7 +35,7 @@ def accounts() -> None:
 
 
 @accounts.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=InputPath())
 @db_option("SQLite database file.", dest="db_path")
 @click.option(
     "--column", "--domain-column", "domain_column",
@@ -43,7 +51,7 @@ def accounts() -> None:
     "--allow-ip", is_flag=True, help="Accept IP addresses as well (as `crawl --allow-ip`)."
 )
 def accounts_import(
-    file: IO[str],
+    file: str,
     db_path: str,
     domain_column: str | None,
     keep_subdomains: bool,
@@ -58,10 +66,12 @@ def accounts_import(
     Example:
       detector accounts import accounts.csv --db detector.db
     """
-    name = str(getattr(file, "name", "<stdin>"))
-    where = "<stdin>" if name in ("<stdin>", "-") else name
+    where = "<stdin>" if file == "-" else file
     with reported():
-        result = import_(db_path, file.read(), where, domain_column=domain_column,
+        text, encoding = read_text(file)
+        if encoding.warning:
+            _note(encoding.warning)
+        result = import_(db_path, text, where, domain_column=domain_column,
                          keep_subdomains=keep_subdomains, allow_ip=allow_ip)
     updated = result.accounts - result.added
     click.echo(
@@ -89,8 +99,9 @@ def _parse_as_of(value: str | None) -> datetime:
     "--rules",
     "rules_path",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Rules file (YAML); see examples/rules.yaml.",
+    type=InputPath(hint=lambda: _example_hint()),
+    help="Rules file (YAML); see examples/rules.yaml (a copy ships with detector: the error for a "
+    "missing file names it).",
 )
 @db_option("SQLite database file.", dest="db_path")
 @click.option(

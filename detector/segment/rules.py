@@ -977,11 +977,7 @@ def parse_rules(text: str, vocabulary: Vocabulary, where: str = "rules.yaml") ->
 
 def load_rules(path: Path | str, vocabulary: Vocabulary) -> Rules:
     """Read and validate a rules file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(
-            f"{path}: cannot read the rules file ({exc.strerror}); check the path"
-        ) from None
+    from detector.textinput import read_text
+
+    text, _ = read_text(path)  # MissingInputError, BinaryInputError; Windows-1252 read as such
     return parse_rules(text, vocabulary, str(path))
