@@ -68,6 +68,12 @@ def detect(
         raise click.UsageError("--json and --nl are exclusive")
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
+    try:  # a missing file fails now, not after the library is compiled
+        for path in (html_file, headers_file, har_file, cases_file):
+            if path is not None and str(path) != "-":
+                check_readable(path)
+    except DetectorError as exc:
+        raise exit_for(exc) from None
     engine = load_engine(signature_dirs) if compat is None else _load_compat(signature_dirs, compat)
     try:
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)

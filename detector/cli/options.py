@@ -164,7 +164,7 @@ def crawl_options(func: F) -> F:
         click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large."),
         click.option("--user-agent", help="User-Agent header to send."),
         click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128."),
-        click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
+        click.option("--ignore-robots/--obey-robots", default=False, help="Do not obey robots.txt (--obey-robots: do, the default; for a refresh after a crawl that ignored it)."),
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
         signatures_option,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from detector.cli.options import (
     InputPath,
@@ -81,9 +82,10 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
     only = _read_domain_file(domains_file, options["column"], options["keep_subdomains"],
                              options["allow_ip"]) if domains_file else None
     settings = crawl_settings(ctx, (), 0, options)
+    given = {name for name in options if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
     with reported():
         report = run(settings, older_than=older_than, only=only, limit=limit,
-                     on_plan=None if as_json else _announce)
+                     on_plan=_announce_reused if as_json else _announce, given=given)
     if report.crawl is None:
         if as_json:
             click.echo(json.dumps({"refreshed": 0, "stale": 0, "older_than": report.older_than, "database": db}, indent=2))
@@ -95,8 +97,19 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
     print_summary(report.crawl.summary, as_json)
 
 
+def _announce_reused(report: RefreshReport) -> None:
+    """Say on stderr which options the last crawl lent this refresh."""
+    from detector.crawl.runner import option_flag
+
+    if report.reused:
+        flags = " ".join(option_flag(name, value) for name, value in report.reused.items())
+        click.echo(f"Reusing the network options of the last crawl ({report.reused_from}): {flags}. "
+                   "Give an option again to change it.", err=True)
+
+
 def _announce(report: RefreshReport) -> None:
     """Say on stderr what a refresh is about to crawl, before it crawls."""
+    _announce_reused(report)
     why = ("(--older-than 0: all chosen)" if not report.older_than_delta
            else f"not scanned successfully in the last {report.older_than}")
     left = report.stale_left

@@ -63,6 +63,7 @@ class DetectStorePipeline:
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         backlog: int = 4,
+        standalone: bool = False,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -82,6 +83,10 @@ class DetectStorePipeline:
         self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
         self.failure: str | None = None
         self.ticker = LoopingCall(self._tick)
+        #: Under plain ``scrapy crawl domains`` (no DETECTOR_RUN_ID from detector's runner), the
+        #: pipeline records the run itself, holding the database's lock for the whole crawl.
+        self.standalone = standalone
+        self.run_store: Store | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -90,7 +95,7 @@ class DetectStorePipeline:
         workers = s.getint("DETECTOR_DETECT_WORKERS")
         run_id = s.get("DETECTOR_RUN_ID") or new_run_id()
         crawler.stats.set_value("detector/run_id", run_id)
-        return cls(
+        pipeline = cls(
             crawler,
             s.get("DETECTOR_DB"),
             detect=s.getbool("DETECTOR_DETECT"),
@@ -100,7 +105,11 @@ class DetectStorePipeline:
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
+            standalone=not s.get("DETECTOR_RUN_ID"),
         )
+        if pipeline.standalone:
+            crawler.signals.connect(pipeline._finish_run, signal=signals.spider_closed)
+        return pipeline
 
     async def open_spider(self) -> None:
         """Open and migrate the database, mirror the library, start the engine processes.
@@ -118,6 +127,8 @@ class DetectStorePipeline:
                 self.writer.close()
 
     async def _open(self) -> None:
+        if self.standalone:
+            self._start_run()
         dirs = self.signatures or None
         library = load_signatures(dirs)
         self.writer = ScanWriter(self.db_path)
@@ -133,6 +144,34 @@ class DetectStorePipeline:
                 load_engine(dirs)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
+
+    def _start_run(self) -> None:
+        """``scrapy crawl domains``: take the lock, record the run as a crawl (the spider checked
+        its input already)."""
+        from detector.crawl.runner import options_from_settings
+        from detector.store.store import Store
+
+        settings = self.crawler.settings
+        self.run_store = Store.open(self.db_path, lock="crawl")
+        try:
+            self.run_store.close_dead_runs()
+            self.run_store.start_run(self.run_id, "crawl", planned=None, options=options_from_settings(settings))
+        except BaseException:
+            self.run_store.close()
+            self.run_store = None
+            raise
+
+    def _finish_run(self, reason: str) -> None:
+        """Record how a ``scrapy crawl domains`` run ended, and give the lock back."""
+        store, self.run_store = self.run_store, None
+        if store is None:
+            return
+        try:
+            status = ("failed" if self.failure or self.crawler.stats.get_value("detector/fatal")
+                      else "interrupted" if reason == "shutdown" else "done")
+            store.finish_run(self.run_id, status)
+        finally:
+            store.close()
 
     async def process_item(self, item: Any) -> Any:
         """Detect (in a worker process when there are workers), then buffer the scan row."""

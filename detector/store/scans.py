@@ -267,6 +267,36 @@ def finish_run(db: sqlite_utils.Database, run_id: str, status: str = "done") -> 
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A past run and the options it recorded (``runs.options``)."""
+
+    id: str
+    command: str
+    started_at: str
+    options: dict[str, Any]
+
+
+def last_run_options(db: sqlite_utils.Database, commands: Iterable[str] = ("crawl",)) -> RecordedRun | None:
+    """The newest run of one of ``commands`` that recorded its options, or None."""
+    names = list(commands)
+    if not names or not db["runs"].exists():
+        return None
+    marks = ", ".join("?" for _ in names)
+    for row in db.query(
+        f"SELECT id, command, started_at, options FROM runs WHERE command IN ({marks}) AND options IS NOT NULL "
+        "ORDER BY started_at DESC, id DESC LIMIT 1",
+        names,
+    ):
+        try:
+            options = json.loads(row["options"])
+        except (TypeError, ValueError):
+            return None
+        if isinstance(options, dict):
+            return RecordedRun(row["id"], row["command"], row["started_at"], options)
+    return None
+
+
 def close_dead_runs(db: sqlite_utils.Database) -> list[str]:
     """Mark runs still ``running`` as ``interrupted``; call it holding the lock (they are dead)."""
     dead = [row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'running' ORDER BY started_at")]
