@@ -71,17 +71,31 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
 @click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64), help="Engine processes.")
 @click.option("-v", "--verbose", count=True, help="Show Scrapy's log.")
+@click.option("--serve", is_flag=True,
+              help="Do not crawl: keep the example sites up on a local proxy until interrupted (Ctrl-C), "
+              "and print the --proxy value to reach them with (first line of stdout).")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the proxy on 127.0.0.1 (0: any free port).")
 @click.pass_context
-def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int) -> None:
+def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int, serve: bool, port: int) -> None:
     """Crawl a dozen bundled example sites offline (served on 127.0.0.1) into demo.db.
 
-    Example: detector demo && sqlite-utils demo.db "select domain, technology from detections"
+    With --serve, only serve them (until Ctrl-C or SIGTERM) so that the README's examples
+    can be run as written, in another terminal, with the --proxy value it prints.
+
+    \b
+    Examples:
+      detector demo && sqlite-utils demo.db "select domain, technology from detections"
+      detector demo --serve --port 8080    # then: detector crawl FILE --proxy http://127.0.0.1:8080
     """
     from detector.crawl.runner import CrawlOptions, run
-    from detector.demo import demo_domains_file, start_demo_server
+    from detector.demo import demo_domains_file
 
+    if serve:
+        _serve(port)
+        return
     check_database(db)
-    server = start_demo_server()
+    server = _start(port)
     try:
         domains = demo_domains_file()
         if not as_json:
@@ -104,3 +118,34 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int)
         )
         click.echo(f'  sqlite-utils {db} "select domain, status, error_kind, error_message from scans" -t')
 
+
+def _start(port: int) -> Any:
+    """The demo proxy, or a one-line error when its port is taken."""
+    from detector.demo import start_demo_server
+
+    try:
+        return start_demo_server(port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve the example sites on 127.0.0.1:{port} ({exc.strerror or exc}); "
+            "pick another --port, or 0 for any free one"
+        ) from None
+
+
+def _serve(port: int) -> None:
+    """``demo --serve``: the example sites on a local proxy until SIGINT/SIGTERM."""
+    from detector.demo import demo_domains_file, wait_until_stopped
+
+    server = _start(port)
+    try:
+        click.echo(f"--proxy {server.url}")  # first line of stdout: what to give crawl/refresh/detect
+        sys.stdout.flush()
+        names = ", ".join(sorted(server.sites))
+        click.echo(f"Serving {len(server.sites)} example sites on {server.url} until interrupted (Ctrl-C): "
+                   f"{names}.", err=True)
+        click.echo(f"Crawl them through it, e.g.: detector crawl {demo_domains_file()} --db demo.db "
+                   f"--proxy {server.url}", err=True)
+        stopped_by = wait_until_stopped()
+    finally:
+        server.stop()
+    click.echo(f"Stopped ({stopped_by}); served {server.proxy.requests} requests.", err=True)
