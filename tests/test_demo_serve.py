@@ -63,8 +63,8 @@ def test_demo_serve_on_a_given_port_and_sigterm(tmp_path: Path) -> None:
         # The port is in use now: a second server says so in one line, exit 1.
         second = run_detector(["demo", "--serve", "--port", str(port)], timeout=60)
         assert second.code == 1
-        assert second.err.startswith(f"Error: cannot serve the example sites on 127.0.0.1:{port} (")
-        assert second.err.rstrip().endswith("pick another --port, or 0 for any free one")
+        assert second.err == (f"Error: cannot serve the example sites on 127.0.0.1:{port} (Address already in use); "
+                              "pick another --port, or 0 for any free one\n")
     finally:
         time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)

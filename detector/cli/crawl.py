@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -126,8 +127,9 @@ def _start(port: int) -> Any:
     try:
         return start_demo_server(port)
     except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise click.ClickException(
-            f"cannot serve the example sites on 127.0.0.1:{port} ({exc.strerror or exc}); "
+            f"cannot serve the example sites on 127.0.0.1:{port} ({reason}); "
             "pick another --port, or 0 for any free one"
         ) from None
 
