@@ -113,7 +113,10 @@ def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
         hint = difflib.get_close_matches(name, list(lib.signatures), n=3)
         raise click.ClickException(f"no technology named {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
     if as_json:
-        click.echo(json.dumps({"file": sig.path, **dict(sig.raw)}, indent=2, ensure_ascii=False))
+        extra = {"overrides": sig.overrides} if sig.overrides else {}
+        click.echo(json.dumps({"file": sig.path, **extra, **dict(sig.raw)}, indent=2, ensure_ascii=False))
         return
     click.echo(f"# {sig.path}")
+    if sig.overrides:
+        click.echo(f"# replaces the imported definition in {sig.overrides}")
     click.echo(dump_yaml(dict(sig.raw)), nl=False)

@@ -42,7 +42,7 @@ def cache_path(directories: Sequence[Path | str] | None, hyperscan: bool, accele
                mode: str = "detector") -> Path:
     """The cache file for this library, this code, these accelerator choices and this engine mode."""
     dirs = [str(d.resolve()) for d in resolve_directories(directories)]
-    parts = [library_digest(directories), code_version(), f"hs={hyperscan}", f"acc={accelerate}",
+    parts = [library_digest(directories, layers=mode != "wappalyzer"), code_version(), f"hs={hyperscan}", f"acc={accelerate}",
              f"mode={mode}", sys.version.split()[0], *dirs]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return cache_directory() / f"engine-{key}.pickle"

@@ -334,19 +334,21 @@ class Engine:
     ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
-        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results).
+        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results, from
+        the imported data alone: each directory's ``detector/`` layer of our own rules is left out).
         A compiled engine is cached (see :func:`detector.engine.cache.cache_directory`), keyed by the library's
         content, this code's version and the mode, so later loads take a fraction of a second.
         """
         if mode not in MODES:
             raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
+        layers = mode != "wappalyzer"  # the reference runs the imported data alone, without our layer
         if not cache or os.environ.get("DETECTOR_NO_CACHE"):
-            return cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+            return cls(load_signatures(directories, layers=layers), accelerate=accelerate, mode=mode)
         path = cache_path(directories, accelerate and hyperscan_available(), accelerate, mode)
         cached = read_cache(path)
         if isinstance(cached, cls) and getattr(cached, "mode", None) == mode:
             return cached
-        engine = cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+        engine = cls(load_signatures(directories, layers=layers), accelerate=accelerate, mode=mode)
         write_cache(path, engine)
         return engine
 
