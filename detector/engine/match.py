@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from detector.engine.signatures import (
     as_list,
     load_signatures,
     relation_name,
+    resolve_directories,
 )
 from detector.engine.verdict import SiteDetection
 from detector.errors import SignatureError
@@ -347,6 +348,10 @@ class Engine:
         path = cache_path(directories, accelerate and hyperscan_available(), accelerate, mode)
         cached = read_cache(path)
         if isinstance(cached, cls) and getattr(cached, "mode", None) == mode:
+            # The key is the content, not the place: say where this library was loaded from.
+            here = tuple(str(d) for d in resolve_directories(directories))
+            if cached.library.directories != here:
+                cached.library = replace(cached.library, directories=here)
             return cached
         engine = cls(load_signatures(directories, layers=layers), accelerate=accelerate, mode=mode)
         write_cache(path, engine)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from detector.bundled import signatures_directory
 from detector.errors import SignatureError
 
 try:
@@ -97,17 +98,17 @@ LAYER = "detector"
 
 
 def default_directory() -> Path:
-    """The shipped signature library: ``signatures/`` beside the package, or packaged data."""
+    """The shipped signature library: $DETECTOR_SIGNATURES, else the packaged data (a wheel),
+    else the checkout's ``signatures/`` beside the package (see :mod:`detector.bundled`)."""
     env = os.environ.get("DETECTOR_SIGNATURES")
     if env:
         return Path(env)
-    package = Path(__file__).resolve().parent.parent
-    for cand in (package.parent / "signatures", package / "signatures"):
-        if (cand / "categories.yaml").exists():
-            return cand
+    found = signatures_directory()
+    if found is not None:
+        return found
     raise SignatureError(
-        "the bundled signature library was not found; pass --signatures DIR "
-        "or set DETECTOR_SIGNATURES"
+        "the bundled signature library was not found (this installation of detector lacks its data); "
+        "reinstall detector, or pass --signatures DIR or set DETECTOR_SIGNATURES"
     )
 
 
