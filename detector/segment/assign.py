@@ -784,3 +784,46 @@ def summary_warnings(rules: Rules, sizes: Mapping[str, int], stale_scans: int = 
             "message separately: merge or drop some"
         )
     return out
+
+
+def is_segment(rules: Rules, cohort: str) -> bool:
+    """Whether a cohort is one a team messages: not a maturity level, not ``unknown``."""
+    return cohort != UNKNOWN and rules.kind_of(cohort) != "maturity"
+
+
+def balance_warnings(rules: Rules, accounts: Mapping[str, int], in_market: int) -> list[str]:
+    """Warnings about the balance of the segments (maturity levels and ``unknown`` aside).
+
+    ``accounts``: accounts per cohort, stale memberships left out.
+
+    >>> from detector.segment.rules import CohortRule, Group, Rules
+    >>> rules = Rules("X", (), Group("all", ()), None, (CohortRule("a", "custom", "", Group("all", ())),), None, None)
+    >>> for line in balance_warnings(rules, {"a": 6}, in_market=10):
+    ...     print(line)
+    warning: cohort "a" holds 60% of the market (6 of 10 accounts): too broad for one message; split it or narrow its rule
+    warning: 1 usable cohort (with members, maturity levels aside); fewer than 3 leaves little to choose from: add cohorts or widen their rules
+    """
+    out = []
+    segments = [c for c in rules.cohort_names if is_segment(rules, c)]
+    for name in segments:
+        n = accounts.get(name, 0)
+        if in_market and n / in_market > MAX_SHARE:
+            out.append(
+                f'warning: cohort "{name}" holds {n / in_market:.0%} of the market '
+                f"({n} of {plural(in_market, 'account')}): too broad for one message; "
+                "split it or narrow its rule"
+            )
+    usable = sum(1 for name in segments if accounts.get(name, 0))
+    if in_market and usable < MIN_COHORTS:
+        out.append(
+            f"warning: {plural(usable, 'usable cohort')} (with members, maturity levels aside); "
+            f"fewer than {MIN_COHORTS} leaves little to choose from: add cohorts or widen their rules"
+        )
+    if any(c.kind == "whitespace" for c in rules.cohorts) and not rules.scoped:
+        out.append(
+            "warning: whitespace is not scoped: every account without a "
+            f"{' / '.join(rules.product_categories)} tool counts, whatever it is (a school, a "
+            "dental office); add a technology test to `market`, e.g. `category: Ecommerce`, "
+            "so whitespace is computed inside your universe"
+        )
+    return out
