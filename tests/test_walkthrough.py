@@ -90,7 +90,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
     args = ["segment", "--rules", "examples/rules.yaml", "--db", "detector.db", "--as-of", later]
     stale = run_detector([*args, "--json"], cwd=tmp_path)
     assert stale.code == 0, stale.err
-    sizes = {row["cohort"]: row for row in json.loads(stale.out)}
+    sizes = {row["cohort"]: row for row in json.loads(stale.out)["sizes"]}
     assert all(row["stale"] == row["total"] for name, row in sizes.items() if name != "unknown")
     assert sizes["integration"]["total"] == 2
     assert "warning: 4 accounts last scanned successfully more than 90 days ago" in stale.err

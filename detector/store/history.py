@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone  # noqa: F401 - timezone: the doctests use it
 from typing import Protocol
 
 from detector.errors import DetectorError
 from detector.timestamps import format_time
+from detector.timestamps import now as clock_now
 
 #: The kinds of change events, as stored in ``changes.kind``.
 CHANGE_KINDS = ("added", "removed", "version_changed")
@@ -167,7 +168,7 @@ def cutoff(age: timedelta, *, now: datetime | None = None) -> str:
     >>> cutoff(timedelta(days=1), now=datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
     '2026-11-22T03:00:00Z'
     """
-    moment = (now or datetime.now(timezone.utc)) - age
+    moment = (now or clock_now()) - age
     return format_time(moment)
 
 
