@@ -115,6 +115,7 @@ def crawl_options(func: F) -> F:
         click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
         click.option("--keep-subdomains", is_flag=True, help="Crawl blog.example.com as given instead of example.com."),
         click.option("--allow-ip", is_flag=True, help="Accept IP addresses as well as domain names."),
+        click.option("--allow-private", is_flag=True, help="Also connect to private, loopback, link-local and metadata addresses (intranet inventories; off: such domains and redirects fail as blocked_address)."),
         click.option("--pages", default=2, show_default=True, type=click.IntRange(0, 20), help="Extra same-site pages per domain (pricing, shop, login, careers, contact, blog)."),
         click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000), help="Requests in flight over all sites."),
         click.option("--per-site", default=2, show_default=True, type=click.IntRange(1, 16), help="Requests in flight per site."),
@@ -157,7 +158,7 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
     progress = options["progress"]
     return CrawlOptions(
         inputs=inputs, db=options["db"], column=options["column"], keep_subdomains=options["keep_subdomains"],
-        allow_ip=options["allow_ip"], pages=options["pages"], concurrency=options["concurrency"],
+        allow_ip=options["allow_ip"], allow_private=options["allow_private"], pages=options["pages"], concurrency=options["concurrency"],
         per_site=options["per_site"], timeout=options["timeout"], retries=options["retries"],
         max_size=options["max_size"], user_agent=options["user_agent"], proxy=options["proxy"],
         ignore_robots=options["ignore_robots"], detect=not options["no_detect"], workers=options["workers"],

@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 
 from detector.crawl.items import SiteItem
 from detector.crawl.pool import EnginePool
-from detector.crawl.worker import detect_site, load_engine
+from detector.crawl.worker import detect_site, load_engine, switched_off_messages
 from detector.crawl.writer import ScanWriter
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from detector.store.store import Store
 
 log = logging.getLogger(__name__)
+#: Reports about the signature library during a crawl (shown on stderr even when quiet).
+signatures_log = logging.getLogger("detector.signatures")
 
 
 def new_run_id() -> str:
@@ -81,6 +83,7 @@ class DetectStorePipeline:
         self.writing = 0  # batches handed to the writer and not yet committed
         self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
         self.failure: str | None = None
+        self.switched_off: set[str] = set()  # patterns reported as switched off (by origin)
         self.ticker = LoopingCall(self._tick)
 
     @classmethod
@@ -128,6 +131,7 @@ class DetectStorePipeline:
             self.signatures_version = library.version
             if self.workers > 0:
                 self.pool = EnginePool(self.workers, dirs)
+                self.pool.on_switched_off = self._switched_off
                 await self.pool.start()
             else:
                 load_engine(dirs)
@@ -163,10 +167,22 @@ class DetectStorePipeline:
                 detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
             else:
                 detections = detect_site(item.pages)
+                off = load_engine(self.signatures or None).switched_off()
+                if off:
+                    self._switched_off(switched_off_messages(off, item.pages))
         return dataclasses.replace(
             item.scan, run_id=self.run_id, signatures_version=self.signatures_version,
             detections=tuple(detections), detected=self.detect,
         )
+
+    def _switched_off(self, messages: list[str]) -> None:
+        """Report each pattern switched off once (several workers may switch off the same one)."""
+        for message in messages:
+            if message.split(": switched off", 1)[0] in self.switched_off:
+                continue
+            self.switched_off.add(message.split(": switched off", 1)[0])
+            signatures_log.warning("%s", message)
+            self.crawler.stats.inc_value("detector/patterns_switched_off")
 
     def _failed_scan(self, item: SiteItem, exc: BaseException) -> ScanResult:
         """The row of a site the engine failed on: an error, so nothing is added or missed."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
 from detector.crawl.items import FetchedPage
-from detector.crawl.worker import HEADER, READY, encode_frame
+from detector.crawl.worker import HEADER, READY, SWITCHED_OFF, encode_frame
 from detector.engine.verdict import SiteDetection
 from detector.errors import DetectorError
 
@@ -56,6 +56,10 @@ class _WorkerProtocol(protocol.ProcessProtocol):
                 if task_id == READY:
                     self.ready.callback(value)
                     continue
+                if task_id == SWITCHED_OFF:
+                    if self.pool.on_switched_off is not None:
+                        self.pool.on_switched_off(value)
+                    continue
                 d = self.pending.pop(task_id)
                 if ok:
                     d.callback(value)
@@ -89,6 +93,8 @@ class EnginePool:
         self.workers: list[_WorkerProtocol] = []
         self._next_id = 0
         self._flush_scheduled = False
+        #: Called with the messages of patterns a worker switched off (over their time budget).
+        self.on_switched_off: Callable[[list[str]], None] | None = None
 
     async def start(self) -> str:
         """Start the processes and wait until every engine is loaded; return the library version."""

@@ -29,6 +29,7 @@ class CrawlOptions:
     column: str | None = None
     keep_subdomains: bool = False
     allow_ip: bool = False
+    allow_private: bool = False
     pages: int = 2
     concurrency: int = 16
     per_site: int = 2
@@ -59,6 +60,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_COLUMN": opts.column or "",
         "DETECTOR_KEEP_SUBDOMAINS": opts.keep_subdomains,
         "DETECTOR_ALLOW_IP": opts.allow_ip,
+        "DETECTOR_ALLOW_PRIVATE": opts.allow_private,
         "DETECTOR_PAGES": opts.pages,
         "DETECTOR_PROXY": opts.proxy or "",
         "DETECTOR_DETECT": opts.detect,
@@ -157,10 +159,11 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
     if not opts.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        input_log = logging.getLogger("detector.input")
-        input_log.addHandler(handler)
-        input_log.setLevel(logging.WARNING)
-        input_log.propagate = False
+        for name in ("detector.input", "detector.signatures"):
+            quiet_log = logging.getLogger(name)
+            quiet_log.addHandler(handler)
+            quiet_log.setLevel(logging.WARNING)
+            quiet_log.propagate = False
     settings.set("LOG_INSTALL_ROOT_HANDLER", bool(opts.verbose), priority="cmdline")
     root = logging.getLogger()
     root_handlers = root.handlers[:]
@@ -176,7 +179,8 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
     finally:
         root.handlers = root_handlers
         if handler is not None:
-            logging.getLogger("detector.input").removeHandler(handler)
+            for name in ("detector.input", "detector.signatures"):
+                logging.getLogger(name).removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
     if stats.get("detector/fatal"):
         raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")

@@ -36,9 +36,14 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "detector.crawl.middlewares.BundledSuffixCookiesMiddleware": 700,
     "detector.crawl.middlewares.ProxyMiddleware": 740,
+    # After the proxy is set, nearest the downloader: checks every request and redirect hop.
+    "detector.crawl.guard.GuardMiddleware": 760,
     # Above MetaRefreshMiddleware (580): responses pass here before anything reads their text.
     "detector.crawl.middlewares.SafeEncodingMiddleware": 590,
 }
+
+# The SSRF guard: every address the crawl connects to is checked (see detector/crawl/guard.py).
+TWISTED_DNS_RESOLVER = "detector.crawl.guard.GuardedResolver"
 
 ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}
 EXTENSIONS = {
@@ -63,6 +68,8 @@ DETECTOR_ALLOW_IP = False
 DETECTOR_PAGES = 2  # extra same-site pages per domain, besides the homepage
 DETECTOR_SCHEMES = ["https", "http"]  # tried in this order for each homepage
 DETECTOR_PROXY = ""  # e.g. http://proxy.corp:3128
+DETECTOR_ALLOW_PRIVATE = False  # connect to private, loopback, link-local and metadata addresses too
+DETECTOR_RESOLVE: dict[str, str] = {}  # static answers {name: address}, like /etc/hosts (checked by the guard)
 DETECTOR_DETECT = True  # run the engine on fetched pages (off: fetch and store scans only)
 DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU count; 0 = inline
 DETECTOR_SIGNATURES: list[str] = []  # signature directories; [] = the bundled library

@@ -25,6 +25,7 @@ from detector.engine.verdict import SiteDetection
 _ENGINE: Engine | None = None
 HEADER = struct.Struct(">I")
 READY = -1  # task id of the frame a worker sends once its engine is loaded
+SWITCHED_OFF = -2  # task id of a reply listing patterns switched off (over their time budget)
 
 
 def load_engine(directories: Sequence[str] | None) -> Engine:
@@ -52,6 +53,16 @@ def detect_site(pages: Sequence[FetchedPage], engine: Engine | None = None) -> l
     if eng is None:
         raise RuntimeError("detect_site called in a process where load_engine() did not run")
     return eng.detect_site(page_from_fetched(p) for p in pages)
+
+
+def switched_off_messages(origins: Sequence[str], pages: Sequence[FetchedPage]) -> list[str]:
+    """One line per pattern switched off, naming its file and the site where it happened."""
+    from detector.engine.budget import BUDGET
+
+    where = pages[0].url if pages else "a page"
+    return [f"{origin}: switched off for the rest of the run: it needed more than {BUDGET.seconds:g} s "
+            f"of Python regex time on one page ({where}); rewrite it without lookaround or back references "
+            "so RE2 can run it" for origin in origins]
 
 
 def encode_frame(obj: Any) -> bytes:
@@ -91,6 +102,9 @@ def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) 
                 replies.append((task_id, True, detect_site(pages, engine)))
             except Exception as exc:  # noqa: BLE001 - reported back as data, the worker lives on
                 replies.append((task_id, False, f"{type(exc).__name__}: {exc}"))
+            off = engine.switched_off()
+            if off:
+                replies.append((SWITCHED_OFF, True, switched_off_messages(off, pages)))
         stdout.write(encode_frame(replies))
         stdout.flush()
 

@@ -35,6 +35,7 @@ _FIXES = (
     ("nothing to repeat", 'escape the quantifier ("\\+", "\\*", "\\?")'),
     ("multiple repeat", "remove the doubled quantifier"),
     ("look-behind requires fixed-width", "make the lookbehind fixed-width or drop it"),
+    ("characters; the limit is", "split it into shorter patterns, each for one telling string"),
 )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from detector.engine import budget
 from detector.engine.cache import cache_path, read_cache, write_cache
 from detector.engine.evidence import (
     REFINED_RULES,
@@ -411,10 +412,12 @@ class Engine:
 
     def _pattern(self, sig: Signature, where: str, text: Any, problems: list[str]) -> Pattern | None:
         try:
-            return compile_pattern(text, accelerate=self.accelerate)
+            pattern = compile_pattern(text, accelerate=self.accelerate)
         except SignatureError as exc:
             problems.append(f'{sig.path}: "{sig.name}" {where}: {exc}')
             return None
+        pattern.origin = f'{sig.path}: "{sig.name}" {where}'
+        return pattern
 
     def _compile_rules(self, t: int, sig: Signature, problems: list[str]) -> None:
         for kind, value in sig.rules.items():
@@ -521,6 +524,14 @@ class Engine:
             accelerator=("hyperscan+re2" if self.use_hyperscan else "literal+re2" if self.accelerate else "python"),
         )
 
+    def switched_off(self) -> list[str]:
+        """Patterns switched off since the last call, by origin (file, technology, rule).
+
+        A pattern on Python's ``re`` that runs past its time budget on a page (see
+        :mod:`detector.engine.budget`) matches nothing for the rest of the process.
+        """
+        return [p.origin or repr(p) for p in budget.take_switched_off()]
+
     # ------------------------------------------------------------------ detection
     def detect(self, page: Page | ParsedPage) -> list[Detection]:
         """Every technology the page shows, with version, confidence and evidence.
@@ -539,6 +550,7 @@ class Engine:
     def _page_hits(self, page: Page | ParsedPage) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
         """Every pattern match on one page, per technology, in evaluation order (DOM apart)."""
         parsed = page if isinstance(page, ParsedPage) else parse_page(page)
+        budget.new_page()
         hits: dict[int, list[_Hit]] = {}
         dom_hits: dict[int, list[_Hit]] = {}
         self._match_text_kinds(parsed, hits, dom_hits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,11 @@ OWN_KEYS = ("name", "categories", "provenance", "examples")
 ALL_KEYS = OWN_KEYS + INFO_KEYS + RELATION_KEYS + RULE_KINDS
 PRICING = ("low", "mid", "high", "freemium", "onetime", "recurring", "poa", "payg")
 DOM_KEYS = ("exists", "text", "attributes", "properties", "src")
+#: Bounds on what a library may hold, so a user library cannot exhaust memory: the largest
+#: bundled file is a few KB and the longest bundled pattern about 1,100 characters.
+MAX_FILE_BYTES = 1 << 20
+#: An alias (``*name``) where YAML allows one: after a space, a flow indicator or a key.
+_ALIAS = re.compile(rb"(?:^|[\s\[{,:])\*[^\s,\[\]{}]", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +252,15 @@ def _join_problems(problems: list[str]) -> str:
 
 
 def _yaml_load(path: Path, data: bytes, problems: list[str]) -> Any:
+    """The YAML document of a file, or None with a problem noted (bad syntax, too big, aliases)."""
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(f"{path}: {len(data):,} bytes; a signature file may hold at most {MAX_FILE_BYTES:,}: "
+                        "split it into one file per technology")
+        return None
+    if b"&" in data and _ALIAS.search(data) and _has_alias(data):
+        problems.append(f"{path}: YAML aliases (*name) are not allowed in signature files (a few lines of "
+                        "aliases can expand into gigabytes); write each value out")
+        return None
     try:
         return yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -253,6 +268,14 @@ def _yaml_load(path: Path, data: bytes, problems: list[str]) -> Any:
         where = f":{mark.line + 1}" if mark is not None else ""
         problems.append(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax")
         return None
+
+
+def _has_alias(data: bytes) -> bool:
+    """True when the YAML text uses an alias (read as parser events: nothing is expanded)."""
+    try:
+        return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(data, Loader=_Loader))
+    except yaml.YAMLError:
+        return False  # the loader reports the syntax error
 
 
 def _load_groups(d: Path, problems: list[str]) -> dict[int, str]:
