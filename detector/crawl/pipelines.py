@@ -63,6 +63,7 @@ class DetectStorePipeline:
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         backlog: int = 4,
+        engine_mode: str = "detector",
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -73,6 +74,7 @@ class DetectStorePipeline:
         self.commit_every = max(1, commit_every)
         self.miss_threshold = max(1, miss_threshold)
         self.backlog = max(1, backlog)
+        self.engine_mode = engine_mode
         self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
         self.signatures_version = ""
@@ -100,6 +102,7 @@ class DetectStorePipeline:
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
+            engine_mode=s.get("DETECTOR_ENGINE_MODE") or "detector",
         )
 
     async def open_spider(self) -> None:
@@ -127,10 +130,10 @@ class DetectStorePipeline:
         if self.detect:
             self.signatures_version = library.version
             if self.workers > 0:
-                self.pool = EnginePool(self.workers, dirs)
+                self.pool = EnginePool(self.workers, dirs, self.engine_mode)
                 await self.pool.start()
             else:
-                load_engine(dirs)
+                load_engine(dirs, self.engine_mode)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
 
