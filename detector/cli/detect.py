@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from detector.cli.options import load_engine, signatures_option
+from detector.cli.options import compat_option, engine_mode, load_engine, signatures_option
 from detector.errors import DetectorError
 
 
@@ -31,9 +31,7 @@ from detector.errors import DetectorError
 @click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
 @click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
-@click.option("--compat", type=click.Choice(["wappalyzer"]), default=None,
-              help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
-              "does (no script_loader source, no rules of evidence).")
+@compat_option
 @signatures_option
 def detect(
     urls: tuple[str, ...],
@@ -65,20 +63,10 @@ def detect(
         raise click.UsageError("--json and --nl are exclusive")
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
-    engine = load_engine(signature_dirs) if compat is None else _load_compat(signature_dirs, compat)
+    engine = load_engine(signature_dirs, mode=engine_mode(compat))
     try:
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)
         _emit(engine, pages, as_json, as_nl, min_confidence)
-    except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _load_compat(signature_dirs: tuple[str, ...], mode: str) -> Any:
-    """The engine in a compatibility mode (see ``Engine(mode=...)``)."""
-    from detector.engine.match import Engine
-
-    try:
-        return Engine.from_directories(list(signature_dirs) or None, mode=mode)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
 

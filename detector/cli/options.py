@@ -47,12 +47,30 @@ def signatures_option(func: F) -> F:
     )(func)
 
 
-def load_engine(signature_dirs: Iterable[str], accelerate: bool = True) -> Any:
+def compat_option(func: F) -> F:
+    """``--compat wappalyzer``: run the engine in the reference engine's mode."""
+    return click.option(
+        "--compat", type=click.Choice(["wappalyzer"]), default=None,
+        help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
+        "does (no script_loader source, no rules of evidence).",
+    )(func)
+
+
+def engine_mode(compat: str | None) -> str:
+    """The engine mode for a ``--compat`` value (None: the default mode).
+
+    >>> engine_mode(None), engine_mode("wappalyzer")
+    ('detector', 'wappalyzer')
+    """
+    return compat or "detector"
+
+
+def load_engine(signature_dirs: Iterable[str], accelerate: bool = True, mode: str = "detector") -> Any:
     """Load (and so validate) the engine, turning library errors into click errors."""
     from detector.engine.match import Engine
 
     try:
-        return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate)
+        return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate, mode=mode)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -128,6 +146,7 @@ def crawl_options(func: F) -> F:
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
         signatures_option,
+        compat_option,
         click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON."),
         click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal)."),
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
@@ -138,10 +157,10 @@ def crawl_options(func: F) -> F:
     return func
 
 
-def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
+def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool, mode: str = "detector") -> None:
     """Compile ``--signatures`` once, so a bad pattern stops the run before anything is fetched."""
     if signature_dirs and not no_detect:
-        load_engine(signature_dirs)
+        load_engine(signature_dirs, mode=mode)
 
 
 def check_proxy(proxy: str | None) -> None:
@@ -154,7 +173,8 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
     from detector.crawl.runner import CrawlOptions
 
     check_proxy(options["proxy"])
-    check_signatures(options["signature_dirs"], options["no_detect"])
+    mode = engine_mode(options["compat"])
+    check_signatures(options["signature_dirs"], options["no_detect"], mode)
     progress = options["progress"]
     return CrawlOptions(
         inputs=inputs, db=options["db"], column=options["column"], keep_subdomains=options["keep_subdomains"],
@@ -164,7 +184,7 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
         ignore_robots=options["ignore_robots"], detect=not options["no_detect"], workers=options["workers"],
         signatures=tuple(options["signature_dirs"]), verbose=verbosity(ctx, options["verbose"]),
         progress=sys.stderr.isatty() if progress is None else progress, total=total,
-        miss_threshold=options["miss_threshold"],
+        miss_threshold=options["miss_threshold"], engine_mode=mode,
     )
 
 

@@ -65,6 +65,7 @@ class DetectStorePipeline:
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         backlog: int = 4,
+        engine_mode: str = "detector",
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -75,6 +76,7 @@ class DetectStorePipeline:
         self.commit_every = max(1, commit_every)
         self.miss_threshold = max(1, miss_threshold)
         self.backlog = max(1, backlog)
+        self.engine_mode = engine_mode
         self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
         self.signatures_version = ""
@@ -103,6 +105,7 @@ class DetectStorePipeline:
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
+            engine_mode=s.get("DETECTOR_ENGINE_MODE") or "detector",
         )
 
     async def open_spider(self) -> None:
@@ -122,7 +125,7 @@ class DetectStorePipeline:
 
     async def _open(self) -> None:
         dirs = self.signatures or None
-        library = load_signatures(dirs)
+        library = load_signatures(dirs, layers=self.engine_mode != "wappalyzer")  # what the engine runs
         self.writer = ScanWriter(self.db_path)
         self.writer.start()
         await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
@@ -130,11 +133,11 @@ class DetectStorePipeline:
         if self.detect:
             self.signatures_version = library.version
             if self.workers > 0:
-                self.pool = EnginePool(self.workers, dirs)
+                self.pool = EnginePool(self.workers, dirs, self.engine_mode)
                 self.pool.on_switched_off = self._switched_off
                 await self.pool.start()
             else:
-                load_engine(dirs)
+                load_engine(dirs, self.engine_mode)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
 

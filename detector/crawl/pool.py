@@ -87,9 +87,10 @@ class _WorkerProtocol(protocol.ProcessProtocol):
 class EnginePool:
     """Engine processes beside the reactor; ``detect(pages)`` fires with the site verdict."""
 
-    def __init__(self, workers: int, directories: Sequence[str] | None) -> None:
+    def __init__(self, workers: int, directories: Sequence[str] | None, mode: str = "detector") -> None:
         self.size = max(1, workers)
         self.directories = list(directories or [])
+        self.mode = mode
         self.workers: list[_WorkerProtocol] = []
         self._next_id = 0
         self._flush_scheduled = False
@@ -103,7 +104,7 @@ class EnginePool:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-        args = [sys.executable, "-m", "detector.crawl.worker", *self.directories]
+        args = [sys.executable, "-m", "detector.crawl.worker", "--mode", self.mode, *self.directories]
         for _ in range(self.size):
             proto = _WorkerProtocol(self)
             spawn: Any = reactor.spawnProcess

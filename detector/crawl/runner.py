@@ -47,7 +47,16 @@ class CrawlOptions:
     total: int = 0
     run_id: str = ""
     miss_threshold: int = 2
+    #: The engine's mode: "detector" (the default) or "wappalyzer" (the reference engine's
+    #: results, ``--compat wappalyzer``).  Recorded with the run (``runs.options``).
+    engine_mode: str = "detector"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from detector.engine.match import MODES
+
+        if self.engine_mode not in MODES:
+            raise ValueError(f"unknown engine mode {self.engine_mode!r}; use one of {', '.join(MODES)}")
 
 
 def build_settings(opts: CrawlOptions) -> Settings:
@@ -70,6 +79,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_TOTAL": opts.total,
         "DETECTOR_RUN_ID": opts.run_id,
         "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
+        "DETECTOR_ENGINE_MODE": opts.engine_mode,
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,

@@ -1,6 +1,6 @@
 """Detection beside the reactor: engine processes that turn a site's pages into a verdict.
 
-No Scrapy here.  ``python -m detector.crawl.worker [DIR...]`` loads the engine once, then
+No Scrapy here.  ``python -m detector.crawl.worker [--mode MODE] [DIR...]`` loads the engine once, then
 reads tasks from stdin and writes results to stdout, each a length-prefixed pickle frame:
 lists of ``(task id, pages)`` in, lists of ``(task id, ok, detections or error text)`` out.  The crawler talks
 to these processes through its own event loop (no threads in the crawler process), so the
@@ -28,16 +28,11 @@ READY = -1  # task id of the frame a worker sends once its engine is loaded
 SWITCHED_OFF = -2  # task id of a reply listing patterns switched off (over their time budget)
 
 
-def load_engine(directories: Sequence[str] | None) -> Engine:
-    """Load the engine once per process (``None`` = the bundled library).
-
-    The engine mode comes from the environment variable ``DETECTOR_COMPAT`` (the workers
-    inherit the crawler's environment): unset or empty for the default mode, ``wappalyzer``
-    for the reference engine's results.
-    """
+def load_engine(directories: Sequence[str] | None, mode: str = "detector") -> Engine:
+    """Load the engine once per process (``None`` = the bundled library) in ``mode``
+    ("detector", the default, or "wappalyzer": see ``Engine(mode=...)``)."""
     global _ENGINE
-    if _ENGINE is None:
-        mode = os.environ.get("DETECTOR_COMPAT") or "detector"
+    if _ENGINE is None or _ENGINE.mode != mode:
         _ENGINE = Engine.from_directories(list(directories) if directories else None, mode=mode)
     return _ENGINE
 
@@ -81,12 +76,12 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
     return buf
 
 
-def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) -> None:
+def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO, mode: str = "detector") -> None:
     """The worker loop: load the engine, say ready, answer batches of tasks until stdin closes.
 
     A frame in is a list of ``(task id, pages)``; the frame out is the list of their results.
     """
-    engine = load_engine(directories)
+    engine = load_engine(directories, mode)
     stdout.write(encode_frame([(READY, True, engine.library.version)]))
     stdout.flush()
     while True:
@@ -110,8 +105,11 @@ def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO) 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: signature directories as arguments (none = the bundled library)."""
+    """Entry point: ``[--mode MODE] [DIR...]``, signature directories (none = the bundled library)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    mode = "detector"
+    if args[:1] == ["--mode"] and len(args) >= 2:
+        mode, args = args[1], args[2:]
     # Detection is batch work; the crawler's event loop is what must never wait for a core.
     with contextlib.suppress(OSError):
         os.nice(5)
@@ -119,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    serve(args or None, sys.stdin.buffer, frames)
+    serve(args or None, sys.stdin.buffer, frames, mode)
 
 
 if __name__ == "__main__":
