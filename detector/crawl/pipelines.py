@@ -160,9 +160,9 @@ class DetectStorePipeline:
         detections: list[SiteDetection] = []
         if self.detect and item.scan.status == "ok" and item.pages:
             if self.pool is not None:
-                detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
+                detections = await maybe_deferred_to_future(self.pool.detect(item.pages, item.network))
             else:
-                detections = detect_site(item.pages)
+                detections = detect_site(item.pages, network=item.network)
         return dataclasses.replace(
             item.scan, run_id=self.run_id, signatures_version=self.signatures_version,
             detections=tuple(detections), detected=self.detect,

@@ -46,6 +46,8 @@ class CrawlOptions:
     total: int = 0
     run_id: str = ""
     miss_threshold: int = 2
+    dns: bool = True
+    resolver: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,6 +70,8 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_TOTAL": opts.total,
         "DETECTOR_RUN_ID": opts.run_id,
         "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
+        "DETECTOR_DNS": opts.dns,
+        "DETECTOR_RESOLVER": opts.resolver or "",
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,

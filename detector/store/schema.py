@@ -222,6 +222,14 @@ def _m005_views(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS changes_kind_at ON changes(kind, at)")
 
 
+def _m007_dns(db: sqlite_utils.Database) -> None:
+    # What the DNS tier and the TLS handshake told each scan: dns_status (ok, partial, failed,
+    # off, skipped), dns_errors (JSON {record type: "kind: message"}), cert_issuer.
+    db.execute("ALTER TABLE scans ADD COLUMN dns_status TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN dns_errors TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN cert_issuer TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -231,6 +239,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
+    (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
 ]
 
 
