@@ -73,6 +73,8 @@ def parse_resolver(text: str) -> tuple[str, int]:
     value = text.strip()
     host, port = value, str(DEFAULT_PORT)
     if value.startswith("["):
+        if "]" not in value:
+            raise ResolverError(f'"{text}" is not HOST[:PORT]; write an IPv6 resolver as [::1]:53')
         host, _, rest = value[1:].partition("]")
         if rest:
             if not rest.startswith(":"):
