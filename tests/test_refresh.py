@@ -84,7 +84,7 @@ def signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def options(web: Web, db: Path, signatures: Path) -> list[str]:
-    return ["--db", str(db), "--proxy", web.proxy.url, "--workers", "0", "--retries", "0", "--timeout", "3",
+    return ["--db", str(db), "--proxy", web.proxy.url, "--no-dns", "--workers", "0", "--retries", "0", "--timeout", "3",
             "--pages", "0", "--signatures", str(signatures)]
 
 

@@ -50,7 +50,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
         for command in commands:
             args = command[1:]
             if args[0] == "crawl":
-                args += ["--proxy", proxy.url, "--workers", "0", "--timeout", "5", "--retries", "0"]
+                args += ["--proxy", proxy.url, "--no-dns", "--workers", "0", "--timeout", "5", "--retries", "0"]
             run = run_detector(args, cwd=tmp_path)
             assert run.code == 0, f"{command}: {run.err}"
             runs.append(run)

@@ -141,7 +141,12 @@ def crawl_options(func: F) -> F:
         click.option("--retries", default=1, show_default=True, type=click.IntRange(0, 10), help="Retries after a timeout or connection error."),
         click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large."),
         click.option("--user-agent", help="User-Agent header to send."),
-        click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128."),
+        click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128. "
+                     "DNS cannot go through it: give --resolver too, or --no-dns."),
+        click.option("--dns/--no-dns", "dns", default=True, show_default=True,
+                     help="Look up each domain's MX, TXT, NS, SOA, _dmarc TXT and www CNAME (email, SaaS and hosting evidence)."),
+        click.option("--resolver", metavar="HOST[:PORT]", help="DNS server to ask (an IP address, port 53 by default). "
+                     "Default: the system's; names under .test/.example/.invalid/.localhost/.local go only to a named one."),
         click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
@@ -168,6 +173,22 @@ def check_proxy(proxy: str | None) -> None:
     if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
         raise click.BadParameter(f'"{proxy}" is not a proxy URL; write it like http://proxy.example:3128', param_hint="--proxy")
 
+def check_dns(dns: bool, resolver: str | None, proxy: str | None) -> None:
+    """A usage error for a bad ``--resolver``, or ``--proxy`` with DNS on and no resolver named."""
+    from detector.crawl.dns import ResolverError, parse_resolver
+
+    if resolver:
+        try:
+            parse_resolver(resolver)
+        except ResolverError as exc:
+            raise click.BadParameter(str(exc), param_hint="--resolver") from None
+    if proxy and dns and not resolver:
+        raise click.UsageError(
+            "--proxy: DNS lookups cannot go through an HTTP proxy, and the system resolver may not be "
+            "the proxy's. Name a DNS server with --resolver HOST[:PORT], or turn DNS off with --no-dns."
+        )
+
+
 def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, options: dict[str, Any]) -> CrawlOptions:
     """The library's CrawlOptions from the values of :func:`crawl_options` (checked first)."""
     from detector.crawl.runner import CrawlOptions
@@ -175,6 +196,7 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
     check_proxy(options["proxy"])
     mode = engine_mode(options["compat"])
     check_signatures(options["signature_dirs"], options["no_detect"], mode)
+    check_dns(options["dns"], options["resolver"], options["proxy"])
     progress = options["progress"]
     return CrawlOptions(
         inputs=inputs, db=options["db"], column=options["column"], keep_subdomains=options["keep_subdomains"],
@@ -184,7 +206,8 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
         ignore_robots=options["ignore_robots"], detect=not options["no_detect"], workers=options["workers"],
         signatures=tuple(options["signature_dirs"]), verbose=verbosity(ctx, options["verbose"]),
         progress=sys.stderr.isatty() if progress is None else progress, total=total,
-        miss_threshold=options["miss_threshold"], engine_mode=mode,
+        miss_threshold=options["miss_threshold"], engine_mode=mode, dns=options["dns"],
+        resolver=options["resolver"],
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
+    from detector.engine.network import NetworkFacts
     from detector.store.scans import (
         ScanResult,  # the engine workers import this module: no SQLite there
     )
@@ -65,6 +66,8 @@ class SiteItem:
     scan: ScanResult
     pages: tuple[FetchedPage, ...] = field(default_factory=tuple, repr=False)
     results: tuple[PageResult, ...] = field(default_factory=tuple)
+    #: What DNS and the https certificate say about the site (the DNS pipeline adds it).
+    network: NetworkFacts | None = None
 
     @property
     def domain(self) -> str:

@@ -167,10 +167,10 @@ class DetectStorePipeline:
         detections: list[SiteDetection] = []
         if self.detect and item.scan.status == "ok" and item.pages:
             if self.pool is not None:
-                detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
+                detections = await maybe_deferred_to_future(self.pool.detect(item.pages, item.network))
             else:
-                detections = detect_site(item.pages)
-                off = load_engine(self.signatures or None).switched_off()
+                detections = detect_site(item.pages, network=item.network)
+                off = load_engine(self.signatures or None, self.engine_mode).switched_off()
                 if off:
                     self._switched_off(switched_off_messages(off, item.pages))
         return dataclasses.replace(

@@ -50,6 +50,8 @@ class CrawlOptions:
     #: The engine's mode: "detector" (the default) or "wappalyzer" (the reference engine's
     #: results, ``--compat wappalyzer``).  Recorded with the run (``runs.options``).
     engine_mode: str = "detector"
+    dns: bool = True
+    resolver: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,8 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_RUN_ID": opts.run_id,
         "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
         "DETECTOR_ENGINE_MODE": opts.engine_mode,
+        "DETECTOR_DNS": opts.dns,
+        "DETECTOR_RESOLVER": opts.resolver or "",
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,

@@ -45,7 +45,10 @@ DOWNLOADER_MIDDLEWARES = {
 # The SSRF guard: every address the crawl connects to is checked (see detector/crawl/guard.py).
 TWISTED_DNS_RESOLVER = "detector.crawl.guard.GuardedResolver"
 
-ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}
+ITEM_PIPELINES = {
+    "detector.crawl.dns.DnsPipeline": 200,  # DNS records and certificate issuer, before detection
+    "detector.crawl.pipelines.DetectStorePipeline": 300,
+}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
     "scrapy.extensions.remote_control.RemoteControl": None,  # no listening port for a batch job
@@ -80,3 +83,5 @@ DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every 
 DETECTOR_WRITE_BACKLOG = 4  # batches waiting for the writer thread before items wait too
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)
+DETECTOR_DNS = True  # look up MX, TXT, NS, SOA, _dmarc TXT and www CNAME of each domain
+DETECTOR_RESOLVER = ""  # HOST[:PORT] of the DNS server; "" = the system's (never for reserved names)

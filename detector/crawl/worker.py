@@ -2,7 +2,7 @@
 
 No Scrapy here.  ``python -m detector.crawl.worker [--mode MODE] [DIR...]`` loads the engine once, then
 reads tasks from stdin and writes results to stdout, each a length-prefixed pickle frame:
-lists of ``(task id, pages)`` in, lists of ``(task id, ok, detections or error text)`` out.  The crawler talks
+lists of ``(task id, pages, network facts)`` in, lists of ``(task id, ok, detections or error text)`` out.  The crawler talks
 to these processes through its own event loop (no threads in the crawler process), so the
 reactor keeps one core and the engines use the others.
 """
@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from detector.crawl.items import FetchedPage
 from detector.engine.match import Engine
+from detector.engine.network import NetworkFacts
 from detector.engine.page import Page
 from detector.engine.verdict import SiteDetection
 
@@ -42,12 +43,14 @@ def page_from_fetched(page: FetchedPage) -> Page:
     return Page.from_http(page.url, status=page.status, headers=page.headers, body=page.body)
 
 
-def detect_site(pages: Sequence[FetchedPage], engine: Engine | None = None) -> list[SiteDetection]:
-    """Resolve a site's pages at once into one verdict (see detector.engine.site)."""
+def detect_site(
+    pages: Sequence[FetchedPage], engine: Engine | None = None, network: NetworkFacts | None = None
+) -> list[SiteDetection]:
+    """Resolve a site's pages and DNS/TLS facts at once into one verdict (see detector.engine.site)."""
     eng = engine if engine is not None else _ENGINE
     if eng is None:
         raise RuntimeError("detect_site called in a process where load_engine() did not run")
-    return eng.detect_site(page_from_fetched(p) for p in pages)
+    return eng.detect_site((page_from_fetched(p) for p in pages), network)
 
 
 def switched_off_messages(origins: Sequence[str], pages: Sequence[FetchedPage]) -> list[str]:
@@ -79,7 +82,8 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
 def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO, mode: str = "detector") -> None:
     """The worker loop: load the engine, say ready, answer batches of tasks until stdin closes.
 
-    A frame in is a list of ``(task id, pages)``; the frame out is the list of their results.
+    A frame in is a list of ``(task id, pages, network facts or None)``; the frame out is the
+    list of their results.
     """
     engine = load_engine(directories, mode)
     stdout.write(encode_frame([(READY, True, engine.library.version)]))
@@ -92,9 +96,9 @@ def serve(directories: Sequence[str] | None, stdin: BinaryIO, stdout: BinaryIO, 
         if body is None:
             return
         replies: list[tuple[int, bool, Any]] = []
-        for task_id, pages in pickle.loads(body):
+        for task_id, pages, network in pickle.loads(body):
             try:
-                replies.append((task_id, True, detect_site(pages, engine)))
+                replies.append((task_id, True, detect_site(pages, engine, network)))
             except Exception as exc:  # noqa: BLE001 - reported back as data, the worker lives on
                 replies.append((task_id, False, f"{type(exc).__name__}: {exc}"))
             off = engine.switched_off()

@@ -41,6 +41,7 @@ from detector.engine.evidence import (
     split_selector,
 )
 from detector.engine.loader import loader_urls
+from detector.engine.network import VALUE_LIMIT, NetworkFacts
 from detector.engine.page import Page, ParsedPage, parse_page
 from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
 from detector.engine.prefilter import (
@@ -74,8 +75,10 @@ KIND_RANK = {k: i for i, k in enumerate(
 SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
-    "scriptLoader": "script_loader",
+    "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer",
 }
+#: Network kinds the engine matches on :class:`~detector.engine.network.NetworkFacts`.
+FACT_KINDS = ("dns", "certIssuer")
 EXCERPT = 120
 #: Engine modes: "detector" (the default: this project's rules of evidence, see
 #: :mod:`detector.engine.evidence`) and "wappalyzer" (the reference engine's results, as the
@@ -142,6 +145,8 @@ class Evidence:
     confidence: int = 100
     #: Why this evidence is weak ("resource hint", "snippet comment"), or "" (default mode only).
     weak: str = ""
+    #: The whole value the pattern matched in, where it says more than the match (a DNS record).
+    value: str = ""
 
     def describe(self) -> str:
         """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
@@ -164,6 +169,8 @@ class Evidence:
         out["confidence"] = self.confidence
         if self.weak:
             out["weak"] = self.weak
+        if self.value:
+            out["value"] = self.value
         return out
 
 
@@ -266,6 +273,8 @@ class _Hit:
     counted: bool = True
     #: Why the hit is weak evidence (default mode): it counts only beside a strong hit.
     weak: str = ""
+    #: The whole value matched, where it says more than the match (a DNS record).
+    value: str = ""
 
 
 @dataclass(slots=True)
@@ -308,6 +317,9 @@ class Engine:
         self._script_rules: list[_Rule] = []
         self._keyed: dict[str, dict[str, list[_Rule]]] = {k: {} for k in KEYED_STATIC}
         self._dom: list[_DomRule] = []
+        #: dns rules by record type (upper case) and certIssuer rules, matched on NetworkFacts.
+        self._dns_rules: dict[str, list[_Rule]] = {}
+        self._cert_rules: list[_Rule] = []
         #: Default mode: text rules of one short word, matched by these instead (by rule index).
         self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
@@ -424,10 +436,13 @@ class Engine:
             if kind in BROWSER_KINDS:
                 self._browser_rules += _count(value)
                 continue
+            rank = KIND_RANK.get(kind, 99)
+            if kind in FACT_KINDS:
+                self._compile_facts(t, sig, kind, rank, value, problems)
+                continue
             if kind in NETWORK_KINDS:
                 self._network_rules += _count(value)
                 continue
-            rank = KIND_RANK.get(kind, 99)
             if kind in TEXT_KINDS or kind == "scriptSrc":
                 for i, text in enumerate(as_list(value)):
                     if self.mode == "detector":
@@ -449,6 +464,21 @@ class Engine:
                             self._keyed[kind].setdefault(lk, []).append(_Rule(t, kind, lk, (rank, k, i), p))
             elif kind == "dom":
                 self._compile_dom(t, sig, value, problems)
+
+    def _compile_facts(self, t: int, sig: Signature, kind: str, rank: int, value: Any, problems: list[str]) -> None:
+        """dns rules by record type, certIssuer rules in a list (see :meth:`_fact_hits`)."""
+        if kind == "certIssuer":
+            for i, text in enumerate(as_list(value)):
+                p = self._pattern(sig, f"certIssuer[{i}]", text, problems)
+                if p is not None:
+                    self._cert_rules.append(_Rule(t, kind, "", (rank, 0, i), p))
+            return
+        for k, (key, texts) in enumerate(value.items()):
+            rtype = str(key).upper()
+            for i, text in enumerate(as_list(texts)):
+                p = self._pattern(sig, f"dns[{key!r}]", text, problems)
+                if p is not None:
+                    self._dns_rules.setdefault(rtype, []).append(_Rule(t, kind, rtype, (rank, k, i), p))
 
     def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
         spec: Mapping[str, Any]
@@ -541,11 +571,38 @@ class Engine:
         hits, dom_hits = self._page_hits(page)
         return [self._detection(r) for r in self._resolve_with_requirements(hits, dom_hits)]
 
-    def detect_site(self, pages: Iterable[Page | ParsedPage]) -> list[SiteDetection]:
-        """One verdict for a site's pages, resolved at once (see :mod:`detector.engine.site`)."""
+    def detect_site(self, pages: Iterable[Page | ParsedPage], network: NetworkFacts | None = None) -> list[SiteDetection]:
+        """One verdict for a site's pages and its DNS/TLS facts, resolved at once (see
+        :mod:`detector.engine.site`)."""
         from detector.engine.site import detect_site
 
-        return detect_site(self, pages)
+        return detect_site(self, pages, network)
+
+    def _fact_hits(self, facts: NetworkFacts) -> dict[int, list[_Hit]]:
+        """Every dns and certIssuer rule match on a site's records and certificate issuer.
+
+        A DNS hit's ``url`` is the name that was queried (``_dmarc.acme.test``); its ``value``
+        the whole record, so the evidence shows what DNS said, not only the matched part.
+        """
+        hits: dict[int, list[_Hit]] = {}
+        acc = self.accelerate
+        found: list[tuple[_Rule, str, tuple[Any, ...], str]] = []
+        for rtype, values in facts.dns.items():
+            name = facts.queried_name(rtype)
+            for rule in self._dns_rules.get(rtype.upper(), ()):
+                found += [(rule, value, rule.order + (v,), name) for v, value in enumerate(values)]
+        if facts.cert_issuer:
+            found += [(rule, facts.cert_issuer, rule.order, "") for rule in self._cert_rules]
+        for rule, value, order, name in found:
+            value = value[:VALUE_LIMIT]
+            m = rule.pattern.search(value, acc)
+            if m is not None:
+                hits.setdefault(rule.tech, []).append(
+                    _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
+                         rule.pattern.version_for(m), rule.pattern.spec.confidence, name, value=value))
+        for tech_hits in hits.values():
+            tech_hits.sort(key=lambda h: h.order)
+        return hits
 
     def _page_hits(self, page: Page | ParsedPage) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
         """Every pattern match on one page, per technology, in evaluation order (DOM apart)."""
@@ -809,7 +866,7 @@ class Engine:
         tech = self._techs[r.tech]
         evidence = [
             Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
-                     h.weak)
+                     h.weak, h.value)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]

@@ -377,6 +377,12 @@ def _check_shape(label: str, kind: str, value: Any, problems: list[str]) -> None
             problems.append(f"{label} {kind}: must be a mapping of name -> pattern")
         elif not all(_is_pattern(v) or (isinstance(v, list) and all(map(_is_pattern, v))) for v in value.values()):
             problems.append(f"{label} {kind}: every value must be a pattern (use \"\" for 'present')")
+        elif kind == "dns":
+            from detector.engine.network import RECORD_TYPES
+
+            for rtype in value:
+                if str(rtype).upper() not in RECORD_TYPES:
+                    problems.append(f"{label} dns[{rtype!r}]: unknown record type; use one of {', '.join(RECORD_TYPES)}")
     elif kind == "dom":
         if isinstance(value, (str, list)):
             if not all(isinstance(v, str) for v in as_list(value)):

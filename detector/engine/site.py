@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from detector.engine.match import SOURCE_NAMES, Evidence, _Hit, _Resolved
+from detector.engine.network import NetworkFacts
 from detector.engine.page import Page, ParsedPage
 from detector.engine.verdict import MAX_EVIDENCE, SiteDetection
 
@@ -40,10 +41,19 @@ if TYPE_CHECKING:
 _Hits = dict[int, list[_Hit]]
 
 
-def detect_site(engine: Engine, pages: Iterable[Page | ParsedPage]) -> list[SiteDetection]:
-    """One SiteDetection per technology found on the site's pages, by name."""
+def detect_site(
+    engine: Engine, pages: Iterable[Page | ParsedPage], network: NetworkFacts | None = None
+) -> list[SiteDetection]:
+    """One SiteDetection per technology found on the site's pages and its DNS/TLS facts, by name.
+
+    The facts count as one more page: their matches join the pages' before ``excludes``,
+    ``implies`` and ``requires`` are resolved, so a DNS-only technology can imply, and be
+    required by, what the pages show.
+    """
     # One page at a time: its DOM is dropped before the next page is parsed.
     per_page = [engine._page_hits(page) for page in pages]
+    if network:
+        per_page.append((engine._fact_hits(network), {}))
     hits = combine_pages([h for h, _ in per_page])
     dom_hits = combine_pages([d for _, d in per_page])
     resolved = engine._resolve_with_requirements(hits, dom_hits)
@@ -91,7 +101,7 @@ def site_detection(engine: Engine, r: _Resolved) -> SiteDetection:
         if len(evidence) >= MAX_EVIDENCE:
             break
         ev = Evidence(SOURCE_NAMES.get(hit.kind, hit.kind), hit.pattern, hit.match, hit.url, hit.key, hit.version,
-                      hit.confidence, hit.weak)
+                      hit.confidence, hit.weak, hit.value)
         evidence.append({"page": hit.url, **ev.to_dict(), **({} if hit.counted else {"counted": False})})
     for name in r.implied_by:
         if len(evidence) < MAX_EVIDENCE:

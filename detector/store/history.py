@@ -85,13 +85,16 @@ def compare(
     counts_misses: bool,
     miss_threshold: int = DEFAULT_MISS_THRESHOLD,
     known: Container[str] | None = None,
+    keep: Container[str] = (),
 ) -> Plan:
     """Plan the row updates and change events of one scan of ``domain``.
 
     ``counts_misses`` is true only for a successful, complete scan with detection on: any
     other scan can add technologies and change versions but never counts a miss.  ``known``
     names the technologies the scan's signature library can detect: one it cannot (another
-    ``--signatures`` set) was not looked for, so not seeing it is no miss.
+    ``--signatures`` set) was not looked for, so not seeing it is no miss.  ``keep`` names
+    technologies whose evidence this scan could not look at (a DNS lookup that failed or did
+    not run): not seeing them is no miss either.
 
     >>> old = {"jQuery": Stored("jQuery", "3.6.0"), "PHP": Stored("PHP", None, miss_count=1)}
     >>> from detector.engine import SiteDetection
@@ -129,7 +132,7 @@ def compare(
             old = stored[name]
             if name in seen_names or old.status != "active":
                 continue
-            if known is not None and name not in known:
+            if (known is not None and name not in known) or name in keep:
                 continue
             if old.miss_count + 1 >= miss_threshold:
                 removed.append(name)

@@ -315,6 +315,12 @@ def _m006_segment_history(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE cohort_members_new RENAME TO cohort_members")
     db.execute("CREATE INDEX cohort_members_domain ON cohort_members(domain)")
     db.execute(f"CREATE VIEW domain_summary AS {_VIEWS['domain_summary'].strip()}")
+def _m007_dns(db: sqlite_utils.Database) -> None:
+    # What the DNS tier and the TLS handshake told each scan: dns_status (ok, partial, failed,
+    # off, skipped), dns_errors (JSON {record type: "kind: message"}), cert_issuer.
+    db.execute("ALTER TABLE scans ADD COLUMN dns_status TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN dns_errors TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN cert_issuer TEXT")
 
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -327,6 +333,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
     (6, "segment history: segment_runs, segment_accounts; cohorts by segmentation", _m006_segment_history),
+    (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
 ]
 
 
