@@ -14,6 +14,8 @@ import pytest
 # inherit it).  Set before anything loads an engine; removed when the run ends.
 _CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
 os.environ["DETECTOR_CACHE_DIR"] = _CACHE
+# Crawls in tests read pages statically unless a test asks for the rendered tier (--render).
+os.environ["DETECTOR_RENDER"] = "off"
 atexit.register(shutil.rmtree, _CACHE, True)
 
 from detector.engine.match import Engine

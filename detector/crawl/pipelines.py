@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -16,9 +17,10 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
-from detector.crawl.items import SiteItem
+from detector.crawl.items import FetchedPage, RenderedPage, SiteItem
 from detector.crawl.pool import EnginePool
-from detector.crawl.worker import detect_site, load_engine
+from detector.crawl.render import RenderStage, render_stage
+from detector.crawl.worker import detect_site, load_engine, page_from_fetched
 from detector.crawl.writer import ScanWriter
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
@@ -63,6 +65,7 @@ class DetectStorePipeline:
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         backlog: int = 4,
+        render: RenderStage | None = None,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -82,6 +85,7 @@ class DetectStorePipeline:
         self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
         self.failure: str | None = None
         self.ticker = LoopingCall(self._tick)
+        self.render = render
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -100,6 +104,7 @@ class DetectStorePipeline:
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
+            render=render_stage(s) if s.getbool("DETECTOR_DETECT") else None,
         )
 
     async def open_spider(self) -> None:
@@ -131,6 +136,10 @@ class DetectStorePipeline:
                 await self.pool.start()
             else:
                 load_engine(dirs)
+            if self.render is not None:
+                await self.render.open(library)
+                if self.render.note:
+                    self.crawler.stats.set_value("detector/render_note", self.render.note)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
 
@@ -144,6 +153,37 @@ class DetectStorePipeline:
             log.warning("detection failed for %s: %r", item.domain, exc)
             self.crawler.stats.inc_value("detector/detect_failed")
             result = self._failed_scan(item, exc)
+        if self.render is not None and result.status == "ok" and result.detected and item.pages:
+            reasons = self.render.reasons(page_from_fetched(item.pages[0]).html, result.detections)
+            if reasons:
+                await self.render.room()  # at most DETECTOR_RENDER_BACKLOG sites wait for the browser
+                self.render.spawn(self._render(item, result, reasons))
+                return item
+        await self._keep(result)
+        return item
+
+    async def _render(self, item: SiteItem, result: ScanResult, reasons: list[str]) -> None:
+        """Render the site's homepage, detect again with what the browser saw, keep the scan."""
+        assert self.render is not None and self.render.renderer is not None
+        stats = self.crawler.stats
+        try:
+            snap = await self.render.renderer.render(item.pages[0].url)
+            note = "; ".join(reasons) if snap.outcome == "rendered" else snap.message
+            result = dataclasses.replace(result, render=snap.outcome, render_note=note[:500])
+            stats.inc_value(f"detector/render/{snap.outcome}")
+            if snap.read:
+                rendered = RenderedPage(snap.final_url or item.pages[0].url, snap.html, snap.js, snap.dom_properties,
+                                        tuple(snap.xhr))
+                detections = await self._detect((*item.pages, rendered))
+                result = dataclasses.replace(result, detections=tuple(detections))
+        except Exception as exc:  # noqa: BLE001 - the static verdict stands; the scan says why
+            log.warning("rendering %s failed: %r", item.domain, exc)
+            stats.inc_value("detector/render/failed")
+            result = dataclasses.replace(result, render="failed", render_note=f"{exc!r}"[:500])
+        await self._keep(result)
+
+    async def _keep(self, result: ScanResult) -> None:
+        """Buffer a finished scan row (written by the ticker, or now when the batch is full)."""
         self.buffer.append(result)
         stats = self.crawler.stats
         stats.inc_value("detector/sites_done")
@@ -154,15 +194,16 @@ class DetectStorePipeline:
         if len(self.buffer) >= self.commit_every:
             await self._room()
             self.flush()
-        return item
+
+    async def _detect(self, pages: Sequence[FetchedPage | RenderedPage]) -> list[SiteDetection]:
+        if self.pool is not None:
+            return await maybe_deferred_to_future(self.pool.detect(pages))
+        return detect_site(pages)
 
     async def _scan(self, item: SiteItem) -> ScanResult:
         detections: list[SiteDetection] = []
         if self.detect and item.scan.status == "ok" and item.pages:
-            if self.pool is not None:
-                detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
-            else:
-                detections = detect_site(item.pages)
+            detections = await self._detect(item.pages)
         return dataclasses.replace(
             item.scan, run_id=self.run_id, signatures_version=self.signatures_version,
             detections=tuple(detections), detected=self.detect,
@@ -250,6 +291,8 @@ class DetectStorePipeline:
         if self.ticker.running:
             self.ticker.stop()
         try:
+            if self.render is not None:
+                await self.render.close()  # the renders still queued end as scans too
             if self.writer is not None:
                 self._record_unfinished()
                 self.flush()

@@ -17,7 +17,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
-from detector.crawl.items import FetchedPage
+from detector.crawl.items import FetchedPage, RenderedPage
 from detector.crawl.worker import HEADER, READY, encode_frame
 from detector.engine.verdict import SiteDetection
 from detector.errors import DetectorError
@@ -40,7 +40,7 @@ class _WorkerProtocol(protocol.ProcessProtocol):
         self.ready: defer.Deferred[str] = defer.Deferred()
         self.stderr: list[bytes] = []
         self.alive = True
-        self.outbox: list[tuple[int, list[FetchedPage]]] = []
+        self.outbox: list[tuple[int, list[FetchedPage | RenderedPage]]] = []
         self.ended: defer.Deferred[None] = defer.Deferred()
 
     def outReceived(self, data: bytes) -> None:
@@ -113,7 +113,7 @@ class EnginePool:
             raise error from None
         return str(versions[0])
 
-    def detect(self, pages: Sequence[FetchedPage]) -> defer.Deferred[list[SiteDetection]]:
+    def detect(self, pages: Sequence[FetchedPage | RenderedPage]) -> defer.Deferred[list[SiteDetection]]:
         """Send a site's pages to the least busy worker."""
         alive = [w for w in self.workers if w.alive]
         if not alive:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from detector.crawl.items import FetchedPage
+from detector.crawl.items import FetchedPage, RenderedPage
 from detector.engine.match import Engine
 from detector.engine.page import Page
 from detector.engine.verdict import SiteDetection
@@ -41,12 +41,15 @@ def load_engine(directories: Sequence[str] | None) -> Engine:
     return _ENGINE
 
 
-def page_from_fetched(page: FetchedPage) -> Page:
-    """The engine's Page for a fetched page (same shape as ``detect --cases`` builds)."""
+def page_from_fetched(page: FetchedPage | RenderedPage) -> Page:
+    """The engine's Page for a fetched page (same shape as ``detect --cases`` builds) or a rendered one."""
+    if isinstance(page, RenderedPage):
+        return Page(url=page.url, html=page.html, js=page.js, xhr=page.xhr, dom_properties=page.dom_properties,
+                    tier="rendered")
     return Page.from_http(page.url, status=page.status, headers=page.headers, body=page.body)
 
 
-def detect_site(pages: Sequence[FetchedPage], engine: Engine | None = None) -> list[SiteDetection]:
+def detect_site(pages: Sequence[FetchedPage | RenderedPage], engine: Engine | None = None) -> list[SiteDetection]:
     """Resolve a site's pages at once into one verdict (see detector.engine.site)."""
     eng = engine if engine is not None else _ENGINE
     if eng is None:

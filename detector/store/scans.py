@@ -72,6 +72,9 @@ class ScanResult:
     pages_blocked: int = 0
     #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
     detected: bool = True
+    #: How the rendered tier went (None: not asked; see detector.crawl.render.Snapshot) and why.
+    render: str | None = None
+    render_note: str = ""
 
     @property
     def counts_misses(self) -> bool:
@@ -130,7 +133,7 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
         "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
-        "pages_offsite, pages_blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "pages_offsite, pages_blocked, render, render_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -148,6 +151,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
             int(counted),
             r.pages_offsite,
             r.pages_blocked,
+            r.render,
+            r.render_note or None,
         ),
     )
     scan_id = cursor.lastrowid

@@ -222,6 +222,13 @@ def _m005_views(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS changes_kind_at ON changes(kind, at)")
 
 
+def _m008_render(db: sqlite_utils.Database) -> None:
+    # How the rendered tier went for the scan: NULL (not asked), rendered, timeout, crashed,
+    # refused, failed, unavailable; render_note says why it rendered, or what went wrong.
+    db.execute("ALTER TABLE scans ADD COLUMN render TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN render_note TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -231,6 +238,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
+    (8, "rendered tier: scans.render, scans.render_note", _m008_render),
 ]
 
 
