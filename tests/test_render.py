@@ -240,3 +240,17 @@ def test_crawl_on_without_chromium_names_the_package(tmp_path: Path, proxy: Virt
     assert auto.code == 0, auto.err
     assert auto.err.count("pages are read statically only") == 1, auto.err
     assert found(tmp_path / "auto.db") == {"plain.test": {"PressCMS": ("5.2", {"static"})}}
+
+
+@needs_browser
+def test_detect_url_render(proxy: VirtualHostProxy) -> None:
+    base = ["detect", "--proxy", proxy.url, "--signatures", str(SIGNATURES), "--json"]
+    on = run_detector([*base, "--render", "on", "http://inline.test/", "http://plain.test/"])
+    off = run_detector([*base, "--render", "off", "http://inline.test/"])
+    assert on.code == 0 and off.code == 0, on.err + off.err
+    pages = {r["url"]: {t["name"]: (t["version"], [e.get("tier", "static") for e in t["evidence"]])
+                        for t in r["technologies"]} for r in on.json()}  # type: ignore[union-attr]
+    # The rendered DOM shows the generator meta too: evidence of both tiers, the static one first.
+    assert pages == {"http://inline.test/": {"InlineStats": ("2.4.1", ["rendered"])},
+                     "http://plain.test/": {"PressCMS": ("5.2", ["static", "rendered"])}}
+    assert [r["technologies"] for r in off.json()] == [[]]  # type: ignore[union-attr]
