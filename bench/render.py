@@ -115,7 +115,8 @@ async def throughput(proxy: str, hosts: list[str], concurrency: int) -> dict[str
     finally:
         await renderer.close()
     return {"concurrency": concurrency, "pages": len(hosts), "seconds": round(elapsed, 2),
-            "pages_per_second": round(len(hosts) / elapsed, 2), "idle_mb": round(idle), "peak_mb": round(peak),
+            "pages_per_second": round(len(hosts) / elapsed, 2),
+            "read_per_second": round(outcomes.get("rendered", 0) / elapsed, 2), "idle_mb": round(idle), "peak_mb": round(peak),
             "per_context_mb": round((peak - idle) / concurrency, 1), "outcomes": dict(outcomes)}
 
 
@@ -234,7 +235,8 @@ def main() -> None:
         hosts = [f"p{n}.test" for n in range(1, min(len(pages), args.pages + 1))]
         for c in (1, 4, 8):
             r = asyncio.run(throughput(proxy, hosts, c))
-            print(f"concurrency {c}: {r['pages']} pages in {r['seconds']} s = {r['pages_per_second']} pages/s; "
+            print(f"concurrency {c}: {r['pages']} pages in {r['seconds']} s = {r['pages_per_second']} pages/s "
+                  f"({r['read_per_second']}/s rendered in time); "
                   f"browser {r['idle_mb']} MiB idle, {r['peak_mb']} MiB peak -> {r['per_context_mb']} MiB per "
                   f"open context (PSS); outcomes {r['outcomes']}", flush=True)
         sites = [f"p{n}.test" for n in range(len(pages) if not args.sites else min(args.sites, len(pages)))]

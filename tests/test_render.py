@@ -94,6 +94,28 @@ def test_auto_advice(host: str, found: list[StaticTechnology], expected: str | N
     assert reasons == ([expected] if expected else [])
 
 
+TEXT = "<p>" + "Garden furniture made of local oak, finished by hand. " * 6 + "</p>"
+
+
+@pytest.mark.parametrize(
+    ("head", "named"),
+    [
+        ("<script>InlineStats.track('x');</script>", True),
+        ("<script>window['LateChat'] = {};</script>", True),
+        ('<script src="/js/InlineStats.min.js"></script>', True),
+        ("<script>var v = config.InlineStats.version;</script>", False),
+        ("<script>var u = '/js/InlineStats.js';</script>", False),
+        ("<script>var o = {InlineStats: 1};</script>", False),
+        ('<script type="application/ld+json">{"InlineStats": {"x": 1}}</script>', False),
+    ],
+    ids=["used", "window-index", "script-file", "property", "in-a-url", "object-key", "json-ld"],
+)
+def test_auto_advice_reads_globals_as_code_uses_them(head: str, named: bool) -> None:
+    advisor = RenderAdvisor(load_signatures([SIGNATURES]))
+    reasons = advisor.reasons(f"<html><head>{head}</head><body>{TEXT}</body></html>", [])
+    assert bool(reasons) == named, reasons
+
+
 def test_probes_cover_the_library() -> None:
     chains, props = browser_probes(load_signatures(None))
     assert "jQuery.fn.jquery" in chains and len(chains) > 2000

@@ -7,7 +7,8 @@ scrapy-playwright: a scrapy-playwright request takes one of the crawl's download
 the whole render (seconds), so renders would starve static fetching; here the tier has its own
 budget (``concurrency``, default 4) and its own queue, and static fetching never waits for it.
 
-Per page: images, media and fonts are not fetched (scripts, XHR and fetch always are), the
+Per page: images, media, fonts, stylesheets and subframe documents are not fetched (scripts,
+XHR and fetch always are), the
 page is read at ``domcontentloaded`` plus a settle wait (``load`` waits on slow third
 parties), then one ``page.evaluate`` (:data:`detector.engine.browser.PROBE_SCRIPT`) reads
 every ``js`` path of the library, the ``dom`` rule properties and the rendered DOM.  The hosts
@@ -54,8 +55,10 @@ RENDER_MODES = ("off", "auto", "on")
 #: Where Debian's ``chromium`` package puts the browser (``DETECTOR_CHROMIUM`` overrides).
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
 INSTALL_HINT = "install Debian's chromium (apt-get install chromium) and Playwright (pip install 'detector[render]')"
-#: Resource types a page is not allowed to fetch: nothing a rule reads, most of the bytes.
-BLOCKED_TYPES = frozenset({"image", "media", "font", "texttrack", "manifest"})
+#: Resource types a page is not allowed to fetch: nothing a rule reads, most of the bytes and
+#: of the browser's work (stylesheets too: no rule reads computed styles).  Documents of
+#: subframes (ads, embeds) are not loaded either: rules read the top window.
+BLOCKED_TYPES = frozenset({"image", "media", "font", "texttrack", "manifest", "stylesheet"})
 #: Chromium switches: no network use of its own (updates, safe browsing, metrics...), a heap
 #: cap per page so a huge allocation crashes that page instead of the machine.
 CHROMIUM_ARGS = (
@@ -294,7 +297,8 @@ class Renderer:
 
     async def _route(self, route: Any, request: Any, snap: Snapshot) -> None:
         try:
-            if request.resource_type in BLOCKED_TYPES:
+            if request.resource_type in BLOCKED_TYPES or (
+                    request.resource_type == "document" and _in_subframe(request)):
                 snap.blocked += 1
                 await route.abort("blockedbyclient")
                 return
@@ -359,6 +363,13 @@ async def _resolved_refusal(host: str) -> str | None:
         if reason:
             return f"{host} resolves to {address}, a {reason} address"
     return None
+
+
+def _in_subframe(request: Any) -> bool:
+    try:
+        return request.frame.parent_frame is not None
+    except Exception:  # noqa: BLE001 - a frame being detached: not the top document either
+        return True
 
 
 async def _quietly(coro: Any) -> None:
