@@ -161,15 +161,16 @@ def crawl_time(proxy: str, hosts: list[str], mode: str, tmp: Path) -> dict[str, 
     conn = sqlite3.connect(db)
     renders = dict(conn.execute("SELECT COALESCE(render, 'static only'), COUNT(*) FROM scans GROUP BY 1").fetchall())
     techs = conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
-    rendered_only = conn.execute(
-        "SELECT COUNT(*) FROM detections WHERE evidence LIKE '%\"tier\": \"rendered\"%' "
-        "AND evidence NOT LIKE '%\"source\": \"header\"%'").fetchone()[0]
+    rendered_only = sum(
+        1 for (evidence,) in conn.execute("SELECT evidence FROM detections")
+        if all(e.get("tier") == "rendered" or e.get("source") == "implied" for e in json.loads(evidence or "[]"))
+        and any(e.get("tier") == "rendered" for e in json.loads(evidence or "[]")))
     conn.close()
     return {"mode": mode, "sites": len(hosts), "seconds": round(seconds, 1), "render": renders,
-            "detections": techs, "with_rendered_evidence": rendered_only}
+            "detections": techs, "rendered_only": rendered_only}
 
 
-async def recall(proxy: str, pages: list[dict[str, Any]]) -> dict[str, Any]:
+async def recall(proxy: str, pages: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
     """Recall and precision on the accuracy labels' pages: static tier, then static + rendered."""
     sys.path.insert(0, str(ROOT / "bench"))
     from accuracy import LABELS, load_labels, score  # type: ignore[import-not-found]
@@ -185,7 +186,7 @@ async def recall(proxy: str, pages: list[dict[str, Any]]) -> dict[str, Any]:
     ids = [pid for pid in labels if pid in index]
     engine = Engine.from_directories(None)
     chains, props = browser_probes(engine.library)
-    renderer = Renderer(chains, props, RenderSettings(proxy=proxy, concurrency=4))
+    renderer = Renderer(chains, props, RenderSettings(proxy=proxy, concurrency=4, timeout=timeout))
     try:
         snaps = await asyncio.gather(*(renderer.render(f"http://p{index[pid]}.test/") for pid in ids))
     finally:
@@ -212,7 +213,10 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=32, help="pages rendered per concurrency level")
     ap.add_argument("--sites", type=int, default=0, help="sites for the crawl comparison (0: the whole corpus)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--skip-recall", action="store_true")
+    ap.add_argument("--parts", default="share,throughput,crawl,recall",
+                    help="comma-separated parts to run (default: all)")
+    ap.add_argument("--recall-timeout", type=float, default=30.0,
+                    help="seconds per page when measuring recall (what the tier finds, not how fast)")
     args = ap.parse_args()
     if args.serve:
         serve(args.corpus)
@@ -226,37 +230,46 @@ def main() -> None:
     pages = load_corpus(args.corpus)
     print(f"corpus: {len(pages)} pages with HTML; machine: {os.cpu_count()} cores, shared with other work "
           "while this ran", flush=True)
-    share = auto_share(pages)
-    print(f"auto renders {share['rendered']}/{share['sites']} sites ({share['share']:.1%}); first reasons "
-          f"{share['first_reason']}; static detection + advice {share['advice_ms_per_page_with_detection']} ms/page",
-          flush=True)
+    parts = set(args.parts.split(","))
+    share = auto_share(pages) if "share" in parts else None
+    if share:
+        print(f"auto renders {share['rendered']}/{share['sites']} sites ({share['share']:.1%}); first reasons "
+              f"{share['first_reason']}; static detection + advice "
+              f"{share['advice_ms_per_page_with_detection']} ms/page", flush=True)
     server, proxy = start_server(args.corpus)
     try:
         hosts = [f"p{n}.test" for n in range(1, min(len(pages), args.pages + 1))]
-        for c in (1, 4, 8):
+        for c in (1, 4, 8) if "throughput" in parts else ():
             r = asyncio.run(throughput(proxy, hosts, c))
             print(f"concurrency {c}: {r['pages']} pages in {r['seconds']} s = {r['pages_per_second']} pages/s "
                   f"({r['read_per_second']}/s rendered in time); "
                   f"browser {r['idle_mb']} MiB idle, {r['peak_mb']} MiB peak -> {r['per_context_mb']} MiB per "
                   f"open context (PSS); outcomes {r['outcomes']}", flush=True)
         sites = [f"p{n}.test" for n in range(len(pages) if not args.sites else min(args.sites, len(pages)))]
-        with tempfile.TemporaryDirectory() as tmp:
-            off = crawl_time(proxy, sites, "off", Path(tmp))
-            auto = crawl_time(proxy, sites, "auto", Path(tmp))
-        print(f"crawl --render off:  {off['sites']} sites in {off['seconds']} s, {off['detections']} detections",
-              flush=True)
-        print(f"crawl --render auto: {auto['sites']} sites in {auto['seconds']} s ({auto['seconds'] / off['seconds']:.2f}x "
-              f"off), {auto['detections']} detections, {auto['with_rendered_evidence']} with rendered evidence; "
-              f"render outcomes {auto['render']}", flush=True)
-        if not args.skip_recall:
-            r = asyncio.run(recall(proxy, pages))
-            print(f"accuracy pages ({r['pages']}, rendered: {dict(r['rendered'])}):", flush=True)
+        if "crawl" in parts:
+            crawl_both(proxy, sites)
+        if "recall" in parts:
+            r = asyncio.run(recall(proxy, pages, args.recall_timeout))
+            print(f"accuracy pages ({r['pages']}, {args.recall_timeout:g} s per page; rendered: {dict(r['rendered'])}):",
+                  flush=True)
             print(f"  static:          {r['static']}")
             print(f"  static+rendered: {r['static+rendered']}")
             print(f"  added by the tier: {', '.join(r['added']) or 'nothing'}")
     finally:
         server.terminate()
         server.wait()
+
+
+def crawl_both(proxy: str, sites: list[str]) -> None:
+    """Print crawl time with --render off, then auto."""
+    with tempfile.TemporaryDirectory() as tmp:
+        off = crawl_time(proxy, sites, "off", Path(tmp))
+        auto = crawl_time(proxy, sites, "auto", Path(tmp))
+    print(f"crawl --render off:  {off['sites']} sites in {off['seconds']} s, {off['detections']} detections",
+          flush=True)
+    print(f"crawl --render auto: {auto['sites']} sites in {auto['seconds']} s "
+          f"({auto['seconds'] / off['seconds']:.2f}x off), {auto['detections']} detections, "
+          f"{auto['rendered_only']} seen only by the browser; render outcomes {auto['render']}", flush=True)
 
 
 if __name__ == "__main__":
