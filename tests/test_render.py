@@ -122,6 +122,26 @@ def test_probes_cover_the_library() -> None:
     assert ("body > div", "_reactRootContainer") in props
 
 
+@pytest.mark.parametrize(
+    ("url", "proxy", "allow_private", "refused"),
+    [
+        ("http://shop.test/", None, False, "reserved name"),
+        ("http://shop.test/", "http://127.0.0.1:9", False, ""),
+        ("http://10.1.2.3/x.js", "http://127.0.0.1:9", False, "private network"),
+        ("http://[::ffff:169.254.169.254]/", None, False, "metadata service"),
+        ("http://10.1.2.3/x.js", None, True, ""),
+        ("file:///etc/passwd", None, True, "not fetched"),
+        ("data:text/javascript,1", None, False, ""),
+    ],
+    ids=["reserved-name-no-proxy", "reserved-name-via-proxy", "private-ip", "mapped-metadata", "allowed-private",
+         "file-url", "data-url"],
+)
+def test_network_policy(url: str, proxy: str | None, allow_private: bool, refused: str) -> None:
+    renderer = Renderer([], [], RenderSettings(proxy=proxy, allow_private=allow_private))
+    reason = asyncio.run(renderer._refusal(url))
+    assert (refused in reason) if refused else reason == "", reason
+
+
 # ---------------------------------------------------------------- the browser
 def render_all(proxy_url: str, hosts: list[str], **settings: Any) -> tuple[dict[str, Any], list[int], int]:
     chains, props = browser_probes(load_signatures([SIGNATURES]))
