@@ -220,12 +220,13 @@ def zombies() -> set[int]:
     return out
 
 
-def crawl(tmp_path: Path, proxy: VirtualHostProxy, mode: str, hosts: list[str]) -> tuple[Any, Path]:
+def crawl(tmp_path: Path, proxy: VirtualHostProxy, mode: str, hosts: list[str], workers: int = 0) -> tuple[Any, Path]:
     domains = tmp_path / "domains.txt"
     domains.write_text("\n".join(hosts) + "\n")
     db = tmp_path / f"{mode}.db"
     run = run_detector(["crawl", str(domains), "--db", str(db), "--proxy", proxy.url, "--signatures", str(SIGNATURES),
-                        "--pages", "0", "--workers", "0", "--render", mode, "--json", "--no-progress"], timeout=180)
+                        "--pages", "0", "--workers", str(workers), "--render", mode, "--json", "--no-progress"],
+                       timeout=180)
     assert run.code == 0, run.err
     return run, db
 
@@ -241,7 +242,7 @@ def found(db: Path) -> dict[str, dict[str, Any]]:
 @needs_browser
 def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, proxy: VirtualHostProxy) -> None:
     before = zombies()
-    _, db = crawl(tmp_path, proxy, "auto", [*RENDERED_SITES, "plain.test"])
+    _, db = crawl(tmp_path, proxy, "auto", [*RENDERED_SITES, "plain.test"], workers=1)  # rendered pages pickled
     assert found(db) == {
         "inline.test": {"InlineStats": ("2.4.1", {"rendered"})},
         "external.test": {"BundleKit": (None, {"rendered"}), "WidgetDom": ("3.1", {"rendered"}),
