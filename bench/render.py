@@ -191,20 +191,31 @@ async def recall(proxy: str, pages: list[dict[str, Any]], timeout: float) -> dic
         snaps = await asyncio.gather(*(renderer.render(f"http://p{index[pid]}.test/") for pid in ids))
     finally:
         await renderer.close()
+    from detector.engine.browser import RenderAdvisor, StaticTechnology
+
+    advisor = RenderAdvisor(engine.library)
     static: dict[str, list[str]] = {}
     both: dict[str, list[str]] = {}
+    auto: dict[str, list[str]] = {}
     for pid, snap in zip(ids, snaps):
         page = page_from_case(pages[index[pid]])
-        static[pid] = [d.technology for d in engine.detect_site([page])]
+        static_found = engine.detect_site([page])
+        static[pid] = [d.technology for d in static_found]
         extra = [Page(url=page.url, html=snap.html, js=snap.js, xhr=tuple(snap.xhr),
                       dom_properties=snap.dom_properties, tier="rendered")] if snap.read else []
         both[pid] = [d.technology for d in engine.detect_site([page, *extra])]
+        wanted = advisor.reasons(page.html, [StaticTechnology(d.technology, d.version, d.confidence)
+                                             for d in static_found])
+        auto[pid] = both[pid] if wanted else static[pid]
     labelled = {pid: labels[pid] for pid in ids}
     s, b = score(labelled, static, engine.technologies), score(labelled, both, engine.technologies)
+    a = score(labelled, auto, engine.technologies)
     gained = sorted({f"{t} @ {pid}" for pid in ids for t in set(both[pid]) - set(static[pid])})
     keys = ("tp", "fp", "fn", "precision", "recall", "f1")
     return {"pages": len(ids), "rendered": Counter(s.outcome for s in snaps),
-            "static": {k: s[k] for k in keys}, "static+rendered": {k: b[k] for k in keys}, "added": gained}
+            "static": {k: s[k] for k in keys}, "static+rendered": {k: b[k] for k in keys},
+            "auto": {k: a[k] for k in keys}, "auto_rendered": sum(1 for pid in ids if auto[pid] is both[pid]),
+            "added": gained}
 
 
 def main() -> None:
@@ -253,7 +264,8 @@ def main() -> None:
             print(f"accuracy pages ({r['pages']}, {args.recall_timeout:g} s per page; rendered: {dict(r['rendered'])}):",
                   flush=True)
             print(f"  static:          {r['static']}")
-            print(f"  static+rendered: {r['static+rendered']}")
+            print(f"  static+rendered: {r['static+rendered']}  (--render on)")
+            print(f"  auto:            {r['auto']}  ({r['auto_rendered']} of {r['pages']} pages rendered)")
             print(f"  added by the tier: {', '.join(r['added']) or 'nothing'}")
     finally:
         server.terminate()
