@@ -16,6 +16,8 @@ import pytest
 _CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
 os.environ["DETECTOR_CACHE_DIR"] = _CACHE
 os.environ.setdefault("DETECTOR_CACHE_KEEP", "64")  # many small libraries: keep the bundled one compiled
+# Crawls in tests read pages statically unless a test asks for the rendered tier (--render).
+os.environ["DETECTOR_RENDER"] = "off"
 atexit.register(shutil.rmtree, _CACHE, True)
 
 # Nothing in the suite may leave loopback: the guard covers this process (installed here) and,

@@ -126,6 +126,16 @@ def verbosity(ctx: click.Context, verbose: int) -> int:
     return max(verbose, int(inherited or 0))
 
 
+def render_option(func: F) -> F:
+    """``--render off|auto|on``: the rendered tier (Chromium) for js, dom and xhr rules."""
+    return click.option(
+        "--render", type=click.Choice(["off", "auto", "on"]), default="auto", show_default=True,
+        envvar="DETECTOR_RENDER",
+        help="Render landing pages in Chromium for js/dom/xhr rules: on (every site), auto (where the "
+        "static pass says it pays off; static only, with a warning, without Chromium), off.",
+    )(func)
+
+
 def crawl_options(func: F) -> F:
     """Every option of ``detector crawl`` except the input files; ``refresh`` takes them too."""
     options = [
@@ -155,6 +165,9 @@ def crawl_options(func: F) -> F:
         click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON."),
         click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal)."),
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
+        render_option,
+        click.option("--render-concurrency", default=4, show_default=True, type=click.IntRange(1, 32), help="Pages rendered at once (the rendered tier's own budget)."),
+        click.option("--render-timeout", default=10.0, show_default=True, type=click.FloatRange(1.0), help="Seconds per rendered page; a page not done by then is closed and recorded."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
     for option in reversed(options):
@@ -207,7 +220,8 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
         signatures=tuple(options["signature_dirs"]), verbose=verbosity(ctx, options["verbose"]),
         progress=sys.stderr.isatty() if progress is None else progress, total=total,
         miss_threshold=options["miss_threshold"], engine_mode=mode, dns=options["dns"],
-        resolver=options["resolver"],
+        resolver=options["resolver"], render=options["render"],
+        render_concurrency=options["render_concurrency"], render_timeout=options["render_timeout"],
     )
 
 

@@ -59,7 +59,7 @@ def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -
         click.echo(
             f"{s.get('technologies', 0)} technologies, {s.get('patterns', 0)} patterns "
             f"({s.get('re2', 0)} on RE2, {s.get('python', 0)} on Python re), {s.get('dom_selectors', 0)} DOM selectors, "
-            f"{s.get('browser_rules', 0)} browser-only rules (js/xhr, not run), {s.get('network_rules', 0)} network rules "
+            f"{s.get('browser_rules', 0)} browser-only rules (js/xhr/dom properties, run by --render), {s.get('network_rules', 0)} network rules "
             f"(dns/certIssuer: run by the crawl's DNS tier; robots/probe: not run), {s.get('examples', 0)} examples: "
             f"{len(report.problems)} problem(s)"
         )

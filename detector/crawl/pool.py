@@ -17,7 +17,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
-from detector.crawl.items import FetchedPage
+from detector.crawl.items import FetchedPage, RenderedPage
 from detector.crawl.worker import HEADER, READY, SWITCHED_OFF, encode_frame
 from detector.engine.network import NetworkFacts
 from detector.engine.verdict import SiteDetection
@@ -41,7 +41,7 @@ class _WorkerProtocol(protocol.ProcessProtocol):
         self.ready: defer.Deferred[str] = defer.Deferred()
         self.stderr: list[bytes] = []
         self.alive = True
-        self.outbox: list[tuple[int, list[FetchedPage], NetworkFacts | None]] = []
+        self.outbox: list[tuple[int, list[FetchedPage | RenderedPage], NetworkFacts | None]] = []
         self.ended: defer.Deferred[None] = defer.Deferred()
 
     def outReceived(self, data: bytes) -> None:
@@ -122,7 +122,7 @@ class EnginePool:
         return str(versions[0])
 
     def detect(
-        self, pages: Sequence[FetchedPage], network: NetworkFacts | None = None
+        self, pages: Sequence[FetchedPage | RenderedPage], network: NetworkFacts | None = None
     ) -> defer.Deferred[list[SiteDetection]]:
         """Send a site's pages (and its DNS/TLS facts) to the least busy worker."""
         alive = [w for w in self.workers if w.alive]

@@ -52,6 +52,10 @@ class CrawlOptions:
     engine_mode: str = "detector"
     dns: bool = True
     resolver: str | None = None
+    #: The rendered tier: "off", "auto", "on"; None: DETECTOR_RENDER's default (auto).
+    render: str | None = None
+    render_concurrency: int = 4
+    render_timeout: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,6 +97,10 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DOWNLOAD_MAXSIZE": opts.max_size,
         "ROBOTSTXT_OBEY": not opts.ignore_robots,
     }
+    if opts.render is not None:
+        values["DETECTOR_RENDER"] = opts.render
+    values["DETECTOR_RENDER_CONCURRENCY"] = opts.render_concurrency
+    values["DETECTOR_RENDER_TIMEOUT"] = opts.render_timeout
     if opts.user_agent:
         values["USER_AGENT"] = opts.user_agent
     if opts.verbose >= 2:
@@ -196,6 +204,8 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
             for name in ("detector.input", "detector.signatures"):
                 logging.getLogger(name).removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if stats.get("detector/render_note"):
+        sys.stderr.write(f"warning: {stats['detector/render_note']}\n")  # once per run
     if stats.get("detector/fatal"):
         raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")
     if stats.get("detector/failed"):

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from detector.crawl.items import FetchedPage
+from detector.crawl.items import FetchedPage, RenderedPage
 from detector.engine.match import Engine
 from detector.engine.network import NetworkFacts
 from detector.engine.page import Page
@@ -38,13 +38,16 @@ def load_engine(directories: Sequence[str] | None, mode: str = "detector") -> En
     return _ENGINE
 
 
-def page_from_fetched(page: FetchedPage) -> Page:
-    """The engine's Page for a fetched page (same shape as ``detect --cases`` builds)."""
+def page_from_fetched(page: FetchedPage | RenderedPage) -> Page:
+    """The engine's Page for a fetched page (same shape as ``detect --cases`` builds) or a rendered one."""
+    if isinstance(page, RenderedPage):
+        return Page(url=page.url, html=page.html, js=page.js, xhr=page.xhr, dom_properties=page.dom_properties,
+                    tier="rendered")
     return Page.from_http(page.url, status=page.status, headers=page.headers, body=page.body)
 
 
 def detect_site(
-    pages: Sequence[FetchedPage], engine: Engine | None = None, network: NetworkFacts | None = None
+    pages: Sequence[FetchedPage | RenderedPage], engine: Engine | None = None, network: NetworkFacts | None = None
 ) -> list[SiteDetection]:
     """Resolve a site's pages and DNS/TLS facts at once into one verdict (see detector.engine.site)."""
     eng = engine if engine is not None else _ENGINE

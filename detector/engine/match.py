@@ -70,12 +70,12 @@ KEYED_STATIC = ("cookies", "headers", "meta")
 #: The reference engine's evaluation order of kinds (dom comes after all of them).
 KIND_RANK = {k: i for i, k in enumerate(
     ("certIssuer", "cookies", "css", "dns", "headers", "html", "meta", "probe", "robots",
-     "scriptSrc", "scripts", "text", "url", "xhr"))}
+     "scriptSrc", "scripts", "text", "url", "xhr", "js"))}
 #: How evidence names its source.
 SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
-    "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer",
+    "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer", "js": "js", "xhr": "xhr",
 }
 #: Network kinds the engine matches on :class:`~detector.engine.network.NetworkFacts`.
 FACT_KINDS = ("dns", "certIssuer")
@@ -147,6 +147,9 @@ class Evidence:
     weak: str = ""
     #: The whole value the pattern matched in, where it says more than the match (a DNS record).
     value: str = ""
+    #: "static" (the fetched HTML and headers) or "rendered" (what a browser saw: see
+    #: detector.engine.browser).  JSON output says ``"tier": "rendered"``; no tier is static.
+    tier: str = "static"
 
     def describe(self) -> str:
         """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
@@ -171,6 +174,8 @@ class Evidence:
             out["weak"] = self.weak
         if self.value:
             out["value"] = self.value
+        if self.tier != "static":
+            out["tier"] = self.tier
         return out
 
 
@@ -242,6 +247,17 @@ class _DomRule:
 
 
 @dataclass(slots=True)
+class _PropertyRule:
+    """A ``dom`` rule's ``properties`` entry: a DOM property the rendered tier reads."""
+
+    tech: int
+    selector: str
+    order: int
+    name: str
+    pattern: Pattern
+
+
+@dataclass(slots=True)
 class _Gate:
     """A DOM selector's literal gate, in the shape prefilters take."""
 
@@ -275,6 +291,8 @@ class _Hit:
     weak: str = ""
     #: The whole value matched, where it says more than the match (a DNS record).
     value: str = ""
+    #: The page's tier: "static" or "rendered".
+    tier: str = "static"
 
 
 @dataclass(slots=True)
@@ -320,6 +338,10 @@ class Engine:
         #: dns rules by record type (upper case) and certIssuer rules, matched on NetworkFacts.
         self._dns_rules: dict[str, list[_Rule]] = {}
         self._cert_rules: list[_Rule] = []
+        #: Rendered tier: js property paths -> rules, xhr host rules, dom property rules.
+        self._js: dict[str, list[_Rule]] = {}
+        self._xhr: list[_Rule] = []
+        self._dom_properties: list[_PropertyRule] = []
         #: Default mode: text rules of one short word, matched by these instead (by rule index).
         self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
@@ -435,6 +457,7 @@ class Engine:
         for kind, value in sig.rules.items():
             if kind in BROWSER_KINDS:
                 self._browser_rules += _count(value)
+                self._compile_browser(t, sig, kind, value, problems)
                 continue
             rank = KIND_RANK.get(kind, 99)
             if kind in FACT_KINDS:
@@ -499,6 +522,10 @@ class Engine:
                     attrs.append((str(name).lower(), p))
             if "properties" in rule:
                 self._browser_rules += len(rule["properties"] or {})
+                for name, pat in (rule["properties"] or {}).items():
+                    p = self._pattern(sig, f"dom[{selector!r}].properties.{name}", pat or "", problems)
+                    if p is not None:
+                        self._dom_properties.append(_PropertyRule(t, str(selector), n, str(name), p))
             if exists is None and text is None and not attrs:
                 continue
             gate = selector_literals(str(selector))
@@ -515,6 +542,21 @@ class Engine:
             also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
             anchors = anchor_substrings(split_selector(str(selector))) if self.mode == "detector" else None
             self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes, anchors))
+
+    def _compile_browser(self, t: int, sig: Signature, kind: str, value: Any, problems: list[str]) -> None:
+        """The rendered tier's rules: ``js`` paths (case-sensitive, as JavaScript names are), ``xhr`` hosts."""
+        rank = KIND_RANK[kind]
+        if kind == "js" and isinstance(value, Mapping):
+            for k, (chain, texts) in enumerate(value.items()):
+                for i, text in enumerate(as_list(texts) or [""]):
+                    p = self._pattern(sig, f"js[{chain!r}]", text if text is not None else "", problems)
+                    if p is not None:
+                        self._js.setdefault(str(chain), []).append(_Rule(t, "js", str(chain), (rank, k, i), p))
+        elif kind == "xhr":
+            for i, text in enumerate(as_list(value)):
+                p = self._pattern(sig, f"xhr[{i}]", text, problems)
+                if p is not None:
+                    self._xhr.append(_Rule(t, "xhr", "", (rank, 0, i), p))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -615,11 +657,42 @@ class Engine:
         if self.mode == "detector":
             self._match_loader(parsed, hits)
         self._match_keyed(parsed, hits)
+        source = parsed.page
+        if source.js or source.xhr or source.dom_properties:
+            self._match_browser(source, parsed.url, hits, dom_hits)
         for tech_hits in hits.values():
             tech_hits.sort(key=lambda h: h.order)
         for tech_hits in dom_hits.values():
             tech_hits.sort(key=lambda h: h.order)
+        if source.tier != "static":
+            for group in (hits, dom_hits):
+                for tech_hits in group.values():
+                    for h in tech_hits:
+                        h.tier = source.tier
         return hits, dom_hits
+
+    def _match_browser(self, page: Page, url: str, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
+        """What a browser saw: js path values, XHR/fetch hosts, dom properties (rendered tier)."""
+        acc = self.accelerate
+        for chain, value in page.js.items():
+            for rule in self._js.get(chain, ()):
+                self._add(hits, rule, cap_value("headers", str(value)), rule.order, url, acc)
+        for h, host in enumerate(page.xhr):
+            host = cap_value("url", host)
+            for rule in self._xhr:
+                self._add(hits, rule, host, rule.order + (h,), url, acc)
+        if page.dom_properties:
+            for prop in self._dom_properties:
+                found = page.dom_properties.get(prop.selector, {})
+                if prop.name not in found:
+                    continue
+                value = cap_value("headers", str(found[prop.name]))
+                m = prop.pattern.search(value, acc)
+                if m is not None:
+                    dom_hits.setdefault(prop.tech, []).append(
+                        _Hit((prop.order, -2, 0), prop.tech, "dom", f"{prop.selector} .{prop.name}",
+                             prop.pattern.regex, _excerpt(m.text, value), prop.pattern.version_for(m),
+                             prop.pattern.spec.confidence, url))
 
     def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
              accelerated: bool, encoded: bytes | None = None) -> None:
@@ -866,7 +939,7 @@ class Engine:
         tech = self._techs[r.tech]
         evidence = [
             Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
-                     h.weak, h.value)
+                     h.weak, h.value, h.tier)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]

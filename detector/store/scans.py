@@ -74,6 +74,9 @@ class ScanResult:
     pages_blocked: int = 0
     #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
     detected: bool = True
+    #: How the rendered tier went (None: not asked; see detector.crawl.render.Snapshot) and why.
+    render: str | None = None
+    render_note: str = ""
     #: How the DNS lookups ended (see :data:`detector.crawl.dns.DNS_STATUSES`); None: unknown.
     dns_status: str | None = None
     #: JSON {record type: "kind: message"} for each record type without records.
@@ -150,8 +153,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
         "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
-        "pages_offsite, pages_blocked, dns_status, dns_errors, cert_issuer) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "pages_offsite, pages_blocked, dns_status, dns_errors, cert_issuer, render, render_note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -172,6 +175,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
             r.dns_status,
             r.dns_errors,
             r.cert_issuer,
+            r.render,
+            r.render_note or None,
         ),
     )
     scan_id = cursor.lastrowid

@@ -321,6 +321,11 @@ def _m007_dns(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE scans ADD COLUMN dns_status TEXT")
     db.execute("ALTER TABLE scans ADD COLUMN dns_errors TEXT")
     db.execute("ALTER TABLE scans ADD COLUMN cert_issuer TEXT")
+def _m008_render(db: sqlite_utils.Database) -> None:
+    # How the rendered tier went for the scan: NULL (not asked), rendered, timeout, crashed,
+    # refused, failed, unavailable; render_note says why it rendered, or what went wrong.
+    db.execute("ALTER TABLE scans ADD COLUMN render TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN render_note TEXT")
 
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -334,6 +339,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
     (6, "segment history: segment_runs, segment_accounts; cohorts by segmentation", _m006_segment_history),
     (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
+    (8, "rendered tier: scans.render, scans.render_note", _m008_render),
 ]
 
 
