@@ -224,7 +224,7 @@ def crawl(tmp_path: Path, proxy: VirtualHostProxy, mode: str, hosts: list[str], 
     domains = tmp_path / "domains.txt"
     domains.write_text("\n".join(hosts) + "\n")
     db = tmp_path / f"{mode}.db"
-    run = run_detector(["crawl", str(domains), "--db", str(db), "--proxy", proxy.url, "--signatures", str(SIGNATURES),
+    run = run_detector(["crawl", str(domains), "--db", str(db), "--proxy", proxy.url, "--no-dns", "--signatures", str(SIGNATURES),
                         "--pages", "0", "--workers", str(workers), "--render", mode, "--json", "--no-progress"],
                        timeout=180)
     assert run.code == 0, run.err
@@ -270,9 +270,9 @@ def test_crawl_on_without_chromium_names_the_package(tmp_path: Path, proxy: Virt
     env_before = os.environ.get("DETECTOR_CHROMIUM")
     os.environ["DETECTOR_CHROMIUM"] = str(tmp_path / "no-chromium")
     try:
-        on = run_detector(["crawl", str(domains), "--db", str(tmp_path / "on.db"), "--proxy", proxy.url,
+        on = run_detector(["crawl", str(domains), "--db", str(tmp_path / "on.db"), "--proxy", proxy.url, "--no-dns",
                            "--signatures", str(SIGNATURES), "--pages", "0", "--workers", "0", "--render", "on"])
-        auto = run_detector(["crawl", str(domains), "--db", str(tmp_path / "auto.db"), "--proxy", proxy.url,
+        auto = run_detector(["crawl", str(domains), "--db", str(tmp_path / "auto.db"), "--proxy", proxy.url, "--no-dns",
                              "--signatures", str(SIGNATURES), "--pages", "0", "--workers", "0", "--render", "auto"])
     finally:
         if env_before is None:
@@ -287,7 +287,7 @@ def test_crawl_on_without_chromium_names_the_package(tmp_path: Path, proxy: Virt
 
 @needs_browser
 def test_detect_url_render(proxy: VirtualHostProxy) -> None:
-    base = ["detect", "--proxy", proxy.url, "--signatures", str(SIGNATURES), "--json"]
+    base = ["detect", "--proxy", proxy.url, "--no-dns", "--signatures", str(SIGNATURES), "--json"]
     on = run_detector([*base, "--render", "on", "http://inline.test/", "http://plain.test/"])
     off = run_detector([*base, "--render", "off", "http://inline.test/"])
     assert on.code == 0 and off.code == 0, on.err + off.err

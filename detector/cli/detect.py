@@ -226,7 +226,8 @@ def _as_detection(verdict: Any) -> Any:
 
     evidence = tuple(
         Evidence(e["source"], e.get("pattern", ""), e.get("match", ""), e.get("url", ""), e.get("key", ""),
-                 e.get("version", ""), e.get("confidence", 100), e.get("weak", ""), e.get("tier", "static"))
+                 e.get("version", ""), e.get("confidence", 100), weak=e.get("weak", ""), value=e.get("value", ""),
+                 tier=e.get("tier", "static"))
         for e in verdict.evidence
     )
     implied = tuple(e["match"] for e in verdict.evidence if e["source"] == "implied")

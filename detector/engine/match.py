@@ -939,7 +939,7 @@ class Engine:
         tech = self._techs[r.tech]
         evidence = [
             Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
-                     h.weak, h.value, h.tier)
+                     weak=h.weak, value=h.value, tier=h.tier)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]

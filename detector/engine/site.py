@@ -104,7 +104,7 @@ def site_detection(engine: Engine, r: _Resolved) -> SiteDetection:
         if len(evidence) >= MAX_EVIDENCE:
             break
         ev = Evidence(SOURCE_NAMES.get(hit.kind, hit.kind), hit.pattern, hit.match, hit.url, hit.key, hit.version,
-                      hit.confidence, hit.weak, hit.value, hit.tier)
+                      hit.confidence, weak=hit.weak, value=hit.value, tier=hit.tier)
         evidence.append({"page": hit.url, **ev.to_dict(), **({} if hit.counted else {"counted": False})})
     for name in r.implied_by:
         if len(evidence) < MAX_EVIDENCE:
