@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,19 @@ import pytest
 _CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
 os.environ["DETECTOR_CACHE_DIR"] = _CACHE
 os.environ.setdefault("DETECTOR_CACHE_KEEP", "64")  # many small libraries: keep the bundled one compiled
+# Crawls in tests read pages statically unless a test asks for the rendered tier (--render).
+os.environ["DETECTOR_RENDER"] = "off"
 atexit.register(shutil.rmtree, _CACHE, True)
+
+# Nothing in the suite may leave loopback: the guard covers this process (installed here) and,
+# through the environment, every detector subprocess (detector/__init__ installs it there).
+_EGRESS_LOG = Path(_CACHE) / "egress.log"
+os.environ["DETECTOR_EGRESS"] = "loopback"
+os.environ["DETECTOR_EGRESS_LOG"] = str(_EGRESS_LOG)
+
+from detector import egress
+
+egress.install()
 
 from detector.engine.match import Engine
 
@@ -25,6 +38,39 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "dev.jsonl.gz"
 REFERENCE = SHARED / "bench" / "reference" / "wappalyzer-core-dev.jsonl.gz"
 WAPPALYZER_DATA = SHARED / "data" / "wappalyzer"
+
+
+class EgressWatch:
+    """What the egress guard refused during one test, in this process and in its subprocesses."""
+
+    def __init__(self) -> None:
+        self.start_attempts = len(egress.attempts)
+        self.start_log = _EGRESS_LOG.stat().st_size if _EGRESS_LOG.exists() else 0
+
+    def refused(self) -> list[str]:
+        """Every refusal since the test began (subprocess ones with their pid)."""
+        found = list(egress.attempts[self.start_attempts:])
+        if _EGRESS_LOG.exists():
+            with _EGRESS_LOG.open(encoding="utf-8") as log:
+                log.seek(self.start_log)
+                mine = f"pid {os.getpid()}:"  # this process's own refusals are in egress.attempts
+                found += [line.rstrip("\n") for line in log if not line.startswith(mine)]
+        return found
+
+    def forget(self) -> None:
+        """Accept the refusals so far (a test that provokes one on purpose)."""
+        del egress.attempts[self.start_attempts:]
+        self.start_log = _EGRESS_LOG.stat().st_size if _EGRESS_LOG.exists() else 0
+
+
+@pytest.fixture(autouse=True)
+def egress_guard() -> Iterator[EgressWatch]:
+    """Fail any test that tried to reach beyond 127.0.0.1 (connection or DNS lookup)."""
+    watch = EgressWatch()
+    yield watch
+    refused = watch.refused()
+    if refused:
+        pytest.fail("the test tried to leave loopback:\n  " + "\n  ".join(refused[:10]), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_demo_serve_keeps_the_sites_up_until_sigint(tmp_path: Path) -> None:
                             "Gone Bankrupt,gone-bankrupt.test\n", encoding="utf-8")
         db = tmp_path / "detector.db"
         # As README's walk-through writes it, with the printed proxy.
-        crawl = run_detector(["crawl", str(accounts), "--db", str(db), "--proxy", proxy, "--workers", "0",
+        crawl = run_detector(["crawl", str(accounts), "--db", str(db), "--proxy", proxy, "--no-dns", "--workers", "0",
                               "--timeout", "5", "--retries", "0"])
         assert crawl.code == 0, crawl.err
         assert proc.poll() is None  # still serving after the crawl

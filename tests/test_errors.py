@@ -69,8 +69,8 @@ def accounts_db(tmp_path: Path) -> Path:
     "args",
     [
         ["accounts", "import", "{tmp}/a.csv", "--db", "{db}"],
-        ["crawl", "{tmp}/a.csv", "--db", "{db}", "--proxy", CLOSED_PROXY],
-        ["refresh", "--db", "{db}", "--older-than", "0", "--proxy", CLOSED_PROXY],
+        ["crawl", "{tmp}/a.csv", "--db", "{db}", "--proxy", CLOSED_PROXY, "--no-dns"],
+        ["refresh", "--db", "{db}", "--older-than", "0", "--proxy", CLOSED_PROXY, "--no-dns"],
         ["segment", "--rules", "{tmp}/rules.yaml", "--db", "{db}"],
         ["demo", "--db", "{db}"],
     ],
@@ -93,8 +93,8 @@ def test_a_read_only_database_is_one_line_and_exit_73(accounts_db: Path, args: l
 @pytest.mark.parametrize(
     ("args", "missing"),
     [
-        (["crawl", "{tmp}/nope.txt", "--proxy", CLOSED_PROXY], "nope.txt"),
-        (["refresh", "--domains", "{tmp}/nope.txt", "--proxy", CLOSED_PROXY], "nope.txt"),
+        (["crawl", "{tmp}/nope.txt", "--proxy", CLOSED_PROXY, "--no-dns"], "nope.txt"),
+        (["refresh", "--domains", "{tmp}/nope.txt", "--proxy", CLOSED_PROXY, "--no-dns"], "nope.txt"),
         (["accounts", "import", "{tmp}/nope.csv"], "nope.csv"),
         (["segment", "--rules", "{tmp}/nope.yaml"], "nope.yaml"),
         (["detect", "--html", "{tmp}/nope.html"], "nope.html"),
@@ -163,8 +163,8 @@ BINARY = ("Error: {path}: not a text file (it holds NUL bytes: an image, a sprea
 
 @pytest.mark.parametrize(
     "command",
-    [["accounts", "import", "{path}"], ["crawl", "{path}", "--proxy", CLOSED_PROXY],
-     ["refresh", "--domains", "{path}", "--proxy", CLOSED_PROXY]],
+    [["accounts", "import", "{path}"], ["crawl", "{path}", "--proxy", CLOSED_PROXY, "--no-dns"],
+     ["refresh", "--domains", "{path}", "--proxy", CLOSED_PROXY, "--no-dns"]],
     ids=["accounts-import", "crawl", "refresh-domains"],
 )
 def test_a_binary_domain_or_accounts_file_is_refused(tmp_path: Path, command: list[str]) -> None:
@@ -254,7 +254,7 @@ def test_a_semicolon_csv_crawls_its_domains(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     proxy = start_proxy(sites)
     try:
-        run = run_detector(["crawl", str(tmp_path / "eu.csv"), "--db", str(db), "--proxy", proxy.url, "--pages", "0",
+        run = run_detector(["crawl", str(tmp_path / "eu.csv"), "--db", str(db), "--proxy", proxy.url, "--no-dns", "--pages", "0",
                             "--timeout", "5", "--retries", "0", "--workers", "0"])
     finally:
         proxy.stop()

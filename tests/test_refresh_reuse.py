@@ -37,7 +37,8 @@ def test_doctests(module: object) -> None:
 
 def test_the_network_options_are_marked_on_crawl_options() -> None:
     assert network_options() == ("pages", "concurrency", "per_site", "timeout", "retries", "max_size",
-                                 "user_agent", "proxy", "ignore_robots")
+                                 "user_agent", "proxy", "ignore_robots", "dns", "resolver", "render",
+                                 "render_concurrency", "render_timeout")
 
 
 def test_given_options_win_over_recorded_ones() -> None:
@@ -52,7 +53,7 @@ def test_given_options_win_over_recorded_ones() -> None:
 def test_refresh_reuses_the_crawls_proxy_and_says_so(proxy: VirtualHostProxy, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("http-only.test\nwp-site.test\n", encoding="utf-8")
     db = tmp_path / "r.db"
-    crawl = run_detector(["crawl", str(tmp_path / "in.txt"), "--db", str(db), "--proxy", proxy.url, "--pages", "0",
+    crawl = run_detector(["crawl", str(tmp_path / "in.txt"), "--db", str(db), "--proxy", proxy.url, "--no-dns", "--pages", "0",
                           "--timeout", "5", "--retries", "0", "--user-agent", "detector-test/1", "--workers", "0"])
     assert crawl.code == 0, crawl.err
     crawl_id = rows(db, "select id from runs where command = 'crawl'")[0]["id"]
@@ -60,7 +61,7 @@ def test_refresh_reuses_the_crawls_proxy_and_says_so(proxy: VirtualHostProxy, tm
     again = run_detector(["refresh", "--db", str(db), "--older-than", "0", "--workers", "0", "--retries", "1"])
     assert again.code == 0, again.err
     assert (f"Reusing the network options of the last crawl ({crawl_id}): --pages 0 --timeout 5.0 "
-            f"--user-agent detector-test/1 --proxy {proxy.url}. Give an option again to change it.") in again.err
+            f"--user-agent detector-test/1 --proxy {proxy.url} --no-dns. Give an option again to change it.") in again.err
     assert rows(db, "select domain, status from scans where run_id != ? order by domain", crawl_id) == [
         {"domain": "http-only.test", "status": "ok"}, {"domain": "wp-site.test", "status": "ok"}]
     refreshed = json.loads(rows(db, "select options from runs where command = 'refresh'")[0]["options"])
@@ -72,7 +73,7 @@ def test_refresh_reuses_the_crawls_proxy_and_says_so(proxy: VirtualHostProxy, tm
     assert third.code == 0, third.err
     summary = json.loads(third.out)
     assert summary["reused_options"] == {"timeout": 5.0, "retries": 0, "user_agent": "detector-test/1",
-                                         "proxy": proxy.url}
+                                         "proxy": proxy.url, "dns": False}
     assert summary["reused_from"] == crawl_id
     assert "--pages" not in third.err
 
@@ -87,19 +88,20 @@ def test_scrapy_crawl_records_its_run_like_detector_crawl(proxy: VirtualHostProx
     (tmp_path / "in.txt").write_text("http-only.test\n", encoding="utf-8")
     db = tmp_path / "s.db"
     done = scrapy_crawl("-a", f"input={tmp_path / 'in.txt'}", "-s", f"DETECTOR_DB={db}",
-                        "-s", f"DETECTOR_PROXY={proxy.url}", "-s", "DETECTOR_DETECT=False", "-s", "DETECTOR_PAGES=0")
+                        "-s", f"DETECTOR_PROXY={proxy.url}", "-s", "DETECTOR_DETECT=False", "-s", "DETECTOR_PAGES=0",
+                        "-s", "DETECTOR_DNS=False")
     assert done.returncode == 0, done.stderr
     (run,) = rows(db, "select * from runs")
     assert (run["command"], run["status"], run["domains_ok"], run["domains_failed"]) == ("crawl", "done", 1, 0)
     options = json.loads(run["options"])
-    assert (options["proxy"], options["pages"], options["detect"]) == (proxy.url, 0, False)
+    assert (options["proxy"], options["pages"], options["detect"], options["dns"]) == (proxy.url, 0, False, False)
     assert rows(db, "select run_id from scans") == [{"run_id": run["id"]}]
     status = run_detector(["status", "--db", str(db)])
     assert "Last crawl: never" not in status.out and f"Last crawl: {run['started_at']} (done)" in status.out
     # ... so a refresh after it reuses its proxy too.
     again = run_detector(["refresh", "--db", str(db), "--older-than", "0", "--workers", "0"])
     assert again.code == 0, again.err
-    assert f"--proxy {proxy.url}" in again.err
+    assert f"--proxy {proxy.url} --no-dns" in again.err
     assert [r["status"] for r in rows(db, "select status from scans order by id")] == ["ok", "ok"]
 
 

@@ -87,7 +87,7 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int,
     \b
     Examples:
       detector demo && sqlite-utils demo.db "select domain, technology from detections"
-      detector demo --serve --port 8080    # then: detector crawl FILE --proxy http://127.0.0.1:8080
+      detector demo --serve --port 8080    # then: detector crawl FILE --proxy http://127.0.0.1:8080 --no-dns
     """
     from detector.crawl.runner import CrawlOptions, run
     from detector.demo import demo_domains_file
@@ -104,6 +104,7 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int,
         settings = CrawlOptions(
             inputs=(str(domains),), db=db, proxy=server.url, workers=workers, pages=2, timeout=5.0,
             retries=0, verbose=verbosity(ctx, verbose), progress=sys.stderr.isatty(), concurrency=16,
+            dns=False,  # the demo's names exist only in its proxy; there is no DNS for them
         )
         with reported():
             report = run(settings, command="demo")
@@ -146,7 +147,7 @@ def _serve(port: int) -> None:
         click.echo(f"Serving {len(server.sites)} example sites on {server.url} until interrupted (Ctrl-C): "
                    f"{names}.", err=True)
         click.echo(f"Crawl them through it, e.g.: detector crawl {demo_domains_file()} --db demo.db "
-                   f"--proxy {server.url}", err=True)
+                   f"--proxy {server.url} --no-dns (their names exist only in this proxy)", err=True)
         stopped_by = wait_until_stopped()
     finally:
         server.stop()

@@ -35,6 +35,7 @@ class CrawlOptions:
     column: str | None = None
     keep_subdomains: bool = False
     allow_ip: bool = False
+    allow_private: bool = False
     # How to reach the sites: recorded with each run, and reused by `refresh` unless given again
     # (see network_options()).  A new option of this kind says so with network(...).
     pages: int = network(2)
@@ -54,7 +55,22 @@ class CrawlOptions:
     total: int = 0
     run_id: str = ""
     miss_threshold: int = 2
+    #: The engine's mode: "detector" (the default) or "wappalyzer" (the reference engine's
+    #: results, ``--compat wappalyzer``).  Recorded with the run (``runs.options``).
+    engine_mode: str = "detector"
+    dns: bool = network(True)
+    resolver: str | None = network(None)
+    #: The rendered tier: "off", "auto", "on"; None: DETECTOR_RENDER's default (auto).
+    render: str | None = network(None)
+    render_concurrency: int = network(4)
+    render_timeout: float = network(10.0)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from detector.engine.match import MODES
+
+        if self.engine_mode not in MODES:
+            raise ValueError(f"unknown engine mode {self.engine_mode!r}; use one of {', '.join(MODES)}")
 
 
 def build_settings(opts: CrawlOptions) -> Settings:
@@ -67,6 +83,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_COLUMN": opts.column or "",
         "DETECTOR_KEEP_SUBDOMAINS": opts.keep_subdomains,
         "DETECTOR_ALLOW_IP": opts.allow_ip,
+        "DETECTOR_ALLOW_PRIVATE": opts.allow_private,
         "DETECTOR_PAGES": opts.pages,
         "DETECTOR_PROXY": opts.proxy or "",
         "DETECTOR_DETECT": opts.detect,
@@ -76,6 +93,9 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_TOTAL": opts.total,
         "DETECTOR_RUN_ID": opts.run_id,
         "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
+        "DETECTOR_ENGINE_MODE": opts.engine_mode,
+        "DETECTOR_DNS": opts.dns,
+        "DETECTOR_RESOLVER": opts.resolver or "",
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,
@@ -85,6 +105,10 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DOWNLOAD_MAXSIZE": opts.max_size,
         "ROBOTSTXT_OBEY": not opts.ignore_robots,
     }
+    if opts.render is not None:
+        values["DETECTOR_RENDER"] = opts.render
+    values["DETECTOR_RENDER_CONCURRENCY"] = opts.render_concurrency
+    values["DETECTOR_RENDER_TIMEOUT"] = opts.render_timeout
     if opts.user_agent:
         values["USER_AGENT"] = opts.user_agent
     if opts.verbose >= 2:
@@ -121,6 +145,13 @@ def options_from_settings(settings: Any) -> dict[str, Any]:
         "workers": settings.getint("DETECTOR_DETECT_WORKERS", defaults.workers),
         "signatures": list(settings.getlist("DETECTOR_SIGNATURES")),
         "miss_threshold": settings.getint("DETECTOR_MISS_THRESHOLD", defaults.miss_threshold),
+        "allow_private": settings.getbool("DETECTOR_ALLOW_PRIVATE"),
+        "engine_mode": settings.get("DETECTOR_ENGINE_MODE") or defaults.engine_mode,
+        "dns": settings.getbool("DETECTOR_DNS", defaults.dns),
+        "resolver": settings.get("DETECTOR_RESOLVER") or None,
+        "render": settings.get("DETECTOR_RENDER") or None,
+        "render_concurrency": settings.getint("DETECTOR_RENDER_CONCURRENCY", defaults.render_concurrency),
+        "render_timeout": settings.getfloat("DETECTOR_RENDER_TIMEOUT", defaults.render_timeout),
     }
 
 
@@ -190,10 +221,11 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
     if not opts.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        input_log = logging.getLogger("detector.input")
-        input_log.addHandler(handler)
-        input_log.setLevel(logging.WARNING)
-        input_log.propagate = False
+        for name in ("detector.input", "detector.signatures"):
+            quiet_log = logging.getLogger(name)
+            quiet_log.addHandler(handler)
+            quiet_log.setLevel(logging.WARNING)
+            quiet_log.propagate = False
     settings.set("LOG_INSTALL_ROOT_HANDLER", bool(opts.verbose), priority="cmdline")
     root = logging.getLogger()
     root_handlers = root.handlers[:]
@@ -209,8 +241,11 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
     finally:
         root.handlers = root_handlers
         if handler is not None:
-            logging.getLogger("detector.input").removeHandler(handler)
+            for name in ("detector.input", "detector.signatures"):
+                logging.getLogger(name).removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if stats.get("detector/render_note"):
+        sys.stderr.write(f"warning: {stats['detector/render_note']}\n")  # once per run
     if stats.get("detector/fatal"):
         raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")
     if stats.get("detector/failed"):
@@ -224,16 +259,23 @@ def network_options() -> tuple[str, ...]:
 
 
 def option_flag(name: str, value: Any) -> str:
-    """How a person gives an option again: ``--proxy http://...``, ``--ignore-robots``.
+    """How a person gives an option again: ``--proxy http://...``, ``--ignore-robots``, ``--no-dns``.
 
-    >>> option_flag("user_agent", "bot/1"), option_flag("ignore_robots", True)
-    ('--user-agent bot/1', '--ignore-robots')
-    >>> option_flag("proxy", "http://127.0.0.1:8080")
-    '--proxy http://127.0.0.1:8080'
-    
+    >>> option_flag("user_agent", "bot/1"), option_flag("ignore_robots", True), option_flag("dns", False)
+    ('--user-agent bot/1', '--ignore-robots', '--no-dns')
+    >>> option_flag("proxy", "http://127.0.0.1:8080"), option_flag("ignore_robots", False)
+    ('--proxy http://127.0.0.1:8080', '--obey-robots')
     """
     flag = "--" + name.replace("_", "-")
-    return flag if value is True else f"{flag} {value}"
+    if value is True:
+        return flag
+    if value is False:
+        return _OFF_FLAGS.get(name, "--no-" + name.replace("_", "-"))
+    return f"{flag} {value}"
+
+
+#: The "off" spelling of boolean options whose off flag is not ``--no-NAME``.
+_OFF_FLAGS = {"ignore_robots": "--obey-robots"}
 
 
 def _as_dict(opts: CrawlOptions) -> dict[str, Any]:

@@ -52,8 +52,8 @@ def code_version() -> str:
 def cache_path(directories: Sequence[Path | str] | None, hyperscan: bool, accelerate: bool,
                mode: str = "detector") -> Path:
     """The cache file for this library's content, this code, these accelerator choices and this mode."""
-    parts = [library_digest(directories), code_version(), f"hs={hyperscan}", f"acc={accelerate}",
-             f"mode={mode}", sys.version.split()[0]]
+    parts = [library_digest(directories, layers=mode != "wappalyzer"), code_version(), f"hs={hyperscan}",
+             f"acc={accelerate}", f"mode={mode}", sys.version.split()[0]]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return cache_directory() / f"engine-{key}.pickle"
 
