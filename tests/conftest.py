@@ -13,7 +13,13 @@ import pytest
 
 # Compiled engines go to a cache of this test run, never the user's ~/.cache (subprocesses
 # inherit it).  Set before anything loads an engine; removed when the run ends.
-_CACHE = tempfile.mkdtemp(prefix="detector-test-cache-")
+# This module is imported twice in a run (by pytest as `conftest`, by test files as
+# `tests.conftest`): the second import must reuse the first one's folder, or the two halves of
+# the suite would disagree on DETECTOR_CACHE_DIR and DETECTOR_EGRESS_LOG.
+_MARK = os.environ.get("_DETECTOR_TEST_RUN", "")
+_CACHE = (_MARK.split(":", 1)[1] if _MARK.startswith(f"{os.getpid()}:")
+          else tempfile.mkdtemp(prefix="detector-test-cache-"))
+os.environ["_DETECTOR_TEST_RUN"] = f"{os.getpid()}:{_CACHE}"
 os.environ["DETECTOR_CACHE_DIR"] = _CACHE
 os.environ.setdefault("DETECTOR_CACHE_KEEP", "64")  # many small libraries: keep the bundled one compiled
 # Crawls in tests read pages statically unless a test asks for the rendered tier (--render).

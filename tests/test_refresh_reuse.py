@@ -43,7 +43,7 @@ def test_the_network_options_are_marked_on_crawl_options() -> None:
 
 def test_given_options_win_over_recorded_ones() -> None:
     recorded = {"proxy": "http://127.0.0.1:1", "pages": 0, "timeout": 5.0, "user_agent": "ua/1", "db": "x.db",
-                "render": "chromium"}  # an option this code does not know is ignored, not an error
+                "future_option": "x"}  # an option this code does not know is ignored, not an error
     mine = CrawlOptions(inputs=(), proxy="http://127.0.0.1:2", timeout=15.0)
     assert reusable_options(mine, recorded, given={"proxy", "timeout"}) == {"pages": 0, "user_agent": "ua/1"}
     # From Python, without `given`: what differs from the defaults counts as given.
