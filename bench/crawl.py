@@ -165,6 +165,7 @@ def child(args: argparse.Namespace) -> None:
                 "pages": pages,
                 "requests": int(stats.get("downloader/request_count", 0)),
                 "dns_ok": int(stats.get("detector/dns/ok", 0)),
+                "dns": {k.removeprefix("detector/dns/"): v for k, v in stats.items() if k.startswith("detector/dns/")},
                 "seconds": round(finish - ready, 2),
                 "pages_per_second": round(pages / max(1e-9, finish - ready), 1),
                 "crawler_cpu_seconds": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime
@@ -311,7 +312,10 @@ def main() -> None:
                               workers=args.workers, concurrency=args.concurrency, resolver=resolver if dns_on else "")
                     rates[label].append(r["pages_per_second"])
                     cpu[label].append(r["crawler_cpu_seconds"] / max(1, r["domains"]))
-                    dns_note = f", DNS answered for {r['dns_ok']:,}" if args.compare == "dns" else ""
+                    dns_note = ""
+                    if dns_on:
+                        others = {k: v for k, v in r["dns"].items() if k != "ok"}  # type: ignore[attr-defined]
+                        dns_note = f", DNS answered for {r['dns_ok']:,}" + (f" (not: {others})" if others else "")
                     print(f"round {round_no}, {what} {label:>3}: {r['domains']:,} sites ({r['failed']} failed{dns_note}), "
                           f"{r['pages']:,} pages in {r['seconds']:.1f} s = {r['pages_per_second']:.1f} pages/s, "
                           f"crawler CPU {1000 * r['crawler_cpu_seconds'] / max(1, r['domains']):.1f} ms/site; "

@@ -32,8 +32,12 @@ from detector.crawl.dnswire import (
     encode_query,
 )
 
-#: Seconds before a UDP query is sent again (within the lookup's whole timeout).
+#: Seconds before a UDP query is first sent again; each later wait doubles (within the timeout).
 RETRY_SECONDS = 1.0
+#: Queries in flight per server at most: more wait their turn.  A burst of lookups (every
+#: domain in the scheduler's queue at once) would otherwise outrun the server, and each resend
+#: of an unanswered query would only add to its backlog.
+MAX_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +83,16 @@ class DnsClient:
         self._transport: asyncio.DatagramTransport | None = None
         self._opening: asyncio.Future[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[Answer], str, int]] = {}
+        self._slots: asyncio.Semaphore | None = None
         self.tcp_queries = 0
 
     async def ask(self, name: str, rtype: str) -> Outcome:
         """One question; the outcome says what DNS answered or why it did not."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         try:
-            answer = await self._ask_udp(name, rtype)
+            async with self._slots:
+                answer = await self._ask_udp(name, rtype)
             if answer.truncated:
                 self.tcp_queries += 1
                 answer = await asyncio.wait_for(self._ask_tcp(name, rtype), self.timeout)
@@ -125,17 +133,17 @@ class DnsClient:
         transport = self._transport
         timers: list[asyncio.TimerHandle] = []
 
-        def resend() -> None:  # lost on the way: ask again, until the timeout
+        def resend(wait: float) -> None:  # lost on the way: ask again, waiting longer each time
             if not future.done():
                 transport.sendto(packet)
-                timers.append(loop.call_later(RETRY_SECONDS, resend))
+                timers.append(loop.call_later(wait * 2, resend, wait * 2))
 
         def expire() -> None:
             if not future.done():
                 future.set_exception(asyncio.TimeoutError())
 
         transport.sendto(packet)
-        timers += [loop.call_later(RETRY_SECONDS, resend), loop.call_later(self.timeout, expire)]
+        timers += [loop.call_later(RETRY_SECONDS, resend, RETRY_SECONDS), loop.call_later(self.timeout, expire)]
         try:
             return await future
         finally:
