@@ -8,19 +8,28 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from detector.cli.options import db_option, reported
+from detector.cli.options import InputPath, db_option, reported
 from detector.segment.assign import plural
 from detector.segment.runner import SegmentError, check_export_path, diff, run, runs
 from detector.store.accounts import import_
 from detector.store.cohorts import DEFAULT_SEGMENTATION, EXPORT_FORMATS, format_table
+from detector.textinput import read_text
 from detector.timestamps import now as clock_now
 from detector.timestamps import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _example_hint() -> str | None:
+    """Where the shipped example rules are, for a missing --rules file."""
+    from detector.bundled import example_rules
+
+    example = example_rules()
+    return f"A commented example ships with detector: {example} (copy it, then edit)." if example else None
 
 
 def _note(text: str) -> None:
@@ -33,7 +42,7 @@ def accounts() -> None:
 
 
 @accounts.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=InputPath())
 @db_option("SQLite database file.", dest="db_path")
 @click.option(
     "--column", "--domain-column", "domain_column",
@@ -49,7 +58,7 @@ def accounts() -> None:
     "--allow-ip", is_flag=True, help="Accept IP addresses as well (as `crawl --allow-ip`)."
 )
 def accounts_import(
-    file: IO[str],
+    file: str,
     db_path: str,
     domain_column: str | None,
     keep_subdomains: bool,
@@ -64,10 +73,12 @@ def accounts_import(
     Example:
       detector accounts import accounts.csv --db detector.db
     """
-    name = str(getattr(file, "name", "<stdin>"))
-    where = "<stdin>" if name in ("<stdin>", "-") else name
+    where = "<stdin>" if file == "-" else file
     with reported():
-        result = import_(db_path, file.read(), where, domain_column=domain_column,
+        text, encoding = read_text(file)
+        if encoding.warning:
+            _note(encoding.warning)
+        result = import_(db_path, text, where, domain_column=domain_column,
                          keep_subdomains=keep_subdomains, allow_ip=allow_ip)
     updated = result.accounts - result.added
     click.echo(
@@ -104,8 +115,9 @@ def _name_option() -> Callable[[F], F]:
 @click.option(
     "--rules",
     "rules_path",
-    type=click.Path(dir_okay=False),
-    help="Rules file (YAML); see examples/rules.yaml. Required unless a subcommand is given.",
+    type=InputPath(hint=lambda: _example_hint()),
+    help="Rules file (YAML); see examples/rules.yaml (a copy ships with detector: the error for a "
+    "missing file names it). Required unless a subcommand is given.",
 )
 @db_option("SQLite database file.", dest="db_path")
 @click.option(

@@ -1359,11 +1359,7 @@ def load_rules(
     path: Path | str, vocabulary: Vocabulary, *, columns: Collection[str] | None = UNCHECKED
 ) -> Rules:
     """Read and validate a rules file (``columns``: see :func:`parse_rules`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(
-            f"{path}: cannot read the rules file ({exc.strerror}); check the path"
-        ) from None
+    from detector.textinput import read_text
+
+    text, _ = read_text(path)  # MissingInputError, BinaryInputError; Windows-1252 read as such
     return parse_rules(text, vocabulary, str(path), columns=columns)
