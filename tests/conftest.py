@@ -22,9 +22,11 @@ atexit.register(shutil.rmtree, _CACHE, True)
 
 # Nothing in the suite may leave loopback: the guard covers this process (installed here) and,
 # through the environment, every detector subprocess (detector/__init__ installs it there).
-_EGRESS_LOG = Path(_CACHE) / "egress.log"
+# Once per run: test modules that import tests.conftest run this file a second time.
+if "DETECTOR_EGRESS_LOG" not in os.environ:
+    os.environ["DETECTOR_EGRESS_LOG"] = str(Path(_CACHE) / "egress.log")
+_EGRESS_LOG = Path(os.environ["DETECTOR_EGRESS_LOG"])
 os.environ["DETECTOR_EGRESS"] = "loopback"
-os.environ["DETECTOR_EGRESS_LOG"] = str(_EGRESS_LOG)
 
 from detector import egress
 

@@ -6,7 +6,7 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +86,7 @@ def read_accounts(
     rows: dict[str, dict[str, Value]] = {}
     problems: list[str] = []
     blank = duplicates = count = 0
-    for record in reader:
+    for record in _records(reader, where):
         count += 1
         line = reader.line_num
         raw = (record.get(source) or "").strip()
@@ -115,6 +115,17 @@ def read_accounts(
         raise AccountsError("\n".join(problems[:20]) + more + "\nNothing was imported.")
     result = ImportResult(count, len(rows), 0, blank, duplicates, source)
     return list(rows.values()), result
+
+
+def _records(reader: csv.DictReader[str], where: str) -> Iterator[dict[str, Any]]:
+    """The reader's rows; a line csv cannot read is an AccountsError naming it."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise AccountsError(
+            f"{where} line {reader.line_num + 1}: not readable as CSV ({exc}); quote fields holding line breaks "
+            "or quotes, or save the file again from a spreadsheet. Nothing was imported."
+        ) from None
 
 
 def _column_names(headers: Iterable[str], source: str, where: str) -> dict[str, str]:

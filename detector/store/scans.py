@@ -37,6 +37,9 @@ ERROR_KINDS: dict[str, str] = {
     "too_large": "the response was bigger than the maximum body size",
     "not_html": "the homepage is not an HTML page (an image, a PDF, a binary file)",
     "robots": "robots.txt forbids fetching the homepage (use --ignore-robots to override)",
+    "connection_lost": "the connection closed or was reset before the response was complete",
+    "bad_response": "the server's answer is not HTTP (garbage, another protocol, malformed headers)",
+    "bad_redirect": "the homepage redirected to a URL that is not http(s) (file:, data:, javascript:) or nowhere",
     "blocked_address": "the homepage or a redirect led to a private, loopback, link-local or metadata address "
     "(the message names it); nothing was sent there (use --allow-private for intranet inventories)",
     "other": "any other failure; error_message has the details",
