@@ -78,7 +78,15 @@ def accounts_import(
             f"note: skipped {result.skipped_blank} rows with an empty {result.domain_column} column"
         )
     if result.duplicates:
-        _note(f"note: merged {result.duplicates} rows whose domain appeared earlier in the file")
+        _note(
+            f"note: merged {plural(result.duplicates, 'row')} whose domain appeared earlier in "
+            "the file (rows merge in file order: a later non-blank cell wins, a blank one keeps "
+            "the earlier value):"
+        )
+        for dup in result.duplicate_rows[:20]:
+            _note(f"  {where} {dup.describe()}")
+        if len(result.duplicate_rows) > 20:
+            _note(f"  ... and {len(result.duplicate_rows) - 20} more")
 
 
 def _parse_as_of(value: str | None) -> datetime:
