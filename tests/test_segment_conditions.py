@@ -205,3 +205,14 @@ def test_every_rule_problem_in_one_pass_columns_included() -> None:
         "a number; write `employees: {at_least: 200}`\n"
         'rules.yaml line 9: unknown technology "Shopfy"; did you mean "Shopify"?'
     )
+
+
+def test_a_technology_there_at_the_first_scan_was_not_adopted_recently() -> None:
+    klaviyo = seen("Klaviyo", first="2026-11-06T00:00:00Z")
+    first_crawl = replace(account("a.test", klaviyo), first_ok_at="2026-11-06T00:00:00Z")
+    assert "just-signed" not in reasons(TIMING, first_crawl)  # adopted then, or years before
+    later = replace(first_crawl, first_ok_at="2026-08-06T00:00:00Z")
+    assert reasons(TIMING, later)["just-signed"] == (
+        "runs Klaviyo, first seen 2026-11-06 (not there at the first scan, 2026-08-06), "
+        "last seen 2026-11-18"
+    )

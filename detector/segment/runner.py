@@ -32,6 +32,7 @@ from detector.segment.rules import (
     Vocabulary,
     load_rules,
     needed_technologies,
+    uses_adoption,
     uses_pages,
     uses_removed,
 )
@@ -194,6 +195,7 @@ def run(
             needed_technologies(rules, vocabulary),
             removed=uses_removed(rules),
             pages=uses_pages(rules),
+            first_scans=uses_adoption(rules),
         )
 
         def guard(counts: Counter[tuple[str, str]], previous: SegmentRun | None) -> None:

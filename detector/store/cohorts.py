@@ -111,11 +111,13 @@ def iter_accounts(
     *,
     removed: bool = False,
     pages: bool = False,
+    first_scans: bool = False,
 ) -> Iterator[Account]:
     """Accounts with their scan state and active detections, streamed in domain order.
 
     ``technologies`` limits the detections read to those a rule can look at; ``removed``
-    reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence).
+    reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence),
+    ``first_scans`` reads when each domain's first successful scan finished.
     """
     has_domains = db.table("domains").exists()
     if source.table == "accounts":
@@ -127,6 +129,7 @@ def iter_accounts(
     else:
         columns = []
         sql = f"select d.domain, d.last_ok_at, {_LAST_FAILURE} from domains d order by d.domain"
+    firsts = _first_scans(db) if first_scans else {}
     groups = _detection_groups(db, technologies, "active", pages)
     pending = next(groups, None)
     gone = _detection_groups(db, technologies, "removed", False) if removed else iter(())
@@ -148,7 +151,15 @@ def iter_accounts(
                 dropped = pending_gone[1]
                 pending_gone = next(gone, None)
         fields: dict[str, AccountValue] = dict(zip(columns, row[3:]))
-        yield Account(domain, fields, row[1], row[2], seen, dropped)
+        yield Account(domain, fields, row[1], row[2], seen, dropped, firsts.get(domain))
+
+
+def _first_scans(db: sqlite_utils.Database) -> dict[str, str]:
+    """When each domain's first successful scan finished."""
+    if not db.table("scans").exists():
+        return {}
+    sql = "select domain, min(finished_at) from scans where status = 'ok' group by domain"
+    return {r[0]: r[1] for r in db.execute(sql) if r[1]}
 
 
 def _detection_groups(
