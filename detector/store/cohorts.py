@@ -235,21 +235,33 @@ def write_segmentation(
     """
     counts: Counter[tuple[str, str]] = Counter()
     run_id = 0
+    # The same detections back many memberships, the same bonuses many scores: encode once.
+    encoded: dict[Any, tuple[str, str]] = {}
+    breakdowns: dict[tuple[tuple[str, float], ...], str] = {}
 
-    def member_rows(a: Assignment, out: list[tuple[Any, ...]]) -> None:
-        for m in a.memberships:
-            column = "stale" if m.stale else (f"tier {a.tier}" if a.tier else "no tier")
-            counts[(m.cohort, column)] += 1
-            technologies = sorted({s.technology for s in m.evidence})
-            evidence = [
+    def evidence_json(evidence: tuple[Seen, ...]) -> tuple[str, str]:
+        found = encoded.get(evidence)
+        if found is None:
+            technologies = sorted({s.technology for s in evidence})
+            details = [
                 {
                     "technology": s.technology,
                     "version": s.version,
                     "first_seen": s.first_seen or None,
                     "last_seen": s.last_seen,
                 }
-                for s in m.evidence
+                for s in evidence
             ]
+            found = encoded[evidence] = (json.dumps(technologies), json.dumps(details))
+            if len(encoded) > 100_000:
+                encoded.clear()
+        return found
+
+    def member_rows(a: Assignment, out: list[tuple[Any, ...]]) -> None:
+        tier_column = f"tier {a.tier}" if a.tier else "no tier"
+        for m in a.memberships:
+            counts[(m.cohort, "stale" if m.stale else tier_column)] += 1
+            technologies, evidence = evidence_json(m.evidence)
             known = m.cohort != UNKNOWN
             out.append(
                 (
@@ -260,8 +272,8 @@ def write_segmentation(
                     a.score if known else None,
                     int(m.stale),
                     m.reason,
-                    json.dumps(technologies),
-                    json.dumps(evidence),
+                    technologies,
+                    evidence,
                     computed_at,
                     run_id,
                 )
@@ -269,21 +281,27 @@ def write_segmentation(
 
     def account_row(a: Assignment) -> tuple[Any, ...]:
         first: dict[str, str] = {}
+        live: list[str] = []
+        stale: list[str] = []
         for m in a.memberships:
+            (stale if m.stale else live).append(m.cohort)
             for seen in m.evidence:
                 if seen.technology not in first:
                     first[seen.technology] = seen.first_seen[:10]
+        breakdown = breakdowns.get(a.breakdown)
+        if breakdown is None:
+            breakdown = breakdowns[a.breakdown] = json.dumps(dict(a.breakdown))
         return (
             run_id,
             a.domain,
             a.primary,
-            json.dumps([m.cohort for m in a.memberships if not m.stale]),
-            json.dumps([m.cohort for m in a.memberships if m.stale]),
+            _names_json(live),
+            _names_json(stale),
             a.tier,
             a.score,
-            json.dumps(dict(a.breakdown)),
+            breakdown,
             json.dumps({m.cohort: m.reason for m in a.memberships}, ensure_ascii=False),
-            json.dumps(first),
+            json.dumps(first) if first else "{}",
         )
 
     with transaction(db) as conn:
@@ -356,6 +374,15 @@ def write_segmentation(
         if guard is not None:
             guard(counts, previous)
     return counts
+
+
+def _names_json(names: Sequence[str]) -> str:
+    """A JSON list of cohort names (validated: letters, digits, - and _ only).
+
+    >>> _names_json(["integration", "maturity-basic"]), _names_json([])
+    ('["integration", "maturity-basic"]', '[]')
+    """
+    return '["' + '", "'.join(names) + '"]' if names else "[]"
 
 
 def _flush(
@@ -628,6 +655,8 @@ def _write_json(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
 
 def _flat(value: Any) -> Any:
     """A list or mapping as one CSV cell: ``a;b``, ``key: value | key: value``."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
     if isinstance(value, list):
         return ";".join(str(v) for v in value)
     if isinstance(value, dict):
