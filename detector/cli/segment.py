@@ -257,7 +257,7 @@ def segment_diff(db_path: str, name: str, since: str | None, as_csv: bool, as_js
         click.echo(out.getvalue(), nl=False)
     elif records:
         rows = [list(MOVE_COLUMNS)] + [[r[c] for c in MOVE_COLUMNS] for r in records]
-        click.echo(format_table(rows))
+        click.echo(format_table(rows, left=len(MOVE_COLUMNS)))
     _note(
         f"{plural(len(records), 'change')} from run {report.old.id} ({report.old.computed_at[:10]}) "
         f'to run {report.new.id} ({report.new.computed_at[:10]}) of segmentation "{name}"'

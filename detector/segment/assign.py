@@ -223,7 +223,7 @@ def describe(cond: Condition) -> str:
     """
     if isinstance(cond, TechTest):
         if cond.kind == "category":
-            head = f"a {cond.name} technology"
+            head = f"{_article(cond.name)} {cond.name} technology"
             if cond.at_least > 1:
                 head = f"{cond.at_least} or more {cond.name} technologies"
         else:
@@ -248,6 +248,15 @@ def describe(cond: Condition) -> str:
         return f"not ({describe(cond.items[0])})"
     joiner = " and " if cond.op == "all" else " or "
     return joiner.join(describe(c) for c in cond.items)
+
+
+def _article(word: str) -> str:
+    """``a`` or ``an`` before a word (by its first letter).
+
+    >>> _article("Ecommerce"), _article("Reviews")
+    ('an', 'a')
+    """
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _filter_words(test: TechTest) -> list[str]:
@@ -482,7 +491,8 @@ def _compile_field(test: FieldTest) -> _Matcher:
 
 def _negation(cond: Condition) -> str:
     if _only_tech(cond):
-        return f"runs no {describe(cond).replace(' or a ', ' or ').removeprefix('a ')}"
+        words = describe(cond).replace(" or an ", " or ").replace(" or a ", " or ")
+        return f"runs no {words.removeprefix('an ').removeprefix('a ')}"
     return describe(Group("not", (cond,)))
 
 

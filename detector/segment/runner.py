@@ -368,7 +368,8 @@ class _Tally:
         left = self.seen
         for i, (item, _, _) in enumerate(self.segmenter.market_steps):
             left -= self.stopped[i]
-            out.append((f"market: {describe(item)}", left))
+            runs = "" if isinstance(item, FieldTest) else "runs "
+            out.append((f"market: {runs}{describe(item)}", left))
         out.append(("scanned successfully", self.scanned))
         if rules.max_age_days is not None:
             out.append((f"scanned within {rules.max_age_days} days", self.scanned - self.stale_scans))

@@ -64,7 +64,8 @@ class Move:
 
     domain: str
     change: str  # "entered", "left", "tier"
-    cohort: str
+    cohort: str  # "" for a tier change
+    #: The account's primary cohort before and after (its tier, for a tier change).
     before: str
     after: str
     reason: str
@@ -517,9 +518,7 @@ def diff_runs(db: sqlite_utils.Database, old: SegmentRun, new: SegmentRun) -> li
         new_tier = b[4] if b else None
         if old_tier != new_tier:
             score = f"score {_points(a[5] if a else None)} -> {_points(b[5] if b else None)}"
-            moves.append(
-                Move(domain, "tier", b[1] if b else "", _tier(old_tier), _tier(new_tier), score)
-            )
+            moves.append(Move(domain, "tier", "", _tier(old_tier), _tier(new_tier), score))
     return moves
 
 
@@ -710,8 +709,8 @@ def size_table(
     return out
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    """Align a table: first column left, the others right.
+def format_table(rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Align a table: the first ``left`` columns left, the others right.
 
     >>> print(format_table([["cohort", "total"], ["integration", "12"]]))
     cohort       total
@@ -720,6 +719,6 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
