@@ -634,7 +634,10 @@ def write_export(
     suffix = path.suffix.lower()
     rows = export_rows(db, run)
     if fmt != "plain":
-        rows = ({export_name(k, fmt): v for k, v in row.items()} for row in rows)
+        ours = {"domain", *EXPORT_KEYS}
+        rows = (
+            {export_name(k, fmt) if k in ours else k: v for k, v in row.items()} for row in rows
+        )
     with path.open("w", encoding="utf-8", newline="") as fh:
         if suffix == ".json":
             return _write_json(fh, rows)
