@@ -142,3 +142,18 @@ def test_a_database_segmented_before_history_keeps_its_cohorts(tmp_path: Path) -
         ("default", "displacement", "a.test", None)
     ]
     assert migrated.execute("select count(*) from domain_summary").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("args", [["segment"], ["segment", "diff"], ["segment", "runs"]], ids=" ".join)
+def test_help_has_an_example_and_readme_documents_every_option(args: list[str]) -> None:
+    import re
+
+    from detector.cli.main import cli
+
+    result = CliRunner().invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    text = (base.ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"detector {' '.join(args)} " in text
+    for option in set(re.findall(r"(--[a-z][a-z-]+)", result.output)) - {"--help"}:
+        assert option in text, f"README does not mention {' '.join(args)} option {option}"

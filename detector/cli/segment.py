@@ -172,6 +172,9 @@ def segment(
       detector segment --rules examples/rules.yaml --db detector.db --export cohorts.csv
       detector segment diff --db detector.db            # who moved since the previous run
       detector segment runs --db detector.db
+
+    Exit status: 0 stored, 1 error (bad rules, refused run, no database), 2 usage,
+    75 another run holds the database.
     """
     if ctx.invoked_subcommand is not None:
         return
