@@ -157,3 +157,29 @@ def test_help_has_an_example_and_readme_documents_every_option(args: list[str]) 
     assert f"detector {' '.join(args)} " in text
     for option in set(re.findall(r"(--[a-z][a-z-]+)", result.output)) - {"--help"}:
         assert option in text, f"README does not mention {' '.join(args)} option {option}"
+
+
+def test_pages_seen_and_confidence_are_read_from_the_store(db_path: Path, tmp_path: Path) -> None:
+    db = sqlite_utils.Database(db_path)
+    evidence = [{"page": "https://alpha.test/", "source": "script_src"}, {"page": "https://alpha.test/cart"}]
+    db.execute(
+        "update detections set evidence = ?, confidence = 80 where domain = 'alpha.test' and technology = 'Shopify'",
+        [json.dumps(evidence)],
+    )
+    db.execute("update detections set confidence = 50 where domain = 'gamma.test' and technology = 'Shopify'")
+    db.conn.commit()
+    rules = rules_file(
+        tmp_path,
+        "cohorts:\n  - name: sure\n    all: [{technology: Shopify, pages_seen: {at_least: 2}}]\n"
+        "  - name: confident\n    all: [{technology: Shopify, min_confidence: 75}]\n",
+    )
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        segment, ["--rules", str(rules), "--db", str(db_path), "--as-of", AS_OF, "--export", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["domain"]: r for r in json.loads(out.read_text())}
+    assert rows["alpha.test"]["reasons"]["sure"] == "runs Shopify, last seen 2026-11-18, on 2 pages"
+    assert rows["alpha.test"]["cohorts"] == ["sure", "confident"]
+    assert rows["gamma.test"]["cohorts"] == []  # one page, confidence 50
+    assert rows["gamma.test"]["primary_cohort"] == "none"
