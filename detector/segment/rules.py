@@ -349,6 +349,13 @@ def uses_adoption(rules: Rules) -> bool:
     )
 
 
+def uses_confidence(rules: Rules) -> bool:
+    """Whether a rule tests ``min_confidence`` (so the detections' confidence must be read)."""
+    return any(
+        isinstance(leaf, TechTest) and leaf.min_confidence is not None for leaf in leaves(rules)
+    )
+
+
 def uses_pages(rules: Rules) -> bool:
     """Whether a rule tests ``pages_seen`` (so the detections' evidence must be read)."""
     return any(isinstance(leaf, TechTest) and leaf.min_pages is not None for leaf in leaves(rules))

@@ -33,6 +33,7 @@ from detector.segment.rules import (
     load_rules,
     needed_technologies,
     uses_adoption,
+    uses_confidence,
     uses_pages,
     uses_removed,
 )
@@ -196,6 +197,7 @@ def run(
             removed=uses_removed(rules),
             pages=uses_pages(rules),
             first_scans=uses_adoption(rules),
+            confidence=uses_confidence(rules),
         )
 
         def guard(counts: Counter[tuple[str, str]], previous: SegmentRun | None) -> None:

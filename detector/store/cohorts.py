@@ -113,12 +113,14 @@ def iter_accounts(
     removed: bool = False,
     pages: bool = False,
     first_scans: bool = False,
+    confidence: bool = False,
 ) -> Iterator[Account]:
     """Accounts with their scan state and active detections, streamed in domain order.
 
     ``technologies`` limits the detections read to those a rule can look at; ``removed``
     reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence),
-    ``first_scans`` reads when each domain's first successful scan finished.
+    ``first_scans`` reads when each domain's first successful scan finished, ``confidence``
+    each detection's confidence (otherwise taken as 100: no rule looks at it).
     """
     has_domains = db.table("domains").exists()
     if source.table == "accounts":
@@ -131,9 +133,9 @@ def iter_accounts(
         columns = []
         sql = f"select d.domain, d.last_ok_at, {_LAST_FAILURE} from domains d order by d.domain"
     firsts = _first_scans(db) if first_scans else {}
-    groups = _detection_groups(db, technologies, "active", pages)
+    groups = _detection_groups(db, technologies, "active", pages=pages, confidence=confidence)
     pending = next(groups, None)
-    gone = _detection_groups(db, technologies, "removed", False) if removed else iter(())
+    gone = _detection_groups(db, technologies, "removed", dropped=True) if removed else iter(())
     pending_gone = next(gone, None)
     cursor = db.conn.execute(sql)
     for row in cursor:
@@ -164,7 +166,13 @@ def _first_scans(db: sqlite_utils.Database) -> dict[str, str]:
 
 
 def _detection_groups(
-    db: sqlite_utils.Database, technologies: Collection[str] | None, status: str, pages: bool
+    db: sqlite_utils.Database,
+    technologies: Collection[str] | None,
+    status: str,
+    *,
+    pages: bool = False,
+    confidence: bool = False,
+    dropped: bool = False,
 ) -> Iterator[tuple[str, tuple[Seen, ...]]]:
     """Detections of a status grouped by domain, in domain order (the merge side of iter_accounts)."""
     if not db.table("detections").exists():
@@ -179,35 +187,36 @@ def _detection_groups(
             parsed = categories[text] = tuple(json.loads(text))
         return parsed
 
-    # Pages a technology was seen on: the distinct `page` values of its evidence.
-    page_count = (
-        "(select count(distinct json_extract(e.value, '$.page')) from json_each(evidence) e)"
-        if pages
-        else "0"
-    )
+    # Only the columns a rule looks at: this loop runs once per detection (millions).
+    extra = []
+    if confidence or pages or dropped:
+        extra = [
+            "coalesce(confidence, 100)",
+            # Pages a technology was seen on: the distinct `page` values of its evidence.
+            "(select count(distinct json_extract(e.value, '$.page')) from json_each(evidence) e)"
+            if pages
+            else "0",
+            "removed_at",
+        ]
     sql = (
-        "select domain, technology, version, categories, last_seen, first_seen, confidence, "
-        f"{page_count}, removed_at from detections where status = ?"
+        "select domain, technology, version, categories, last_seen, first_seen"
+        + "".join(", " + e for e in extra)
+        + " from detections where status = ?"
     )
     params: list[str] = [status]
     if technologies is not None:
         sql += " and technology in (select value from json_each(?))"
         params.append(json.dumps(sorted(technologies)))
     cursor = db.conn.execute(sql + " order by domain", params)
-    for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
-        yield domain, tuple(
-            Seen(
-                r[1],
-                r[2] or None,
-                parse(r[3]),
-                r[4] or "",
-                r[5] or "",
-                100 if r[6] is None else int(r[6]),
-                int(r[7] or 0),
-                r[8],
+    if extra:
+        for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
+            yield domain, tuple(
+                Seen(r[1], r[2] or None, parse(r[3]), r[4] or "", r[5] or "", int(r[6]), int(r[7]), r[8])
+                for r in rows
             )
-            for r in rows
-        )
+        return
+    for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
+        yield domain, tuple(Seen(r[1], r[2] or None, parse(r[3]), r[4] or "", r[5] or "") for r in rows)
 
 
 Guard = Callable[[Counter[tuple[str, str]], "SegmentRun | None"], None]
@@ -655,28 +664,35 @@ def _write_json(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def _flat(value: Any) -> Any:
-    """A list or mapping as one CSV cell: ``a;b``, ``key: value | key: value``."""
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return " | ".join(
-            f"{k}: {v:+g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
-        )
-    return value
+def _flat_dict(value: Mapping[str, Any]) -> str:
+    """A mapping as one CSV cell: ``key: value | key: value`` (points signed).
+
+    >>> _flat_dict({"displacement": 40.0, "closed-won": -100.0}), _flat_dict({"a": "b"})
+    ('displacement: +40 | closed-won: -100', 'a: b')
+    """
+    return " | ".join(
+        f"{k}: {v:+g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
+    )
 
 
 def _write_csv(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
-    writer: csv.DictWriter[str] | None = None
+    writer: Any = None
     n = 0
+    lists: list[str] = []
+    dicts: list[str] = []
     for row in rows:
-        flat = {k: _flat(v) for k, v in row.items()}
         if writer is None:
-            writer = csv.DictWriter(fh, fieldnames=list(flat))
-            writer.writeheader()
-        writer.writerow(flat)
+            # Our columns, possibly renamed by --format: the lists and mappings to flatten.
+            keys = list(row)
+            lists = [k for k in keys if isinstance(row[k], list)]
+            dicts = [k for k in keys if isinstance(row[k], dict)]
+            writer = csv.writer(fh)
+            writer.writerow(keys)
+        for k in lists:
+            row[k] = ";".join(row[k])
+        for k in dicts:
+            row[k] = _flat_dict(row[k])
+        writer.writerow(row.values())
         n += 1
     if writer is None:
         fh.write(",".join(("domain", *EXPORT_KEYS)) + "\n")
