@@ -318,7 +318,7 @@ def run_examples(library: Library, names: Sequence[str] | None = None) -> list[E
         if engine is None:
             engine = engines[mode] = Engine(library, mode=mode)
         for i, example in enumerate(sig.examples):
-            results += _run_example(engine, sig, i, example)
+            results += run_example(engine, sig, i, example)
     return results
 
 
@@ -341,7 +341,8 @@ def example_page(spec: Mapping[str, Any]) -> Page:
     )
 
 
-def _run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[ExampleResult]:
+def run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[ExampleResult]:
+    """The results of one example (one per expectation it holds) on a compiled engine."""
     def result(expect: str, ok: bool, reason: str = "", det: Any = None) -> ExampleResult:
         evidence = tuple(e.describe() for e in det.evidence) if det is not None else ()
         version = det.version if det is not None else None
