@@ -287,7 +287,7 @@ def test_crawl_on_without_chromium_names_the_package(tmp_path: Path, proxy: Virt
 
 @needs_browser
 def test_detect_url_render(proxy: VirtualHostProxy) -> None:
-    base = ["detect", "--proxy", proxy.url, "--no-dns", "--signatures", str(SIGNATURES), "--json"]
+    base = ["detect", "--proxy", proxy.url, "--signatures", str(SIGNATURES), "--json"]
     on = run_detector([*base, "--render", "on", "http://inline.test/", "http://plain.test/"])
     off = run_detector([*base, "--render", "off", "http://inline.test/"])
     assert on.code == 0 and off.code == 0, on.err + off.err
