@@ -132,9 +132,10 @@ def test_probes_cover_the_library() -> None:
         ("http://10.1.2.3/x.js", None, True, ""),
         ("file:///etc/passwd", None, True, "not fetched"),
         ("data:text/javascript,1", None, False, ""),
+        ("http://api.localhost:8080/", "http://127.0.0.1:9", False, "loopback name"),
     ],
     ids=["reserved-name-no-proxy", "reserved-name-via-proxy", "private-ip", "mapped-metadata", "allowed-private",
-         "file-url", "data-url"],
+         "file-url", "data-url", "localhost-via-proxy"],
 )
 def test_network_policy(url: str, proxy: str | None, allow_private: bool, refused: str) -> None:
     renderer = Renderer([], [], RenderSettings(proxy=proxy, allow_private=allow_private))

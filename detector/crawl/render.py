@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from detector.crawl.guard import _is_localhost, refusal
 from detector.engine.browser import PROBE_SCRIPT
 from detector.errors import DetectorError
-from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
+from detector.netpolicy import is_ip_literal, is_reserved_name
 
 log = logging.getLogger(__name__)
 
@@ -339,8 +340,10 @@ class Renderer:
         if self.settings.allow_private:
             return ""
         if is_ip_literal(host):
-            reason = blocked_address_reason(host)
-            return f"{host} is a {reason} address (allow private addresses to fetch it)" if reason else ""
+            reason = refusal(host)
+            return f"{reason} (--allow-private fetches it)" if reason else ""
+        if _is_localhost(host):
+            return f"{host} is a loopback name (--allow-private fetches it)"
         if self.settings.proxy:
             return ""  # the proxy resolves names, as it does for static fetching
         if is_reserved_name(host):
@@ -358,10 +361,9 @@ async def _resolved_refusal(host: str) -> str | None:
     except OSError:
         return None  # the browser's own lookup fails the same way
     for info in infos:
-        address = str(info[4][0])
-        reason = blocked_address_reason(address)
+        reason = refusal(host, str(info[4][0]))
         if reason:
-            return f"{host} resolves to {address}, a {reason} address"
+            return reason
     return None
 
 
