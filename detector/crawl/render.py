@@ -72,6 +72,9 @@ CHROMIUM_ARGS = (
      "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,DnsOverHttps"),
 )
 _PR_SET_CHILD_SUBREAPER = 36
+#: Seconds a page has to be read after its timeout to load and settle: a slow page is still
+#: read as far as it got; one whose script never yields (an endless loop) is closed then.
+READ_SECONDS = 5.0
 
 
 class RenderError(DetectorError):
@@ -244,11 +247,12 @@ class Renderer:
                     ignore_https_errors=True, service_workers="block", accept_downloads=False,
                     user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
                 )
-                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout)
+                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout + READ_SECONDS)
                 snap.outcome = "rendered"
             except (asyncio.TimeoutError, TimeoutError):
                 snap.outcome = "timeout"
-                snap.message = snap.message or f"not finished within {self.settings.timeout:g} s; the page was closed"
+                snap.message = snap.message or (f"not read within {self.settings.timeout + READ_SECONDS:g} s; "
+                                                "the page was closed")
             except Exception as exc:  # noqa: BLE001 - a page's fault is that page's data
                 text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 snap.outcome = "crashed" if "crash" in text.lower() else "failed"
@@ -265,7 +269,7 @@ class Renderer:
         page = await context.new_page()
         page.on("dialog", lambda dialog: self._dialog(dialog, snap))
         page.on("popup", lambda popup: self._popup(popup, snap))
-        budget = max(0.5, self.settings.timeout - self.settings.settle - 1.0)
+        budget = max(0.5, self.settings.timeout - self.settings.settle)
         try:
             response = await page.goto(snap.url, wait_until="domcontentloaded", timeout=budget * 1000)
             if response is not None:
