@@ -102,7 +102,7 @@ def test_crawl_with_a_pathological_pattern_finishes_and_reports_it(tmp_path: Pat
         listing = tmp_path / "domains.txt"
         listing.write_text("\n".join(sites) + "\n", encoding="utf-8")
         db = tmp_path / "trap.db"
-        run = run_detector(["crawl", str(listing), "--db", str(db), "--proxy", proxy.url, "--signatures",
+        run = run_detector(["crawl", str(listing), "--db", str(db), "--proxy", proxy.url, "--no-dns", "--signatures",
                             str(TEST_SIGNATURES), "--signatures", str(root), "--workers", str(workers),
                             "--retries", "0", "--timeout", "5"], timeout=120)
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from detector.errors import MissingInputError
 from detector.inputs import (
     DomainEntry,
     DomainError,
@@ -140,10 +141,11 @@ def test_csv_without_domain_column_is_an_input_error(tmp_path: Path) -> None:
         check_inputs([str(f)], column="web")
 
 
-def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no such file"):
+def test_missing_file_is_a_missing_input_error(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError, match="no such file") as info:
         check_inputs([str(tmp_path / "nope.txt")])
-    with pytest.raises(InputError, match="no such file"):
+    assert info.value.exit_code == 66
+    with pytest.raises(MissingInputError, match="no such file"):
         count_lines([str(tmp_path / "nope.txt")])
 
 
@@ -226,7 +228,7 @@ def test_crawl_of_an_input_without_domains_warns_and_writes_nothing(tmp_path: Pa
     listing.write_text(text, encoding="utf-8")
     db = tmp_path / "never.db"
     # --proxy to a closed local port: should anything be crawled, nothing leaves 127.0.0.1.
-    result = CliRunner().invoke(cli, ["crawl", str(listing), "--db", str(db), "--proxy", "http://127.0.0.1:9"])
+    result = CliRunner().invoke(cli, ["crawl", str(listing), "--db", str(db), "--proxy", "http://127.0.0.1:9", "--no-dns"])
     assert result.exit_code == 0, result.output
     assert "no domains" in result.output and "nothing was crawled" in result.output
     assert not db.exists()

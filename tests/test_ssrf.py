@@ -77,7 +77,7 @@ def crawl(server: FaultServer, tmp: Path, *extra: str) -> list[dict[str, Any]]:
     listing = tmp / "domains.txt"
     listing.write_text("\n".join([*private_hosts(server.port), "page-hop.test"]) + "\n", encoding="utf-8")
     db = tmp / "ssrf.db"
-    run = run_detector(["crawl", str(listing), "--db", str(db), "--proxy", server.url, "--workers", "0",
+    run = run_detector(["crawl", str(listing), "--db", str(db), "--proxy", server.url, "--no-dns", "--workers", "0",
                         "--retries", "0", "--timeout", "3", "--signatures", str(ROOT / "tests" / "signatures"),
                         "--json", *extra])
     assert run.code == 0, run.err

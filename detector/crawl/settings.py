@@ -6,6 +6,8 @@ middleware is replaced by one that uses tldextract's bundled suffix list.
 
 from __future__ import annotations
 
+import os
+
 BOT_NAME = "detector"
 SPIDER_MODULES = ["detector.crawl.spider"]
 NEWSPIDER_MODULE = "detector.crawl"
@@ -45,7 +47,10 @@ DOWNLOADER_MIDDLEWARES = {
 # The SSRF guard: every address the crawl connects to is checked (see detector/crawl/guard.py).
 TWISTED_DNS_RESOLVER = "detector.crawl.guard.GuardedResolver"
 
-ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}
+ITEM_PIPELINES = {
+    "detector.crawl.dns.DnsPipeline": 200,  # DNS records and certificate issuer, before detection
+    "detector.crawl.pipelines.DetectStorePipeline": 300,
+}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
     "scrapy.extensions.remote_control.RemoteControl": None,  # no listening port for a batch job
@@ -80,3 +85,14 @@ DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every 
 DETECTOR_WRITE_BACKLOG = 4  # batches waiting for the writer thread before items wait too
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)
+DETECTOR_DNS = True  # look up MX, TXT, NS, SOA, _dmarc TXT and www CNAME of each domain
+DETECTOR_RESOLVER = ""  # HOST[:PORT] of the DNS server; "" = the system's (never for reserved names)
+# The rendered tier (detector.crawl.render): off, auto (render where the static pass says it
+# pays off), on (every site's landing page).  Its own budget: never one of the download slots.
+# The environment variable DETECTOR_RENDER sets the default (the test suite turns it off).
+DETECTOR_RENDER = os.environ.get("DETECTOR_RENDER") or "auto"
+DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, one context per site)
+DETECTOR_RENDER_TIMEOUT = 10.0  # seconds per rendered page, everything included
+DETECTOR_RENDER_SETTLE = 1.0  # seconds after domcontentloaded for late scripts and globals
+DETECTOR_RENDER_BACKLOG = 64  # sites waiting for the browser before items wait too
+ALLOW_PRIVATE = False  # rendered pages may not fetch private/loopback/metadata addresses

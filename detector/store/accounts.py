@@ -31,6 +31,30 @@ class AccountsError(DetectorError):
 
 
 @dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A row whose domain appeared on an earlier line, and the values it replaced.
+
+    The rule: rows are merged in file order; a later row's non-blank cells win, its blank
+    cells keep the earlier value.
+    """
+
+    line: int
+    domain: str
+    first_line: int
+    #: (column, earlier value, value kept) for each cell the later row changed.
+    changed: tuple[tuple[str, Value, Value], ...] = ()
+
+    def describe(self) -> str:
+        """One line for the user."""
+        what = (
+            "; ".join(f"{c}: {old!r} -> {new!r}" for c, old, new in self.changed)
+            if self.changed
+            else "no value changed"
+        )
+        return f"line {self.line} repeats {self.domain} (first on line {self.first_line}): {what}"
+
+
+@dataclass(frozen=True, slots=True)
 class ImportResult:
     """What an import did: rows read, accounts written, new ones, blanks skipped, duplicates."""
 
@@ -40,6 +64,7 @@ class ImportResult:
     skipped_blank: int
     duplicates: int
     domain_column: str
+    duplicate_rows: tuple[Duplicate, ...] = ()
 
 
 def typed_value(text: str) -> Value:
@@ -84,6 +109,8 @@ def read_accounts(
         )
     names = _column_names(headers, source, where)
     rows: dict[str, dict[str, Value]] = {}
+    first_lines: dict[str, int] = {}
+    repeated: list[Duplicate] = []
     problems: list[str] = []
     blank = duplicates = count = 0
     for record in _records(reader, where):
@@ -107,13 +134,19 @@ def read_accounts(
         if domain in rows:
             duplicates += 1
             merged = rows[domain]
-            merged.update({k: v for k, v in row.items() if v is not None})
+            later = {k: v for k, v in row.items() if v is not None and k != "domain"}
+            changed = tuple(
+                (k, merged.get(k), v) for k, v in later.items() if merged.get(k) != v
+            )
+            repeated.append(Duplicate(line, domain, first_lines[domain], changed))
+            merged.update(later)
         else:
             rows[domain] = row
+            first_lines[domain] = line
     if problems:
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise AccountsError("\n".join(problems[:20]) + more + "\nNothing was imported.")
-    result = ImportResult(count, len(rows), 0, blank, duplicates, source)
+    result = ImportResult(count, len(rows), 0, blank, duplicates, source, tuple(repeated))
     return list(rows.values()), result
 
 
@@ -185,6 +218,7 @@ def import_accounts(
         result.skipped_blank,
         result.duplicates,
         result.domain_column,
+        result.duplicate_rows,
     )
 
 

@@ -23,6 +23,9 @@ _TABLES: dict[str, dict[str, Any]] = {
             "pages_failed": "extra pages that may pass later: the scan is partial",
             "pages_offsite": "extra pages that redirected to another site (left out of the verdict)",
             "pages_blocked": "extra pages robots.txt forbids",
+            "dns_status": "ok, partial, failed, skipped or off (--no-dns): how the DNS lookups ended",
+            "dns_errors": "JSON: record type -> why it has no records (nxdomain, no_data, servfail, timeout...)",
+            "cert_issuer": "issuer of the homepage's https certificate",
             "counted": "1 when the scan could count a technology as missing",
         },
         "facets": ["status", "error_kind", "run_id"],
@@ -45,10 +48,21 @@ _TABLES: dict[str, dict[str, Any]] = {
     "technologies": {"description": "The signature library: every technology detector knows."},
     "categories": {"description": "Technology categories of the signature library."},
     "accounts": {"description": "Accounts imported with `detector accounts import` (firmographics)."},
-    "cohorts": {"description": "Cohorts of the last `detector segment`.", "facets": ["kind"]},
+    "cohorts": {
+        "description": "Cohorts of each segmentation's current `detector segment` run.",
+        "facets": ["segmentation", "kind"],
+    },
     "cohort_members": {
         "description": "Account and cohort, with the reason that makes the message specific.",
-        "facets": ["cohort", "tier", "stale"],
+        "facets": ["segmentation", "cohort", "tier", "stale"],
+    },
+    "segment_runs": {
+        "description": "Every `detector segment` run kept: rules file and hash, time, funnel counts.",
+        "facets": ["segmentation"],
+    },
+    "segment_accounts": {
+        "description": "One row per account and run: primary cohort, cohorts, tier, score breakdown.",
+        "facets": ["run_id", "primary_cohort", "tier"],
     },
     "domain_technologies": {
         "description": "Detections with a stale flag (last seen more than 30 days ago).",

@@ -11,11 +11,12 @@ import json
 import sqlite3
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from detector.errors import DetectorError
+from detector.errors import EX_CANTCREAT, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD, Stored, compare
 from detector.store.transaction import transaction
 from detector.timestamps import utc_now
@@ -49,6 +50,18 @@ class StorageError(DetectorError):
     """The database cannot be opened, migrated or written."""
 
 
+class ReadOnlyDatabaseError(StorageError):
+    """The database (or its folder) cannot be written by this user: exit 73 (EX_CANTCREAT)."""
+
+    exit_code = EX_CANTCREAT
+
+
+def read_only_message(path: str | Path, reason: object) -> str:
+    """What to do about a database SQLite refuses to write."""
+    return (f"{path}: the database is read-only for this user (SQLite: {reason}). "
+            "Make the file and its folder writable (chmod u+w), or pick another --db; nothing was written.")
+
+
 # ---------------------------------------------------------------------------- values
 
 
@@ -77,6 +90,27 @@ class ScanResult:
     pages_blocked: int = 0
     #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
     detected: bool = True
+    #: How the rendered tier went (None: not asked; see detector.crawl.render.Snapshot) and why.
+    render: str | None = None
+    render_note: str = ""
+    #: How the DNS lookups ended (see :data:`detector.crawl.dns.DNS_STATUSES`); None: unknown.
+    dns_status: str | None = None
+    #: JSON {record type: "kind: message"} for each record type without records.
+    dns_errors: str | None = None
+    #: The issuer of the homepage's https certificate (None: not fetched over https).
+    cert_issuer: str | None = None
+
+    @property
+    def unchecked_sources(self) -> frozenset[str]:
+        """Evidence sources this scan could not look at: ``dns`` unless every record type
+        answered, ``cert_issuer`` without an https certificate.  Detections that rest on
+        them are not missed (see :func:`detector.store.history.compare`)."""
+        out = set()
+        if self.dns_status != "ok":
+            out.add("dns")
+        if not self.cert_issuer:
+            out.add("cert_issuer")
+        return frozenset(out)
 
     @property
     def counts_misses(self) -> bool:
@@ -115,6 +149,9 @@ def record_scans(
                 _record_one(conn, r, miss_threshold, known)
                 n += 1
     except sqlite3.DatabaseError as exc:
+        if "readonly database" in str(exc).lower():
+            raise ReadOnlyDatabaseError(read_only_message(db.conn.execute("PRAGMA database_list").fetchone()[2],
+                                                          exc)) from None
         raise StorageError(f"cannot write to the database ({exc}); check disk space and permissions") from None
     return n
 
@@ -135,7 +172,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
         "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
-        "pages_offsite, pages_blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "pages_offsite, pages_blocked, dns_status, dns_errors, cert_issuer, render, render_note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -153,6 +191,11 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
             int(counted),
             r.pages_offsite,
             r.pages_blocked,
+            r.dns_status,
+            r.dns_errors,
+            r.cert_issuer,
+            r.render,
+            r.render_note or None,
         ),
     )
     scan_id = cursor.lastrowid
@@ -171,12 +214,15 @@ def _apply_detections(
     miss_threshold: int,
     known: Container[str] | None,
 ) -> None:
-    stored = {
-        row[0]: Stored(row[0], row[1], row[2], row[3])
-        for row in conn.execute(
-            "SELECT technology, version, status, miss_count FROM detections WHERE domain = ?", (r.domain,)
-        )
-    }
+    stored: dict[str, Stored] = {}
+    unchecked = r.unchecked_sources
+    keep: set[str] = set()  # resting on evidence this scan could not look at: never missed
+    for row in conn.execute(
+        "SELECT technology, version, status, miss_count, evidence FROM detections WHERE domain = ?", (r.domain,)
+    ):
+        stored[row[0]] = Stored(row[0], row[1], row[2], row[3])
+        if row[2] == "active" and unchecked and evidence_sources(row[4]) & unchecked:
+            keep.add(row[0])
     plan = compare(
         r.domain,
         stored,
@@ -185,6 +231,7 @@ def _apply_detections(
         counts_misses=counted,
         miss_threshold=miss_threshold,
         known=known,
+        keep=keep,
     )
     by_name = {d.technology: d for d in r.detections}
     at = r.finished_at
@@ -222,6 +269,23 @@ def _apply_detections(
     )
 
 
+def evidence_sources(evidence: str | None) -> frozenset[str]:
+    """The sources (``html``, ``dns``...) of a stored detection's evidence JSON.
+
+    >>> sorted(evidence_sources('[{"source": "dns", "key": "MX"}, {"source": "html"}]'))
+    ['dns', 'html']
+    >>> evidence_sources("not json")
+    frozenset()
+    """
+    try:
+        items = json.loads(evidence or "[]")
+    except ValueError:
+        return frozenset()
+    if not isinstance(items, list):
+        return frozenset()
+    return frozenset(str(e.get("source")) for e in items if isinstance(e, dict) and e.get("source"))
+
+
 def _categories(d: SiteDetection) -> str:
     return json.dumps(list(d.categories))
 
@@ -254,6 +318,36 @@ def finish_run(db: sqlite_utils.Database, run_id: str, status: str = "done") -> 
             "WHERE id = ?",
             (utc_now(), status, run_id),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A past run and the options it recorded (``runs.options``)."""
+
+    id: str
+    command: str
+    started_at: str
+    options: dict[str, Any]
+
+
+def last_run_options(db: sqlite_utils.Database, commands: Iterable[str] = ("crawl",)) -> RecordedRun | None:
+    """The newest run of one of ``commands`` that recorded its options, or None."""
+    names = list(commands)
+    if not names or not db["runs"].exists():
+        return None
+    marks = ", ".join("?" for _ in names)
+    for row in db.query(
+        f"SELECT id, command, started_at, options FROM runs WHERE command IN ({marks}) AND options IS NOT NULL "
+        "ORDER BY started_at DESC, id DESC LIMIT 1",
+        names,
+    ):
+        try:
+            options = json.loads(row["options"])
+        except (TypeError, ValueError):
+            return None
+        if isinstance(options, dict):
+            return RecordedRun(row["id"], row["command"], row["started_at"], options)
+    return None
 
 
 def close_dead_runs(db: sqlite_utils.Database) -> list[str]:
