@@ -63,6 +63,19 @@ def bench_alias_bomb(tmp: Path) -> None:
     listing = tmp / "one.txt"
     listing.write_text("shop.test\n", encoding="utf-8")
     print("alias bomb (9**12 strings when expanded):")
+    import resource
+
+    from detector.engine.signatures import load_signatures
+    from detector.errors import SignatureError
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    try:
+        load_signatures([lib])
+    except SignatureError:
+        pass
+    print(f"  load_signatures      {time.perf_counter() - started:5.3f} s  (in this process; peak RSS "
+          f"{before:.0f} -> {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     for label, args in (("signatures check", ["signatures", "check", "--signatures", str(lib)]),
                         ("crawl --signatures", ["crawl", str(listing), "--db", str(tmp / "bomb.db"),
                                                 "--signatures", str(lib)])):

@@ -24,7 +24,9 @@ atexit.register(shutil.rmtree, _CACHE, True)
 # through the environment, every detector subprocess (detector/__init__ installs it there).
 # Once per run: test modules that import tests.conftest run this file a second time.
 if "DETECTOR_EGRESS_LOG" not in os.environ:
-    os.environ["DETECTOR_EGRESS_LOG"] = str(Path(_CACHE) / "egress.log")
+    _EGRESS_DIR = tempfile.mkdtemp(prefix="detector-test-egress-")
+    atexit.register(shutil.rmtree, _EGRESS_DIR, True)
+    os.environ["DETECTOR_EGRESS_LOG"] = str(Path(_EGRESS_DIR) / "egress.log")
 _EGRESS_LOG = Path(os.environ["DETECTOR_EGRESS_LOG"])
 os.environ["DETECTOR_EGRESS"] = "loopback"
 

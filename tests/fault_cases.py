@@ -46,7 +46,7 @@ class Case:
     kind: str | None = None  # error_kind, when an error
     detects: str | None = None  # "Technology version" that must be detected, when ok
     message: str = ""  # text error_message must contain
-    seconds: float = 5.0  # bound on the case: from its scan's start to its detection's end
+    seconds: float = 10.0  # bound on the case: from its scan's start to its detection's end
     megabytes: int = 300  # bound on the crawl process's peak RSS when the case is done
 
 
@@ -173,9 +173,9 @@ CASES: tuple[Case, ...] = (
     Case("reset-mid-body.test", "sends headers and part of the body, then resets the connection (RST)",
          Fault(reset_mid_body(), tls=NO_HTTPS), "error", "connection_lost", message="Connection"),
     Case("headers-never.test", "accepts the request and never answers",
-         Fault(silent(), tls=NO_HTTPS), "error", "timeout", seconds=8),
+         Fault(silent(), tls=NO_HTTPS), "error", "timeout", seconds=15),
     Case("drip.test", "sends the headers, then one byte of body every 0.5 s (slower than --timeout)",
-         Fault(drip(), tls=NO_HTTPS), "error", "timeout", seconds=8),
+         Fault(drip(), tls=NO_HTTPS), "error", "timeout", seconds=15),
     Case("closes-after-headers.test", "sends the headers (Content-Length: 5000) and closes",
          Fault(close_after_headers(), tls=NO_HTTPS), "error", "connection_lost"),
     Case("garbage.test", "answers with bytes that are not HTTP",

@@ -133,7 +133,7 @@ def resolve_crawl(tmp: Path, address: str, allow_private: bool) -> dict[str, Any
     listing.write_text("intranet.example.org\n", encoding="utf-8")
     db = tmp / f"dns-{allow_private}.db"
     opts = {"inputs": [str(listing)], "db": str(db), "workers": 0, "retries": 0, "timeout": 3, "pages": 0,
-            "detect": False, "allow_private": allow_private, "keep_subdomains": True,
+            "detect": False, "dns": False, "allow_private": allow_private, "keep_subdomains": True,
             "extra": {"DETECTOR_RESOLVE": {"intranet.example.org": address}}}
     proc = subprocess.run([sys.executable, "-c", CRAWL, json.dumps(opts)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
