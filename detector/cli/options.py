@@ -108,8 +108,33 @@ def verbosity(ctx: click.Context, verbose: int) -> int:
     return max(verbose, int(inherited or 0))
 
 
+#: The crawl options that say how to fetch and detect: with ``--redis`` they are the workers'.
+FETCH_OPTIONS = ("pages", "concurrency", "per_site", "timeout", "retries", "max_size", "user_agent", "proxy",
+                 "ignore_robots", "no_detect", "workers")
+
+
 def crawl_options(func: F) -> F:
     """Every option of ``detector crawl`` except the input files; ``refresh`` takes them too."""
+    for option in reversed(_crawl_options()):
+        func = option(func)
+    return func
+
+
+def fetch_options(func: F) -> F:
+    """The options of :data:`FETCH_OPTIONS` (``detector worker`` takes these), plus ``-v``."""
+    chosen = {*FETCH_OPTIONS, "signature_dirs", "progress", "verbose"}
+    for option in reversed(_crawl_options()):
+        if option.__name__ in chosen:
+            func = option(func)
+    return func
+
+
+def _named(name: str, option: Callable[[F], F]) -> Callable[[F], F]:
+    option.__name__ = name
+    return option
+
+
+def _crawl_options() -> list[Callable[[F], F]]:
     options = [
         db_option("SQLite database to write (created and migrated)."),
         click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
@@ -132,9 +157,10 @@ def crawl_options(func: F) -> F:
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    names = ["db", "column", "keep_subdomains", "allow_ip", "pages", "concurrency", "per_site", "timeout",
+             "retries", "max_size", "user_agent", "proxy", "ignore_robots", "no_detect", "workers",
+             "signature_dirs", "as_json", "progress", "verbose", "miss_threshold"]
+    return [_named(n, o) for n, o in zip(names, options, strict=True)]
 
 
 def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
