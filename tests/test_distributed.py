@@ -6,6 +6,7 @@ proxy on 127.0.0.1 and the workers reach them with ``--proxy``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -24,11 +26,14 @@ from detector.demo import demo_sites
 from detector.demo.vhosts import Route, Site, VirtualHostProxy
 from detector.store.scans import ScanResult
 from detector.store.store import Store
-from tests.servers import ROOT, RedisServer, free_port, rows, run_detector
+from tests.servers import ROOT, RedisServer, free_port, rows, run_detector, tls_context
 
 SITES = 500
 #: Fetch options shared by the local crawl and the workers, so their databases can match.
-FETCH = ["--retries", "0", "--ignore-robots", "--timeout", "10", "--workers", "0", "--concurrency", "24"]
+FETCH = ["--retries", "0", "--ignore-robots", "--timeout", "10", "--workers", "0", "--concurrency", "24",
+         "--pages", "1"]
+#: The sites of the kill test (the first ones of the list): enough to kill things mid-run.
+KILL_SITES = 200
 SCAN_COLUMNS = ("domain, status, error_kind, http_status, final_url, pages, pages_failed, pages_offsite, "
                 "pages_blocked, counted, signatures_version")
 DETECTION_COLUMNS = "domain, technology, version, confidence, categories, status, first_seen IS NOT NULL"
@@ -40,11 +45,11 @@ def site_for(n: int, pages: list[bytes], extra: list[bytes]) -> Site | None:
         return None
     html = (("Content-Type", "text/html; charset=utf-8"), ("Server", "nginx"))
     if n % 37 == 0:
-        return Site(f"n{n}.test", {"/": Route(503, html, b"<html>busy</html>")}, https=False)
+        return Site(f"n{n}.test", {"/": Route(503, html, b"<html>busy</html>")})
     nav = b'<nav><a href="/pricing">Pricing</a> <a href="/blog/">Blog</a></nav>'
     body = pages[n % len(pages)]
     body = body.replace(b"<body", nav + b"<body", 1) if b"<body" in body else nav + body
-    return Site(f"n{n}.test", {"/": Route(200, html, body, delay=0.01)}, https=False,
+    return Site(f"n{n}.test", {"/": Route(200, html, body, delay=0.01)},
                 not_found=Route(200, html, extra[n % len(extra)]))
 
 
@@ -58,7 +63,8 @@ def web() -> Iterator[VirtualHostProxy]:
             pages.append(home.body)
             extra.extend(r.body for p, r in site.routes.items() if p != "/" and p.endswith(".html") and r.status == 200)
     built = {f"n{n}.test": site_for(n, pages, extra) for n in range(SITES)}
-    proxy = VirtualHostProxy(lambda host: built.get(host)).start()
+    # One certificate for every host: Scrapy does not verify certificates, it only needs TLS.
+    proxy = VirtualHostProxy(lambda host: built.get(host), ssl_context=tls_context(["n0.test"])).start()
     yield proxy
     proxy.stop()
 
@@ -77,6 +83,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def listing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("list") / "domains.txt"
     path.write_text("".join(f"n{n}.test\n" for n in range(SITES)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def kill_listing(listing: Path) -> Path:
+    path = listing.with_name("kill.txt")
+    path.write_text("".join(f"n{n}.test\n" for n in range(KILL_SITES)), encoding="utf-8")
     return path
 
 
@@ -111,19 +124,21 @@ def crawled(err: str) -> int:
     return int(line.split()[2].replace(",", ""))
 
 
-def assert_same_database(single: Path, dist: Path) -> None:
+def assert_same_database(single: Path, dist: Path, sites: int = SITES) -> None:
     """Every domain scanned exactly once, and scans and detections equal to the local crawl's."""
     per_domain = rows(dist, "select domain, count(*) as n from scans group by domain")
-    assert len(per_domain) == SITES
+    assert len(per_domain) == sites
     assert {r["n"] for r in per_domain} == {1}, [r for r in per_domain if r["n"] != 1][:5]
-    query = f"select {SCAN_COLUMNS} from scans order by domain"
-    assert rows(dist, query) == rows(single, query)
-    query = f"select {DETECTION_COLUMNS} from detections order by domain, technology"
-    expected = rows(single, query)
-    assert len(expected) > SITES  # the sites run things: a comparison of empty tables proves nothing
-    assert rows(dist, query) == expected
+    domains = [r["domain"] for r in per_domain]
+    among = f"where domain in ({', '.join('?' * len(domains))})"
+    query = f"select {SCAN_COLUMNS} from scans {among} order by domain"
+    assert rows(dist, query, *domains) == rows(single, query, *domains)
+    query = f"select {DETECTION_COLUMNS} from detections {among} order by domain, technology"
+    expected = rows(single, query, *domains)
+    assert len(expected) > sites  # the sites run things: a comparison of empty tables proves nothing
+    assert rows(dist, query, *domains) == expected
     (run,) = rows(dist, "select * from runs")
-    assert (run["status"], run["domains_ok"] + run["domains_failed"]) == ("done", SITES)
+    assert (run["status"], run["domains_ok"] + run["domains_failed"]) == ("done", sites)
 
 
 def counts(redis_url: str, prefix: str) -> dict[str, int]:
@@ -142,51 +157,56 @@ def wait_until(redis_url: str, prefix: str, key: str, at_least: int, timeout: fl
         time.sleep(0.1)
 
 
+def invoke(*args: str) -> Any:
+    """The CLI in this process (what needs no reactor: enqueueing, status, the writer)."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_two_workers_crawl_each_domain_once_like_one_process(
     web: VirtualHostProxy, redis_server: RedisServer, listing: Path, single: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "dist.db"
     url = redis_server.url
-    queued = run_detector(["crawl", str(listing), "--redis", url, "--redis-prefix", "two", "--db", str(db)])
-    assert queued.code == 0, queued.err
-    assert f"Queued {SITES} domain(s) as run" in queued.out
+    prefix = ["--redis-prefix", "two"]
+    queued = invoke("crawl", str(listing), "--redis", url, *prefix, "--db", str(db))
+    assert f"Queued {SITES} domain(s) as run" in queued.output
     assert not db.exists()  # nothing touches the database until the writer runs
-    workers = [start_worker(url, web, "--redis-prefix", "two", "--id", f"w{i}") for i in (1, 2)]
+    workers = [start_worker(url, web, *prefix, "--id", f"w{i}") for i in (1, 2)]
     wait_until(url, "two", "done", 1)
-    seen = run_detector(["status", "--redis", url, "--redis-prefix", "two"])
-    assert seen.code == 0 and "Workers seen in the last minute:" in seen.out, seen.err
-    writer = run_detector(["ingest", "--redis", url, "--redis-prefix", "two", "--db", str(db), "--json"], timeout=240)
-    assert writer.code == 0, writer.err
-    assert writer.json()["written"] == SITES  # type: ignore[index]
+    seen = invoke("status", "--redis", url, *prefix)
+    assert "Workers seen in the last minute:" in seen.output
+    writer = invoke("ingest", "--redis", url, *prefix, "--db", str(db), "--json")
+    assert json.loads(writer.output)["written"] == SITES
     done = [crawled(finish(w)[1]) for w in workers]
     assert sum(done) == SITES and min(done) > 0, done  # both worked, and no domain was crawled twice
     assert_same_database(single, db)
-    after = run_detector(["status", "--redis", url, "--redis-prefix", "two", "--json"])
-    assert after.json()["runs"] == []  # type: ignore[index]
+    after = invoke("status", "--redis", url, *prefix, "--json")
+    assert json.loads(after.output)["runs"] == []
 
 
 def test_killed_worker_killed_writer_and_redis_restart_lose_nothing(
-    web: VirtualHostProxy, redis_server: RedisServer, listing: Path, single: Path, tmp_path: Path
+    web: VirtualHostProxy, redis_server: RedisServer, kill_listing: Path, single: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "dist.db"
     url = redis_server.url
     prefix = ["--redis-prefix", "kill"]
-    writer = detector("crawl", str(listing), "--redis", url, *prefix, "--db", str(db), "--wait", "--json")
+    writer = detector("crawl", str(kill_listing), "--redis", url, *prefix, "--db", str(db), "--wait", "--json")
     wait_until(url, "kill", "queued", 1)
     doomed = start_worker(url, web, *prefix, "--lease", "3", "--id", "doomed")
     survivor = start_worker(url, web, *prefix, "--lease", "3", "--id", "survivor")
-    wait_until(url, "kill", "done", 60)
+    wait_until(url, "kill", "done", 40)
     doomed.send_signal(signal.SIGKILL)  # mid-run, holding leases: they must expire and be crawled again
     doomed.communicate(timeout=30)
-    wait_until(url, "kill", "written", 150)
+    wait_until(url, "kill", "written", 80)
     writer.send_signal(signal.SIGKILL)  # mid-batch maybe: what it read and did not acknowledge is replayed
     writer.communicate(timeout=30)
     redis_server.stop()  # SIGTERM: Redis writes its data down, then starts again from it
     redis_server.start()
-    ingest_run = run_detector(["ingest", "--redis", url, *prefix, "--db", str(db), "--json"], timeout=240)
-    assert ingest_run.code == 0, ingest_run.err
+    invoke("ingest", "--redis", url, *prefix, "--db", str(db))
     finish(survivor)
-    assert_same_database(single, db)
+    assert_same_database(single, db, KILL_SITES)
 
 
 def test_a_replayed_batch_and_a_late_duplicate_are_stored_once(redis_server: RedisServer, tmp_path: Path) -> None:
@@ -266,7 +286,30 @@ def test_fetch_options_with_redis_belong_to_the_workers(redis_server: RedisServe
     assert counts(redis_server.url, "opts")["queued"] == 0
 
 
+def test_refresh_with_redis_queues_the_stale_domains(redis_server: RedisServer, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with Store.open(db) as store:
+        store.add_domains(["old-one.test", "old-two.test"])
+    result = invoke("refresh", "--db", str(db), "--older-than", "0", "--redis", redis_server.url,
+                    "--redis-prefix", "refresh", "--json")
+    assert json.loads(result.output)["queued"] == 2
+    assert counts(redis_server.url, "refresh")["queued"] == 2
+
+
 def test_a_bad_redis_url_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["status", "--redis", "http://127.0.0.1:6379"])
     assert result.exit_code == 1
     assert '"http://127.0.0.1:6379" is not a Redis URL' in result.output
+
+
+@pytest.mark.parametrize("command", ["worker", "ingest"])
+def test_help_and_readme(command: str) -> None:
+    import re
+
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and "Exit status" in result.output
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"detector {command}" in text
+    for option in set(re.findall(r"(--[a-z][a-z-]+)", result.output)) - {"--help"}:
+        assert option in text, f"README does not mention {command} option {option}"

@@ -147,6 +147,8 @@ def enqueue_run(ctx: click.Context, command: str, domains: Iterator[str], option
         if wait and store is None:
             with reported():
                 store = Store.open(db, lock=command)  # locked out: fail before queueing anything
+        if wait and store is not None:
+            store.close_dead_runs()
         with reported():
             queued = enqueue(queue, run_id, command, domains, recorded)
         if on_queued is not None:

@@ -148,8 +148,8 @@ def ingest(
     signal handler's flag); runs left unfinished are marked ``interrupted`` in the database
     and resume at the next ingest.  ``store`` must hold the database's lock.
     """
-    started = time.monotonic()
     writer = Writer(queue, store, signatures=signatures)
+    started = time.monotonic()  # from the first read: loading the library is not writing
     wanted = set(runs) if runs is not None else None
     for run_id in runs or ():
         writer.start_run(run_id)  # a run Redis does not know is an error now, not a wait forever

@@ -31,6 +31,7 @@ from detector.crawl.distributed import (
     MAX_ATTEMPTS,
     PATIENCE_SECONDS,
     REDIS_PARAMS,
+    DistributedError,
     RunQueue,
     redact,
     worker_name,
@@ -109,8 +110,12 @@ class QueueSpider(DomainsSpider):
         self.beat.start(max(0.2, min(5.0, self.lease_seconds / 3)), now=True)
         while True:
             await self._backout()
-            got: list[tuple[str, str]] = await maybe_deferred_to_future(
-                self.queue_call(lambda q: q.lease(self.worker, LEASE_BATCH)))
+            try:
+                got: list[tuple[str, str]] = await maybe_deferred_to_future(
+                    self.queue_call(lambda q: q.lease(self.worker, LEASE_BATCH)))
+            except DistributedError as exc:  # Redis gone for longer than its patience: stop, exit 1
+                self.crawler.stats.set_value("detector/failed", str(exc))
+                return
             if not got:
                 if self.drain and not self.leased and await maybe_deferred_to_future(
                         self.queue_call(lambda q: q.idle())):

@@ -222,6 +222,12 @@ def _m005_views(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS changes_kind_at ON changes(kind, at)")
 
 
+def _m009_run_domain_index(db: sqlite_utils.Database) -> None:
+    # The distributed writer asks "has this run stored this domain?" before each scan (a replayed
+    # result must not be stored twice); by run_id alone that is a scan of the whole run.
+    db.execute("CREATE INDEX IF NOT EXISTS scans_run_domain ON scans(run_id, domain)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -231,6 +237,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
+    (9, "index scans(run_id, domain): the distributed writer stores each domain once per run", _m009_run_domain_index),
 ]
 
 
