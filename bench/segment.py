@@ -117,12 +117,12 @@ def build(db: sqlite_utils.Database, n_accounts: int, n_detections: int, seed: i
                 else stamp(NOW - timedelta(days=age + rng.randint(1, 200)))
             )
             detections.append(
-                (domain, tech, None, 100, cats[tech], seen, seen, "[]", "active", None)
+                (domain, tech, None, 100, cats[tech], seen, seen, "[]", "active", None, 0)
             )
         if len(detections) > 200_000:
-            conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?)", detections)
+            conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?,?)", detections)
             detections.clear()
-    conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?)", detections)
+    conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?,?)", detections)
     conn.executemany("insert into domains values (?,?,?,?,?)", domains)
     conn.executemany(
         "insert into accounts (domain, imported_at, name, industry, employees, country) "

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from detector.egress import install_from_environment
+
+# First, before anything opens a socket: a test run's DETECTOR_EGRESS=loopback covers this process.
+install_from_environment()
+
 from detector.engine import Detection, Engine, Evidence, Library, Page, Signature, load_signatures
 from detector.errors import DetectorError, SignatureError
 

@@ -21,22 +21,23 @@ SITES = Path(__file__).resolve().parent / "sites"
 CORPUS = ROOT.parent / "shared" / "corpus" / "dev.jsonl.gz"
 
 
-def tls_context(hosts: Sequence[str]) -> ssl.SSLContext:
-    """A server context with a certificate for the hosts, issued by a throwaway trustme CA."""
+def tls_context(hosts: Sequence[str], issuer: str | None = None) -> ssl.SSLContext:
+    """A server context with a certificate for the hosts, issued by a throwaway trustme CA
+    (whose organisation is ``issuer`` when given, as a certIssuer rule would see it)."""
     import trustme
 
-    ca = trustme.CA()
+    ca = trustme.CA(organization_name=issuer) if issuer else trustme.CA()
     cert = ca.issue_cert(*hosts)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
     return ctx
 
 
-def start_proxy(extra: Mapping[str, Site] | None = None) -> VirtualHostProxy:
+def start_proxy(extra: Mapping[str, Site] | None = None, *, issuer: str | None = None) -> VirtualHostProxy:
     """Serve tests/sites/ plus ``extra`` sites through a local proxy (http and https)."""
     sites = {**load_sites(SITES), **(extra or {})}
     hosts = sorted({h for s in sites for h in (s, "*." + s)})
-    return VirtualHostProxy(sites, ssl_context=tls_context(hosts)).start()
+    return VirtualHostProxy(sites, ssl_context=tls_context(hosts, issuer)).start()
 
 
 @dataclass(frozen=True)

@@ -245,24 +245,44 @@ def test_segment_prints_sizes_by_tier(db_path: Path) -> None:
         segment, ["--rules", str(EXAMPLE_RULES), "--db", str(db_path), "--as-of", AS_OF]
     )
     assert result.exit_code == 0, result.output
+    # Each cell counts accounts; `primary` counts each account once (by the rules' priority).
     assert result.stdout == (
-        "cohort             tier 1  tier 2  tier 3  no tier  stale  total\n"
-        "integration             2       1       0        0      1      4\n"
-        "displacement            1       0       0        0      0      1\n"
-        "complement              2       0       0        0      1      3\n"
-        "whitespace              1       1       0        0      1      3\n"
-        "growing-shops           1       1       0        0      1      3\n"
-        "maturity-basic          1       1       0        0      1      3\n"
-        "maturity-measured       0       0       0        0      0      0\n"
-        "maturity-advanced       1       0       0        0      0      1\n"
-        "unknown                 0       0       0        2      0      2\n"
+        "cohort             tier 1  tier 2  tier 3  no tier  stale  total  primary\n"
+        "integration             2       1       0        0      1      4        0\n"
+        "displacement            1       0       0        0      0      1        1\n"
+        "complement              2       0       0        0      1      3        0\n"
+        "whitespace              1       1       0        0      1      3        0\n"
+        "growing-shops           1       1       0        0      1      3        2\n"
+        "maturity-basic          1       1       0        0      1      3        0\n"
+        "maturity-measured       0       0       0        0      0      0        0\n"
+        "maturity-advanced       1       0       0        0      0      1        0\n"
+        "unknown                 0       0       0        2      0      2        2\n"
+        "\n"
+        "funnel                                   accounts\n"
+        "accounts                                        7\n"
+        "market: country in [US, GB, CA, AU, DE]         6\n"
+        "market: employees between 5 and 5000            6\n"
+        "scanned successfully                            4\n"
+        "scanned within 90 days                          3\n"
+        "in a cohort (maturity levels aside)             3\n"
+        "tiered                                          3\n"
+        "\n"
+        "overlap        integration  displacement  complement  whitespace  growing-shops\n"
+        "integration              3             1           2           2              2\n"
+        "displacement             1             1           1           0              0\n"
+        "complement               2             1           2           1              1\n"
+        "whitespace               2             0           1           2              2\n"
+        "growing-shops            2             0           1           2              2\n"
     )
     assert result.stderr == (
-        "segmented 6 accounts (1 outside the market filters)\n"
+        'segmented 6 accounts (1 outside the market filters) into 20 memberships: run 1 of segmentation "default"\n'
         "warning: 1 account last scanned successfully more than 90 days ago: its memberships "
         "are flagged stale and score nothing; re-crawl\n"
         'warning: 2 accounts never scanned successfully: in "unknown", not in any cohort; crawl again\n'
         'warning: cohort "maturity-measured" is empty; check its rule or drop it\n'
+        "warning: whitespace is not scoped: every account without a Marketing automation tool "
+        "counts, whatever it is (a school, a dental office); add a technology test to `market`, "
+        "e.g. `category: Ecommerce`, so whitespace is computed inside your universe\n"
     )
 
 
@@ -274,7 +294,7 @@ def test_segment_writes_reasons_and_evidence(db_path: Path) -> None:
     assert alpha["reason"] == "runs Klaviyo, last seen 2026-11-18"
     assert json.loads(alpha["technologies"]) == ["Klaviyo"]
     assert json.loads(alpha["evidence"]) == [
-        {"technology": "Klaviyo", "version": None, "last_seen": FRESH}
+        {"technology": "Klaviyo", "version": None, "first_seen": OLD, "last_seen": FRESH}
     ]
     assert (alpha["tier"], alpha["stale"], alpha["computed_at"]) == (1, 0, "2026-11-20T12:00:00Z")
     delta = members[("integration", "delta.test")]
@@ -336,20 +356,30 @@ def test_segment_exports_csv(db_path: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0
     with out.open(newline="") as fh:
         rows = {r["domain"]: r for r in csv.DictReader(fh)}
+    # Every account, the one outside the market (foxtrot, in FR) too, with explicit values.
     assert sorted(rows) == [
         "alpha.test",
         "beta.test",
         "delta.test",
         "echo.test",
+        "foxtrot.test",
         "gamma.test",
         "golf.test",
     ]
+    foxtrot = rows["foxtrot.test"]
+    assert (foxtrot["primary_cohort"], foxtrot["cohorts"], foxtrot["tier"]) == ("out-of-market", "", "")
     alpha = rows["alpha.test"]
     assert alpha["company_name"] == "Alpha Shop"
     assert alpha["owner"] == "ana"
     assert alpha["cohorts"] == "integration;displacement;complement;maturity-advanced"
     assert alpha["tier"] == "1"
     assert alpha["score"] == "130.0"
+    assert alpha["primary_cohort"] == "displacement"
+    assert alpha["score_breakdown"] == (
+        "integration: +30 | displacement: +40 | complement: +10 | maturity-advanced: +20 | "
+        "employees between 50 and 1000: +20 | industry in [Retail, Apparel, Beauty]: +10"
+    )
+    assert alpha["first_seen"].startswith("Shopify: 2026-05-01 | Klaviyo: 2026-05-01")
     assert alpha["technologies"] == "Shopify;Klaviyo;Google Analytics;Google Tag Manager;Optimizely"
     assert alpha["reasons"].startswith(
         "integration: runs Shopify, last seen 2026-11-18 | displacement: runs Klaviyo"
@@ -359,10 +389,10 @@ def test_segment_exports_csv(db_path: Path, tmp_path: Path) -> None:
     assert (
         delta["stale_cohorts"] == "integration;complement;whitespace;growing-shops;maturity-basic"
     )
-    assert (
-        delta["tier"] == "3"
-    )  # firmographics alone still score 30; its stale memberships score nothing
+    # Its last scan is too old: firmographics alone (30 points) must not tier it.
+    assert (delta["tier"], delta["score"], delta["primary_cohort"]) == ("", "30.0", "stale")
     assert rows["echo.test"]["cohorts"] == "unknown"
+    assert rows["echo.test"]["primary_cohort"] == "unknown"
 
 
 def test_segment_exports_json(db_path: Path, tmp_path: Path) -> None:
@@ -395,14 +425,23 @@ def test_segment_without_accounts_uses_crawled_domains(tmp_path: Path) -> None:
         segment, ["--rules", str(rules), "--db", str(path), "--as-of", AS_OF]
     )
     assert result.exit_code == 0
-    assert result.stdout == (
-        "cohort        members  stale  total\n"
-        "displacement        1      0      1\n"
-        "unknown             0      0      0\n"
+    assert result.stdout.startswith(
+        "cohort        members  stale  total  primary\n"
+        "displacement        1      0      1        1\n"
+        "unknown             0      0      0        0\n"
+        "\n"
+        "funnel                               accounts\n"
+        "accounts                                    1\n"
+        "scanned successfully                        1\n"
+        "in a cohort (maturity levels aside)         1\n"
     )
     assert result.stderr == (
         "note: no accounts imported; segmenting 1 crawled domain without firmographics\n"
-        "segmented 1 account (0 outside the market filters)\n"
+        'segmented 1 account (0 outside the market filters) into 1 membership: run 1 of segmentation "default"\n'
+        'warning: cohort "displacement" holds 100% of the market (1 of 1 account): too broad '
+        "for one message; split it or narrow its rule\n"
+        "warning: 1 usable cohort (with members, maturity levels aside); fewer than 3 leaves "
+        "little to choose from: add cohorts or widen their rules\n"
     )
 
 
@@ -516,7 +555,7 @@ def test_segment_checks_the_export_path_first(
 def test_segment_json_sizes(db_path: Path) -> None:
     result = run_segment(db_path, "--json")
     assert result.exit_code == 0
-    sizes = {row["cohort"]: row for row in json.loads(result.stdout)}
+    sizes = {row["cohort"]: row for row in json.loads(result.stdout)["sizes"]}
     assert sizes["integration"] == {
         "cohort": "integration",
         "tier_1": 2,
@@ -525,8 +564,15 @@ def test_segment_json_sizes(db_path: Path) -> None:
         "no_tier": 0,
         "stale": 1,
         "total": 4,
+        "primary": 0,
     }
     assert list(sizes)[-1] == "unknown"
+    report = json.loads(result.stdout)
+    assert report["funnel"][0] == {"step": "accounts", "accounts": 7}
+    assert report["funnel"][-1] == {"step": "tiered", "accounts": 3}
+    assert report["overlap"]["integration"]["whitespace"] == 2
+    assert (report["run"], report["segmentation"], report["in_market"]) == (1, "default", 6)
+    assert any("whitespace is not scoped" in w for w in report["warnings"])
 
 
 def test_a_failed_write_keeps_the_previous_result(db_path: Path) -> None:

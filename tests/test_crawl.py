@@ -75,7 +75,7 @@ def crawled(proxy: VirtualHostProxy, tmp_path_factory: pytest.TempPathFactory) -
     tmp = tmp_path_factory.mktemp("crawl")
     (tmp / "domains.txt").write_text(INPUT, encoding="utf-8")
     db = tmp / "crawl.db"
-    run = run_detector(["crawl", str(tmp / "domains.txt"), "--db", str(db), "--proxy", proxy.url,
+    run = run_detector(["crawl", str(tmp / "domains.txt"), "--db", str(db), "--proxy", proxy.url, "--no-dns",
                         "--timeout", "1.5", "--retries", "0", "--max-size", "100k", "--workers", "1",
                         "--json"])
     assert run.code == 0, run.err
@@ -140,7 +140,7 @@ def test_site_verdict_merges_pages(crawled: tuple[Run, Path]) -> None:
 def test_rescan_keeps_first_seen(crawled: tuple[Run, Path], proxy: VirtualHostProxy, tmp_path: Path) -> None:
     _, db = crawled
     before = {r["technology"]: r for r in rows(db, "select * from detections where domain = 'wp-site.test'")}
-    run = run_detector(["crawl", "-", "--db", str(db), "--proxy", proxy.url, "--workers", "0", "--pages", "0"],
+    run = run_detector(["crawl", "-", "--db", str(db), "--proxy", proxy.url, "--no-dns", "--workers", "0", "--pages", "0"],
                        stdin="wp-site.test\n")
     assert run.code == 0, run.err
     after = {r["technology"]: r for r in rows(db, "select * from detections where domain = 'wp-site.test'")}
@@ -214,7 +214,7 @@ def test_crawled_site_matches_detect_cases(tmp_path: Path) -> None:
     try:
         (tmp_path / "in.txt").write_text("\n".join(sites) + "\n", encoding="utf-8")
         db = tmp_path / "c.db"
-        run = run_detector(["crawl", str(tmp_path / "in.txt"), "--db", str(db), "--proxy", server.url,
+        run = run_detector(["crawl", str(tmp_path / "in.txt"), "--db", str(db), "--proxy", server.url, "--no-dns",
                             "--pages", "0", "--workers", "1", "--ignore-robots"])
         assert run.code == 0, run.err
     finally:
@@ -279,7 +279,7 @@ def test_csv_from_stdin_with_progress_and_subdomains(proxy: VirtualHostProxy, tm
     csv_text = 'Account,Home Page\n"WP, Inc.",https://wp-site.test/about\nWWW,www.www-first.test\nNobody,\n'
     db = tmp_path / "p.db"
     run = run_detector(["crawl", "-", "--column", "Home Page", "--keep-subdomains", "--db", str(db),
-                        "--proxy", proxy.url, "--workers", "1", "--pages", "0", "--progress", "--json"],
+                        "--proxy", proxy.url, "--no-dns", "--workers", "1", "--pages", "0", "--progress", "--json"],
                        stdin=csv_text)
     assert run.code == 0, run.err
     assert {r["domain"]: r["status"] for r in rows(db, "select * from scans")} == {

@@ -293,7 +293,7 @@ def crawl_cli(web: Web, tmp: Path, domains: list[str], *args: str) -> subprocess
     listing.write_text("\n".join(domains) + "\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "detector", "crawl", str(listing), "--db", str(tmp / "c.db"), "--proxy", web.url,
+        [sys.executable, "-m", "detector", "crawl", str(listing), "--db", str(tmp / "c.db"), "--proxy", web.url, "--no-dns",
          "--retries", "0", "--timeout", "5", "--pages", "0", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

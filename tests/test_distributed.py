@@ -31,7 +31,7 @@ from tests.servers import ROOT, RedisServer, free_port, rows, run_detector, tls_
 SITES = 500
 #: Fetch options shared by the local crawl and the workers, so their databases can match.
 FETCH = ["--retries", "0", "--ignore-robots", "--timeout", "10", "--workers", "0", "--concurrency", "24",
-         "--pages", "1"]
+         "--pages", "1", "--no-dns", "--render", "off"]
 #: The sites of the kill test (the first ones of the list): enough to kill things mid-run.
 KILL_SITES = 200
 SCAN_COLUMNS = ("domain, status, error_kind, http_status, final_url, pages, pages_failed, pages_offsite, "

@@ -51,13 +51,19 @@ def test_cli_compat_option(tmp_path: Path) -> None:
     assert bad.exit_code == 2
 
 
-def test_crawl_worker_reads_detector_compat(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crawl_worker_takes_the_mode_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
     from detector.crawl import worker
 
     monkeypatch.setattr(worker, "_ENGINE", None)
-    monkeypatch.setenv("DETECTOR_COMPAT", "wappalyzer")
-    assert worker.load_engine([str(TEST_SIGNATURES)]).mode == "wappalyzer"
-    monkeypatch.setattr(worker, "_ENGINE", None)
-    monkeypatch.delenv("DETECTOR_COMPAT")
+    monkeypatch.setenv("DETECTOR_COMPAT", "wappalyzer")  # the environment no longer decides
     assert worker.load_engine([str(TEST_SIGNATURES)]).mode == "detector"
+    assert worker.load_engine([str(TEST_SIGNATURES)], "wappalyzer").mode == "wappalyzer"
     monkeypatch.setattr(worker, "_ENGINE", None)
+
+
+def test_crawl_options_refuse_an_unknown_mode() -> None:
+    from detector.crawl.runner import CrawlOptions
+
+    assert CrawlOptions(inputs=()).engine_mode == "detector"
+    with pytest.raises(ValueError, match="unknown engine mode 'bogus'"):
+        CrawlOptions(inputs=(), engine_mode="bogus")

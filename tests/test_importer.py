@@ -45,7 +45,7 @@ def test_shipped_library_matches_its_source() -> None:
     if not WAPPALYZER_DATA.exists():
         pytest.skip("../shared/data is not available")
     technologies, categories, _ = read_wappalyzer(WAPPALYZER_DATA)
-    t2, c2, _ = export_wappalyzer(load_signatures(None))
+    t2, c2, _ = export_wappalyzer(load_signatures(None, layers=False))  # the imported data alone
     assert t2 == technologies and c2 == categories
 
 
@@ -54,6 +54,15 @@ def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     with pytest.raises(SignatureError, match="--force"):
         import_wappalyzer(MINI, tmp_path)
     assert import_wappalyzer(MINI, tmp_path, force=True) == 3
+
+
+def test_reimport_keeps_our_layer(tmp_path: Path) -> None:
+    import_wappalyzer(MINI, tmp_path)
+    ours = tmp_path / "detector" / "ours.yaml"
+    ours.parent.mkdir()
+    ours.write_text("name: Ours\ncategories: [CMS]\nhtml: ours\nprovenance: 'detector: test'\n")
+    import_wappalyzer(MINI, tmp_path, force=True)
+    assert ours.exists() and "Ours" in load_signatures(tmp_path).signatures
 
 
 def test_bad_source_directory(tmp_path: Path) -> None:

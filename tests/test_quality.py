@@ -62,3 +62,25 @@ def test_the_tests_never_write_the_user_cache() -> None:
 
     cache = cache_directory().resolve()
     assert not cache.is_relative_to((Path.home() / ".cache").resolve()), cache
+
+
+def test_the_slow_lists_name_real_tests() -> None:
+    """conftest's SLOW_* lists must not rot: each module exists, each test is defined in its module."""
+    from tests.conftest import SLOW_MODULES, SLOW_TESTS
+
+    here = ROOT / "tests"
+    missing = [m for m in SLOW_MODULES if not (here / m).is_file()]
+    for entry in SLOW_TESTS:
+        module, name = entry.split("::")
+        path = here / module
+        if not path.is_file() or f"def {name}(" not in path.read_text(encoding="utf-8"):
+            missing.append(entry)
+    assert missing == []
+
+
+def test_slow_tests_are_marked(request: pytest.FixtureRequest) -> None:
+    """The collection hook marks by module, fixture and name; this test itself is fast."""
+    from tests.conftest import is_slow
+
+    assert not is_slow(request.node)
+    assert request.node.get_closest_marker("slow") is None

@@ -84,7 +84,7 @@ def signatures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def options(web: Web, db: Path, signatures: Path) -> list[str]:
-    return ["--db", str(db), "--proxy", web.proxy.url, "--workers", "0", "--retries", "0", "--timeout", "3",
+    return ["--db", str(db), "--proxy", web.proxy.url, "--no-dns", "--workers", "0", "--retries", "0", "--timeout", "3",
             "--pages", "0", "--signatures", str(signatures)]
 
 
@@ -222,6 +222,27 @@ def test_limit_and_domains_choose_the_longest_waiting(web: Web, signatures: Path
     run = ok(run_detector(["refresh", "--domains", "-", *opts, "--json"], stdin="b.test\nwww.new.test\nfresh.test\na.test\n"))
     refreshed = {r["domain"] for r in rows(db, "select domain from scans where run_id = ?", run.json()["run_id"])}  # type: ignore[index]
     assert refreshed == {"b.test", "new.test", "fresh.test"}  # a.test was refreshed just now
+
+
+LOADER = "<script>var s=document.createElement('script'); s.src='/js/jquery.min.js'; document.head.appendChild(s);</script>"
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_compat_mode_reaches_the_engine_and_is_recorded(web: Web, signatures: Path, tmp_path: Path,
+                                                        workers: str) -> None:
+    """--compat wappalyzer on crawl and refresh: no script_loader source (a jQuery loader
+    snippet is not seen), in the crawler process and in engine workers alike."""
+    db = tmp_path / "m.db"
+    opts = [*options(web, db, signatures), "--workers", workers]
+    web.put("loader.test", {"/": page(LOADER)})
+    first = ok(run_detector(["crawl", "-", *opts, "--compat", "wappalyzer", "--json"], stdin="loader.test\n")).json()
+    assert "jQuery" not in detections(db, "loader.test")
+    second = ok(run_detector(["refresh", "--older-than", "0", *opts, "--json"])).json()
+    assert detections(db, "loader.test")["jQuery"][0] == "active"
+    modes = {r["id"]: json.loads(r["options"])["engine_mode"] for r in rows(db, "select id, options from runs")}
+    assert modes == {first["run_id"]: "wappalyzer", second["run_id"]: "detector"}  # type: ignore[index]
+    bad = run_detector(["refresh", "--db", str(db), "--compat", "bogus"])
+    assert bad.code == 2 and "'bogus' is not 'wappalyzer'" in bad.err
 
 
 # ---------------------------------------------------------------------------- lock

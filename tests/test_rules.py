@@ -84,7 +84,8 @@ def test_missing_file_names_the_path(tmp_path: Path, vocabulary: Vocabulary) -> 
         ),
         pytest.param(
             "product:\n  name: [X\n",
-            "rules.yaml line 3: invalid YAML (expected ',' or ']', but got '<stream end>'); fix the syntax",
+            "rules.yaml line 2: this is not valid YAML: a `[` list is never closed; end it with `]` "
+            "on the same line (the parser says: expected ',' or ']', but got '<stream end>')",
             id="yaml",
         ),
         pytest.param(
@@ -143,9 +144,50 @@ def test_missing_file_names_the_path(tmp_path: Path, vocabulary: Vocabulary) -> 
             id="fresh",
         ),
         pytest.param(
-            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  technology: Shopify\n",
-            "rules.yaml line 5: `market` filters accounts by their columns; `technology` belongs in a cohort under `cohorts:`",
-            id="market-tech",
+            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  pricing: high\n",
+            "rules.yaml line 4: `pricing` needs a `technology` or `category` beside it",
+            id="market-modifier-alone",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {technology: Klaviyo, first_seen: {within_day: 90}}\n",
+            "rules.yaml line 4: `first_seen` takes `{within_days: N}` (adopted recently) or "
+            "`{before_days: N}` (a long-time user), got {'within_day': 90}",
+            id="first-seen-key",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {technology: Klaviyo, at_least: 2}\n",
+            "rules.yaml line 4: `at_least` counts the tools of a category; use it with "
+            "`category:`, e.g. `{category: Analytics, at_least: 3}`",
+            id="at-least-technology",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {category: Ecommerce, pricing: expensive}\n",
+            "rules.yaml line 4: unknown pricing tier 'expensive'; use one of: low, mid, high, "
+            "freemium, onetime, recurring, poa, payg",
+            id="pricing",
+        ),
+        pytest.param(
+            "cohorts:\n  - name: m\n    all:\n      - {removed: Klaviyo, within_days: soon}\n",
+            "rules.yaml line 4: `within_days` takes a whole number from 1 to 36500, got 'soon'; "
+            "write e.g. `within_days: 180`",
+            id="removed-days",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\nmarket:\n  employees: \">= 200\"\n",
+            'rules.yaml line 5: employees: ">= 200" is text, so it would be compared as text, '
+            "not as a number; write `employees: {at_least: 200}`",
+            id="comparison-in-string",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  category: Email marketing\n",
+            'rules.yaml line 3: unknown category "Email marketing"; did you mean "Email", '
+            '"Referral marketing" or "Marketing automation"?',
+            id="category-words",
+        ),
+        pytest.param(
+            "product:\n  name: X\n  competitors: [Klaviyo]\npriority: [displacment]\n",
+            'rules.yaml line 4: priority: unknown cohort "displacment"; did you mean "displacement"?',
+            id="priority",
         ),
         pytest.param(
             "- product\n",

@@ -115,3 +115,55 @@ def test_cli_list_and_show() -> None:
     assert res.exit_code == 0 and "name: PressCMS" in res.output and "provenance:" in res.output
     res = runner.invoke(cli, ["signatures", "show", "--signatures", str(TEST_SIGNATURES), "PresCMS"])
     assert res.exit_code == 1 and "did you mean 'PressCMS'" in res.output
+
+
+def _layered(tmp_path: Path) -> Path:
+    lib = library(tmp_path, a="name: A\ncategories: [CMS]\nhtml: old-a\n", b="name: B\ncategories: [CMS]\nhtml: only-b\n")
+    (lib / "detector" / "cms").mkdir(parents=True)
+    (lib / "detector" / "cms" / "a.yaml").write_text(
+        "name: A\ncategories: [Analytics]\nhtml: new-a\nprovenance: 'detector: test'\n"
+    )
+    (lib / "detector" / "c.yaml").write_text("name: C\ncategories: [CMS]\nhtml: own-c\nprovenance: 'detector: test'\n")
+    return lib
+
+
+def test_layer_replaces_imported_by_name(tmp_path: Path) -> None:
+    lib = load_signatures(_layered(tmp_path))
+    assert set(lib.signatures) == {"A", "B", "C"}
+    a = lib.signatures["A"]
+    assert a.rules["html"] == "new-a" and a.categories == ("Analytics",)
+    assert a.overrides.endswith("a.yaml") and "detector" not in Path(a.overrides).parts[-2:]
+    assert lib.signatures["C"].overrides == "" and lib.signatures["B"].rules["html"] == "only-b"
+
+
+def test_layer_left_out_without_layers(tmp_path: Path) -> None:
+    path = _layered(tmp_path)
+    with_layer, without = load_signatures(path), load_signatures(path, layers=False)
+    assert set(without.signatures) == {"A", "B"} and without.signatures["A"].rules["html"] == "old-a"
+    assert with_layer.version != without.version
+
+
+def test_layer_names_unique(tmp_path: Path) -> None:
+    path = _layered(tmp_path)
+    (path / "detector" / "a2.yaml").write_text("name: A\ncategories: [CMS]\nhtml: x\n")
+    with pytest.raises(SignatureError, match="also defined in"):
+        load_signatures(path)
+
+
+def test_compat_engine_runs_without_layer(tmp_path: Path) -> None:
+    from detector.engine.match import Engine
+    from detector.engine.page import Page
+
+    path = _layered(tmp_path)
+    page = Page.from_http("https://x.test/", status=200, headers={}, body=b"<p>old-a new-a own-c</p>")
+    ours = {d.technology for d in Engine.from_directories([path], cache=False).detect(page)}
+    ref = {d.technology for d in Engine.from_directories([path], cache=False, mode="wappalyzer").detect(page)}
+    assert ours == {"A", "C"} and ref == {"A"}
+    ref_page = Page.from_http("https://x.test/", status=200, headers={}, body=b"<p>old-a</p>")
+    assert {d.technology for d in Engine.from_directories([path], cache=False).detect(ref_page)} == set()
+
+
+def test_show_names_what_a_layer_replaces(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["signatures", "show", "A", "--signatures", str(_layered(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "replaces the imported definition in" in result.output and "new-a" in result.output

@@ -41,7 +41,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         (tmp / "in.txt").write_text("\n".join(SITES) + "\n", encoding="utf-8")
         db = tmp / "c.db"
-        run = run_detector(["crawl", str(tmp / "in.txt"), "--db", str(db), "--proxy", server.url,
+        run = run_detector(["crawl", str(tmp / "in.txt"), "--db", str(db), "--proxy", server.url, "--no-dns",
                             "--signatures", str(TEST_SIGNATURES), "--workers", "1", "--ignore-robots"])
         assert run.code == 0, run.err
     finally:

@@ -50,7 +50,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
         for command in commands:
             args = command[1:]
             if args[0] == "crawl":
-                args += ["--proxy", proxy.url, "--workers", "0", "--timeout", "5", "--retries", "0"]
+                args += ["--proxy", proxy.url, "--no-dns", "--workers", "0", "--timeout", "5", "--retries", "0"]
             run = run_detector(args, cwd=tmp_path)
             assert run.code == 0, f"{command}: {run.err}"
             runs.append(run)
@@ -90,7 +90,7 @@ def test_readme_walkthrough_from_crawl_to_csv_export(tmp_path: Path) -> None:
     args = ["segment", "--rules", "examples/rules.yaml", "--db", "detector.db", "--as-of", later]
     stale = run_detector([*args, "--json"], cwd=tmp_path)
     assert stale.code == 0, stale.err
-    sizes = {row["cohort"]: row for row in json.loads(stale.out)}
+    sizes = {row["cohort"]: row for row in json.loads(stale.out)["sizes"]}
     assert all(row["stale"] == row["total"] for name, row in sizes.items() if name != "unknown")
     assert sizes["integration"]["total"] == 2
     assert "warning: 4 accounts last scanned successfully more than 90 days ago" in stale.err

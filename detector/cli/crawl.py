@@ -94,6 +94,7 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int)
         settings = CrawlOptions(
             inputs=(str(domains),), db=db, proxy=server.url, workers=workers, pages=2, timeout=5.0,
             retries=0, verbose=verbosity(ctx, verbose), progress=sys.stderr.isatty(), concurrency=16,
+            dns=False,  # the demo's names exist only in its proxy; there is no DNS for them
         )
         with reported():
             report = run(settings, command="demo")

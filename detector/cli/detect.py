@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from detector.cli.options import load_engine, signatures_option
+from detector.cli.options import (
+    check_proxy,
+    compat_option,
+    engine_mode,
+    load_engine,
+    render_option,
+    signatures_option,
+)
 from detector.errors import DetectorError
 
 
@@ -31,9 +38,9 @@ from detector.errors import DetectorError
 @click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
 @click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
-@click.option("--compat", type=click.Choice(["wappalyzer"]), default=None,
-              help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
-              "does (no script_loader source, no rules of evidence).")
+@compat_option
+@click.option("--proxy", help="Fetch live URLs (and render them) through this HTTP proxy, e.g. http://proxy:3128.")
+@render_option
 @signatures_option
 def detect(
     urls: tuple[str, ...],
@@ -47,6 +54,8 @@ def detect(
     timeout: float,
     min_confidence: int,
     compat: str | None,
+    proxy: str | None,
+    render: str,
     signature_dirs: tuple[str, ...],
 ) -> None:
     """Detect the technologies of pages: live URLs, a saved HTML file, a HAR or JSON Lines cases.
@@ -57,6 +66,7 @@ def detect(
       detector detect --html page.html --url https://example.com/ --headers headers.txt
       detector detect --cases pages.jsonl.gz --nl
       detector detect --compat wappalyzer --html page.html
+      detector detect --render on https://example.com     # what a browser sees, too
     """
     sources = sum(bool(x) for x in (urls, html_file, har_file, cases_file))
     if sources != 1:
@@ -65,26 +75,78 @@ def detect(
         raise click.UsageError("--json and --nl are exclusive")
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
-    engine = load_engine(signature_dirs) if compat is None else _load_compat(signature_dirs, compat)
+    check_proxy(proxy)
+    engine = load_engine(signature_dirs, mode=engine_mode(compat))
+    browser = _browser(engine, render, proxy) if urls else None
     try:
-        pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout)
-        _emit(engine, pages, as_json, as_nl, min_confidence)
+        pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout, proxy)
+        _emit(engine, pages if browser is None else browser.pages(pages), as_json, as_nl, min_confidence)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        if browser is not None:
+            browser.close()
 
 
-def _load_compat(signature_dirs: tuple[str, ...], mode: str) -> Any:
-    """The engine in a compatibility mode (see ``Engine(mode=...)``)."""
-    from detector.engine.match import Engine
+class _LiveBrowser:
+    """The rendered tier for ``detect URL``: one browser for the command, a page per URL."""
 
-    try:
-        return Engine.from_directories(list(signature_dirs) or None, mode=mode)
-    except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+    def __init__(self, engine: Any, mode: str, proxy: str | None) -> None:
+        import asyncio
+
+        from detector.crawl.render import Renderer, RenderSettings
+        from detector.engine.browser import RenderAdvisor, browser_probes
+
+        self.engine = engine
+        self.mode = mode
+        self.advisor = RenderAdvisor(engine.library)
+        self.loop = asyncio.new_event_loop()
+        chains, props = browser_probes(engine.library)
+        self.renderer = Renderer(chains, props, RenderSettings(proxy=proxy, concurrency=1))
+
+    def pages(self, pages: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+        """Each live page, and beside it what the browser saw (when rendering pays off)."""
+        from detector.engine.browser import StaticTechnology
+        from detector.engine.page import Page
+
+        for ident, page in pages:
+            if self.mode == "auto":
+                found = [StaticTechnology(d.technology, d.version, d.confidence) for d in self.engine.detect(page)]
+                if not self.advisor.reasons(page.html, found):
+                    yield ident, page
+                    continue
+            snap = self.loop.run_until_complete(self.renderer.render(page.url))
+            if not snap.read:
+                click.echo(f"warning: {page.url}: not rendered ({snap.outcome}: {snap.message})", err=True)
+                yield ident, page
+                continue
+            yield ident, (page, Page(url=snap.final_url or page.url, html=snap.html, js=snap.js, xhr=tuple(snap.xhr),
+                                     dom_properties=snap.dom_properties, tier="rendered"))
+
+    def close(self) -> None:
+        """Close the browser and the loop."""
+        self.loop.run_until_complete(self.renderer.close())
+        self.loop.close()
+
+
+def _browser(engine: Any, mode: str, proxy: str | None) -> _LiveBrowser | None:
+    """The browser for ``--render`` on live URLs, or None (off, or auto without Chromium)."""
+    from detector.crawl.render import unavailable_reason
+
+    if mode == "off":
+        return None
+    reason = unavailable_reason()
+    if reason is not None:
+        if mode == "on":
+            raise click.ClickException(f"--render on cannot run: {reason}")
+        click.echo(f"warning: --render auto: pages are read statically only; {reason}", err=True)
+        return None
+    return _LiveBrowser(engine, mode, proxy)
 
 
 def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers_file: Path | None,
-           har_file: Path | None, cases_file: Path | None, timeout: float) -> Iterator[tuple[Any, Any]]:
+           har_file: Path | None, cases_file: Path | None, timeout: float, proxy: str | None = None
+           ) -> Iterator[tuple[Any, Any]]:
     from detector.engine.cases import iter_cases, page_from_case, pages_from_har, read_headers_file
     from detector.engine.page import Page
 
@@ -99,7 +161,7 @@ def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers
         yield str(html_file), Page.from_http(page_url, status=None, headers=headers, body=body)
     else:
         for url in urls:
-            yield url, fetch_page(url, timeout)
+            yield url, fetch_page(url, timeout, proxy)
 
 
 def _read_file(path: Path) -> bytes:
@@ -109,7 +171,7 @@ def _read_file(path: Path) -> bytes:
         raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def fetch_page(url: str, timeout: float) -> Any:
+def fetch_page(url: str, timeout: float, proxy: str | None = None) -> Any:
     """Fetch one page live (quick checks); errors say what failed and what to try instead."""
     from detector.engine.page import Page
 
@@ -117,7 +179,8 @@ def fetch_page(url: str, timeout: float) -> Any:
         url = "https://" + url
     req = urllib.request.Request(url, headers={"User-Agent": "detector/0.1 (+https://github.com/detector)"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
+        with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
             body = resp.read(10 * 1024 * 1024)
             headers = [(k, v) for k, v in resp.headers.items()]
             return Page.from_http(resp.geturl(), status=resp.status, headers=headers, body=body)
@@ -137,7 +200,12 @@ def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: b
     collected = []
     first = True
     for ident, page in pages:
-        found = [d for d in engine.detect(page) if d.confidence >= min_confidence]
+        if isinstance(page, tuple):  # (static page, rendered page): one verdict over both tiers
+            page, rendered = page
+            detections = [_as_detection(v) for v in engine.detect_site([page, rendered])]
+        else:
+            detections = engine.detect(page)
+        found = [d for d in detections if d.confidence >= min_confidence]
         record = {"id": ident, "url": page.url, "technologies": [d.to_dict() for d in found]}
         if as_nl:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -150,6 +218,20 @@ def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: b
             _print_table(out, ident, page.url, found)
     if as_json:
         out.write(json.dumps(collected, ensure_ascii=False, indent=2) + "\n")
+
+
+def _as_detection(verdict: Any) -> Any:
+    """A site verdict of the two tiers as a page Detection (the shape ``detect`` prints)."""
+    from detector.engine.match import Detection, Evidence
+
+    evidence = tuple(
+        Evidence(e["source"], e.get("pattern", ""), e.get("match", ""), e.get("url", ""), e.get("key", ""),
+                 e.get("version", ""), e.get("confidence", 100), weak=e.get("weak", ""), value=e.get("value", ""),
+                 tier=e.get("tier", "static"))
+        for e in verdict.evidence
+    )
+    implied = tuple(e["match"] for e in verdict.evidence if e["source"] == "implied")
+    return Detection(verdict.technology, verdict.version, verdict.confidence, verdict.categories, evidence, implied)
 
 
 def _print_table(out: Any, ident: Any, url: str, found: list[Any]) -> None:

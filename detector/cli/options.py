@@ -47,12 +47,30 @@ def signatures_option(func: F) -> F:
     )(func)
 
 
-def load_engine(signature_dirs: Iterable[str], accelerate: bool = True) -> Any:
+def compat_option(func: F) -> F:
+    """``--compat wappalyzer``: run the engine in the reference engine's mode."""
+    return click.option(
+        "--compat", type=click.Choice(["wappalyzer"]), default=None,
+        help="Reproduce another engine's results: 'wappalyzer' matches as the reference engine "
+        "does (no script_loader source, no rules of evidence).",
+    )(func)
+
+
+def engine_mode(compat: str | None) -> str:
+    """The engine mode for a ``--compat`` value (None: the default mode).
+
+    >>> engine_mode(None), engine_mode("wappalyzer")
+    ('detector', 'wappalyzer')
+    """
+    return compat or "detector"
+
+
+def load_engine(signature_dirs: Iterable[str], accelerate: bool = True, mode: str = "detector") -> Any:
     """Load (and so validate) the engine, turning library errors into click errors."""
     from detector.engine.match import Engine
 
     try:
-        return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate)
+        return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate, mode=mode)
     except DetectorError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -109,8 +127,19 @@ def verbosity(ctx: click.Context, verbose: int) -> int:
 
 
 #: The crawl options that say how to fetch and detect: with ``--redis`` they are the workers'.
-FETCH_OPTIONS = ("pages", "concurrency", "per_site", "timeout", "retries", "max_size", "user_agent", "proxy",
-                 "ignore_robots", "no_detect", "workers")
+FETCH_OPTIONS = ("allow_private", "pages", "concurrency", "per_site", "timeout", "retries", "max_size",
+                 "user_agent", "proxy", "dns", "resolver", "ignore_robots", "no_detect", "workers", "compat",
+                 "render", "render_concurrency", "render_timeout")
+
+
+def render_option(func: F) -> F:
+    """``--render off|auto|on``: the rendered tier (Chromium) for js, dom and xhr rules."""
+    return click.option(
+        "--render", type=click.Choice(["off", "auto", "on"]), default="auto", show_default=True,
+        envvar="DETECTOR_RENDER",
+        help="Render landing pages in Chromium for js/dom/xhr rules: on (every site), auto (where the "
+        "static pass says it pays off; static only, with a warning, without Chromium), off.",
+    )(func)
 
 
 def crawl_options(func: F) -> F:
@@ -129,8 +158,13 @@ def fetch_options(func: F) -> F:
     return func
 
 
-def _named(name: str, option: Callable[[F], F]) -> Callable[[F], F]:
-    option.__name__ = name
+def _named(option: Callable[[F], F]) -> Callable[[F], F]:
+    """The option, named (``__name__``) after the parameter it adds."""
+    def probe() -> None:
+        pass
+
+    params = getattr(option(probe), "__click_params__", [])  # type: ignore[arg-type]
+    option.__name__ = params[0].name if params else ""
     return option
 
 
@@ -140,6 +174,7 @@ def _crawl_options() -> list[Callable[[F], F]]:
         click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
         click.option("--keep-subdomains", is_flag=True, help="Crawl blog.example.com as given instead of example.com."),
         click.option("--allow-ip", is_flag=True, help="Accept IP addresses as well as domain names."),
+        click.option("--allow-private", is_flag=True, help="Also connect to private, loopback, link-local and metadata addresses (intranet inventories; off: such domains and redirects fail as blocked_address)."),
         click.option("--pages", default=2, show_default=True, type=click.IntRange(0, 20), help="Extra same-site pages per domain (pricing, shop, login, careers, contact, blog)."),
         click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000), help="Requests in flight over all sites."),
         click.option("--per-site", default=2, show_default=True, type=click.IntRange(1, 16), help="Requests in flight per site."),
@@ -147,26 +182,32 @@ def _crawl_options() -> list[Callable[[F], F]]:
         click.option("--retries", default=1, show_default=True, type=click.IntRange(0, 10), help="Retries after a timeout or connection error."),
         click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large."),
         click.option("--user-agent", help="User-Agent header to send."),
-        click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128."),
+        click.option("--proxy", help="Send all traffic through this HTTP proxy (https by CONNECT), e.g. http://proxy:3128. "
+                     "DNS cannot go through it: give --resolver too, or --no-dns."),
+        click.option("--dns/--no-dns", "dns", default=True, show_default=True,
+                     help="Look up each domain's MX, TXT, NS, SOA, _dmarc TXT and www CNAME (email, SaaS and hosting evidence)."),
+        click.option("--resolver", metavar="HOST[:PORT]", help="DNS server to ask (an IP address, port 53 by default). "
+                     "Default: the system's; names under .test/.example/.invalid/.localhost/.local go only to a named one."),
         click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
         signatures_option,
+        compat_option,
         click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON."),
         click.option("--progress/--no-progress", default=None, help="Live progress on stderr (default: when stderr is a terminal)."),
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
+        render_option,
+        click.option("--render-concurrency", default=4, show_default=True, type=click.IntRange(1, 32), help="Pages rendered at once (the rendered tier's own budget)."),
+        click.option("--render-timeout", default=10.0, show_default=True, type=click.FloatRange(1.0), help="Seconds per rendered page; a page not done by then is closed and recorded."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
-    names = ["db", "column", "keep_subdomains", "allow_ip", "pages", "concurrency", "per_site", "timeout",
-             "retries", "max_size", "user_agent", "proxy", "ignore_robots", "no_detect", "workers",
-             "signature_dirs", "as_json", "progress", "verbose", "miss_threshold"]
-    return [_named(n, o) for n, o in zip(names, options, strict=True)]
+    return [_named(o) for o in options]
 
 
-def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool) -> None:
+def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool, mode: str = "detector") -> None:
     """Compile ``--signatures`` once, so a bad pattern stops the run before anything is fetched."""
     if signature_dirs and not no_detect:
-        load_engine(signature_dirs)
+        load_engine(signature_dirs, mode=mode)
 
 
 def check_proxy(proxy: str | None) -> None:
@@ -174,22 +215,42 @@ def check_proxy(proxy: str | None) -> None:
     if proxy and not re.match(r"^https?://[^/\s]+/?$", proxy):
         raise click.BadParameter(f'"{proxy}" is not a proxy URL; write it like http://proxy.example:3128', param_hint="--proxy")
 
+def check_dns(dns: bool, resolver: str | None, proxy: str | None) -> None:
+    """A usage error for a bad ``--resolver``, or ``--proxy`` with DNS on and no resolver named."""
+    from detector.crawl.dns import ResolverError, parse_resolver
+
+    if resolver:
+        try:
+            parse_resolver(resolver)
+        except ResolverError as exc:
+            raise click.BadParameter(str(exc), param_hint="--resolver") from None
+    if proxy and dns and not resolver:
+        raise click.UsageError(
+            "--proxy: DNS lookups cannot go through an HTTP proxy, and the system resolver may not be "
+            "the proxy's. Name a DNS server with --resolver HOST[:PORT], or turn DNS off with --no-dns."
+        )
+
+
 def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, options: dict[str, Any]) -> CrawlOptions:
     """The library's CrawlOptions from the values of :func:`crawl_options` (checked first)."""
     from detector.crawl.runner import CrawlOptions
 
     check_proxy(options["proxy"])
-    check_signatures(options["signature_dirs"], options["no_detect"])
+    mode = engine_mode(options["compat"])
+    check_signatures(options["signature_dirs"], options["no_detect"], mode)
+    check_dns(options["dns"], options["resolver"], options["proxy"])
     progress = options["progress"]
     return CrawlOptions(
         inputs=inputs, db=options["db"], column=options["column"], keep_subdomains=options["keep_subdomains"],
-        allow_ip=options["allow_ip"], pages=options["pages"], concurrency=options["concurrency"],
+        allow_ip=options["allow_ip"], allow_private=options["allow_private"], pages=options["pages"], concurrency=options["concurrency"],
         per_site=options["per_site"], timeout=options["timeout"], retries=options["retries"],
         max_size=options["max_size"], user_agent=options["user_agent"], proxy=options["proxy"],
         ignore_robots=options["ignore_robots"], detect=not options["no_detect"], workers=options["workers"],
         signatures=tuple(options["signature_dirs"]), verbose=verbosity(ctx, options["verbose"]),
         progress=sys.stderr.isatty() if progress is None else progress, total=total,
-        miss_threshold=options["miss_threshold"],
+        miss_threshold=options["miss_threshold"], engine_mode=mode, dns=options["dns"],
+        resolver=options["resolver"], render=options["render"],
+        render_concurrency=options["render_concurrency"], render_timeout=options["render_timeout"],
     )
 
 

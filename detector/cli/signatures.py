@@ -59,8 +59,8 @@ def check_cmd(signature_dirs: tuple[str, ...], as_json: bool, no_timing: bool) -
         click.echo(
             f"{s.get('technologies', 0)} technologies, {s.get('patterns', 0)} patterns "
             f"({s.get('re2', 0)} on RE2, {s.get('python', 0)} on Python re), {s.get('dom_selectors', 0)} DOM selectors, "
-            f"{s.get('browser_rules', 0)} browser-only rules (js/xhr, not run), {s.get('network_rules', 0)} network rules "
-            f"(dns/certIssuer/robots/probe, not run), {s.get('examples', 0)} examples: "
+            f"{s.get('browser_rules', 0)} browser-only rules (js/xhr/dom properties, run by --render), {s.get('network_rules', 0)} network rules "
+            f"(dns/certIssuer: run by the crawl's DNS tier; robots/probe: not run), {s.get('examples', 0)} examples: "
             f"{len(report.problems)} problem(s)"
         )
     sys.exit(1 if report.problems else 0)
@@ -113,7 +113,10 @@ def show_cmd(name: str, signature_dirs: tuple[str, ...], as_json: bool) -> None:
         hint = difflib.get_close_matches(name, list(lib.signatures), n=3)
         raise click.ClickException(f"no technology named {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
     if as_json:
-        click.echo(json.dumps({"file": sig.path, **dict(sig.raw)}, indent=2, ensure_ascii=False))
+        extra = {"overrides": sig.overrides} if sig.overrides else {}
+        click.echo(json.dumps({"file": sig.path, **extra, **dict(sig.raw)}, indent=2, ensure_ascii=False))
         return
     click.echo(f"# {sig.path}")
+    if sig.overrides:
+        click.echo(f"# replaces the imported definition in {sig.overrides}")
     click.echo(dump_yaml(dict(sig.raw)), nl=False)

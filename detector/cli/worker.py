@@ -19,15 +19,15 @@ import click
 from detector.cli.options import (
     FETCH_OPTIONS,
     check_database,
-    check_proxy,
     check_signatures,
+    crawl_settings,
     db_option,
     fetch_options,
     print_summary,
     reported,
     signatures_option,
-    verbosity,
 )
+from detector.store.history import DEFAULT_MISS_THRESHOLD
 
 if TYPE_CHECKING:
     from detector.crawl.distributed import RunQueue
@@ -264,19 +264,12 @@ def worker(ctx: click.Context, /, redis_url: str, redis_prefix: str, lease: floa
     cannot start; 2 for usage errors.
     """
     from detector.crawl.queued import run_worker
-    from detector.crawl.runner import CrawlOptions
 
-    check_proxy(options["proxy"])
-    check_signatures(options["signature_dirs"], options["no_detect"])
+    # The writer's options have no meaning here: the library's defaults stand in for them.
+    writer_side = {"db": "", "column": None, "keep_subdomains": False, "allow_ip": False,
+                   "miss_threshold": DEFAULT_MISS_THRESHOLD}
+    settings = crawl_settings(ctx, (), 0, {**writer_side, **options})
     connect(redis_url, redis_prefix).close()
-    progress = options["progress"]
-    settings = CrawlOptions(
-        inputs=(), pages=options["pages"], concurrency=options["concurrency"], per_site=options["per_site"],
-        timeout=options["timeout"], retries=options["retries"], max_size=options["max_size"],
-        user_agent=options["user_agent"], proxy=options["proxy"], ignore_robots=options["ignore_robots"],
-        detect=not options["no_detect"], workers=options["workers"], signatures=tuple(options["signature_dirs"]),
-        verbose=verbosity(ctx, options["verbose"]), progress=sys.stderr.isatty() if progress is None else progress,
-    )
     with reported():
         report = run_worker(settings, redis_url, prefix=redis_prefix, lease=lease, drain=drain, worker_id=worker_id)
     stats = report.stats

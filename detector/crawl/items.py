@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
+    from detector.engine.network import NetworkFacts
     from detector.store.scans import (
         ScanResult,  # the engine workers import this module: no SQLite there
     )
@@ -41,6 +42,19 @@ class FetchedPage:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderedPage:
+    """A page as a browser rendered it (see detector.crawl.render): the rendered DOM, the
+    values of the library's js paths, dom properties and XHR/fetch hosts.  The engine reads it
+    like a fetched page; its evidence says ``"tier": "rendered"``."""
+
+    url: str
+    html: str = field(repr=False)
+    js: dict[str, str] = field(default_factory=dict)
+    dom_properties: dict[str, dict[str, str]] = field(default_factory=dict)
+    xhr: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PageResult:
     """How one requested page ended: its outcome, where redirects led, and why (short text)."""
 
@@ -63,8 +77,10 @@ class SiteItem:
     """
 
     scan: ScanResult
-    pages: tuple[FetchedPage, ...] = field(default_factory=tuple, repr=False)
+    pages: tuple[FetchedPage | RenderedPage, ...] = field(default_factory=tuple, repr=False)
     results: tuple[PageResult, ...] = field(default_factory=tuple)
+    #: What DNS and the https certificate say about the site (the DNS pipeline adds it).
+    network: NetworkFacts | None = None
 
     @property
     def domain(self) -> str:

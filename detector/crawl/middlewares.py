@@ -173,6 +173,10 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     names = [type(e).__name__ for e in chain]
     text = " | ".join(f"{type(e).__name__}: {e}".strip() for e in chain)
     message = text[:500]
+    if "BlockedAddressError" in names:
+        return "blocked_address", str(chain[names.index("BlockedAddressError")])[:500]
+    if "ReservedNameError" in names:
+        return "dns", str(chain[names.index("ReservedNameError")])[:500]
     if any(n in ("CannotResolveHostError", "DNSLookupError") for n in names):
         return "dns", message
     if any(_is_tls(e) for e in chain) or "SSL routines" in text or "tlsv1 alert" in text:

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -16,10 +17,12 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
-from detector.crawl.items import SiteItem
+from detector.crawl.items import FetchedPage, RenderedPage, SiteItem
 from detector.crawl.pool import EnginePool
-from detector.crawl.worker import detect_site, load_engine
+from detector.crawl.render import RenderStage, render_stage
+from detector.crawl.worker import detect_site, load_engine, page_from_fetched, switched_off_messages
 from detector.crawl.writer import ScanWriter
+from detector.engine.network import NetworkFacts
 from detector.engine.signatures import load_signatures
 from detector.errors import DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
     from detector.store.store import Store
 
 log = logging.getLogger(__name__)
+#: Reports about the signature library during a crawl (shown on stderr even when quiet).
+signatures_log = logging.getLogger("detector.signatures")
 
 
 def new_run_id() -> str:
@@ -63,6 +68,8 @@ class DetectStorePipeline:
         commit_every: int,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         backlog: int = 4,
+        engine_mode: str = "detector",
+        render: RenderStage | None = None,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -73,6 +80,7 @@ class DetectStorePipeline:
         self.commit_every = max(1, commit_every)
         self.miss_threshold = max(1, miss_threshold)
         self.backlog = max(1, backlog)
+        self.engine_mode = engine_mode
         self.pool: EnginePool | None = None
         self.buffer: list[ScanResult] = []
         self.signatures_version = ""
@@ -81,7 +89,9 @@ class DetectStorePipeline:
         self.writing = 0  # batches handed to the writer and not yet committed
         self.waiting: list[defer.Deferred[None]] = []  # items waiting for the backlog to shrink
         self.failure: str | None = None
+        self.switched_off: set[str] = set()  # patterns reported as switched off (by origin)
         self.ticker = LoopingCall(self._tick)
+        self.render = render
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -100,6 +110,8 @@ class DetectStorePipeline:
             commit_every=s.getint("DETECTOR_COMMIT_EVERY"),
             miss_threshold=s.getint("DETECTOR_MISS_THRESHOLD", DEFAULT_MISS_THRESHOLD),
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
+            engine_mode=s.get("DETECTOR_ENGINE_MODE") or "detector",
+            render=render_stage(s) if s.getbool("DETECTOR_DETECT") else None,
         )
 
     async def open_spider(self) -> None:
@@ -119,20 +131,29 @@ class DetectStorePipeline:
 
     async def _open(self) -> None:
         dirs = self.signatures or None
-        library = load_signatures(dirs)
-        self.writer = ScanWriter(self.db_path)
-        self.writer.start()
-        await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
+        library = load_signatures(dirs, layers=self.engine_mode != "wappalyzer")  # what the engine runs
+        await self._open_output(library)
         self.known = frozenset(library.signatures)
         if self.detect:
             self.signatures_version = library.version
             if self.workers > 0:
-                self.pool = EnginePool(self.workers, dirs)
+                self.pool = EnginePool(self.workers, dirs, self.engine_mode)
+                self.pool.on_switched_off = self._switched_off
                 await self.pool.start()
             else:
-                load_engine(dirs)
+                load_engine(dirs, self.engine_mode)
+            if self.render is not None:
+                await self.render.open(library)
+                if self.render.note:
+                    self.crawler.stats.set_value("detector/render_note", self.render.note)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
+
+    async def _open_output(self, library: Any) -> None:
+        """Start the writer thread and mirror the library (the distributed worker sends to Redis)."""
+        self.writer = ScanWriter(self.db_path)
+        self.writer.start()
+        await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
 
     async def process_item(self, item: Any) -> Any:
         """Detect (in a worker process when there are workers), then buffer the scan row."""
@@ -144,6 +165,37 @@ class DetectStorePipeline:
             log.warning("detection failed for %s: %r", item.domain, exc)
             self.crawler.stats.inc_value("detector/detect_failed")
             result = self._failed_scan(item, exc)
+        if self.render is not None and result.status == "ok" and result.detected and item.pages:
+            reasons = self.render.reasons(page_from_fetched(item.pages[0]).html, result.detections)
+            if reasons:
+                await self.render.room()  # at most DETECTOR_RENDER_BACKLOG sites wait for the browser
+                self.render.spawn(self._render(item, result, reasons))
+                return item
+        await self._keep(result)
+        return item
+
+    async def _render(self, item: SiteItem, result: ScanResult, reasons: list[str]) -> None:
+        """Render the site's homepage, detect again with what the browser saw, keep the scan."""
+        assert self.render is not None and self.render.renderer is not None
+        stats = self.crawler.stats
+        try:
+            snap = await self.render.renderer.render(item.pages[0].url)
+            note = "; ".join(reasons) if snap.outcome == "rendered" else snap.message
+            result = dataclasses.replace(result, render=snap.outcome, render_note=note[:500])
+            stats.inc_value(f"detector/render/{snap.outcome}")
+            if snap.read:
+                rendered = RenderedPage(snap.final_url or item.pages[0].url, snap.html, snap.js, snap.dom_properties,
+                                        tuple(snap.xhr))
+                detections = await self._detect((*item.pages, rendered), item.network)
+                result = dataclasses.replace(result, detections=tuple(detections))
+        except Exception as exc:  # noqa: BLE001 - the static verdict stands; the scan says why
+            log.warning("rendering %s failed: %r", item.domain, exc)
+            stats.inc_value("detector/render/failed")
+            result = dataclasses.replace(result, render="failed", render_note=f"{exc!r}"[:500])
+        await self._keep(result)
+
+    async def _keep(self, result: ScanResult) -> None:
+        """Buffer a finished scan row (written by the ticker, or now when the batch is full)."""
         self.buffer.append(result)
         stats = self.crawler.stats
         stats.inc_value("detector/sites_done")
@@ -154,19 +206,35 @@ class DetectStorePipeline:
         if len(self.buffer) >= self.commit_every:
             await self._room()
             self.flush()
-        return item
+
+    async def _detect(
+        self, pages: Sequence[FetchedPage | RenderedPage], network: NetworkFacts | None = None
+    ) -> list[SiteDetection]:
+        if self.pool is not None:
+            return await maybe_deferred_to_future(self.pool.detect(pages, network))
+        detections = detect_site(pages, network=network)
+        off = load_engine(self.signatures or None, self.engine_mode).switched_off()
+        if off:
+            self._switched_off(switched_off_messages(off, [p for p in pages if isinstance(p, FetchedPage)]))
+        return detections
 
     async def _scan(self, item: SiteItem) -> ScanResult:
         detections: list[SiteDetection] = []
         if self.detect and item.scan.status == "ok" and item.pages:
-            if self.pool is not None:
-                detections = await maybe_deferred_to_future(self.pool.detect(item.pages))
-            else:
-                detections = detect_site(item.pages)
+            detections = await self._detect(item.pages, item.network)
         return dataclasses.replace(
             item.scan, run_id=self.run_id, signatures_version=self.signatures_version,
             detections=tuple(detections), detected=self.detect,
         )
+
+    def _switched_off(self, messages: list[str]) -> None:
+        """Report each pattern switched off once (several workers may switch off the same one)."""
+        for message in messages:
+            if message.split(": switched off", 1)[0] in self.switched_off:
+                continue
+            self.switched_off.add(message.split(": switched off", 1)[0])
+            signatures_log.warning("%s", message)
+            self.crawler.stats.inc_value("detector/patterns_switched_off")
 
     def _failed_scan(self, item: SiteItem, exc: BaseException) -> ScanResult:
         """The row of a site the engine failed on: an error, so nothing is added or missed."""
@@ -250,6 +318,8 @@ class DetectStorePipeline:
         if self.ticker.running:
             self.ticker.stop()
         try:
+            if self.render is not None:
+                await self.render.close()  # the renders still queued end as scans too
             if self.writer is not None:
                 self._record_unfinished()
                 self.flush()

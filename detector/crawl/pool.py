@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
-from detector.crawl.items import FetchedPage
-from detector.crawl.worker import HEADER, READY, encode_frame
+from detector.crawl.items import FetchedPage, RenderedPage
+from detector.crawl.worker import HEADER, READY, SWITCHED_OFF, encode_frame
+from detector.engine.network import NetworkFacts
 from detector.engine.verdict import SiteDetection
 from detector.errors import DetectorError
 
@@ -40,7 +41,7 @@ class _WorkerProtocol(protocol.ProcessProtocol):
         self.ready: defer.Deferred[str] = defer.Deferred()
         self.stderr: list[bytes] = []
         self.alive = True
-        self.outbox: list[tuple[int, list[FetchedPage]]] = []
+        self.outbox: list[tuple[int, list[FetchedPage | RenderedPage], NetworkFacts | None]] = []
         self.ended: defer.Deferred[None] = defer.Deferred()
 
     def outReceived(self, data: bytes) -> None:
@@ -55,6 +56,10 @@ class _WorkerProtocol(protocol.ProcessProtocol):
             for task_id, ok, value in pickle.loads(frame):
                 if task_id == READY:
                     self.ready.callback(value)
+                    continue
+                if task_id == SWITCHED_OFF:
+                    if self.pool.on_switched_off is not None:
+                        self.pool.on_switched_off(value)
                     continue
                 d = self.pending.pop(task_id)
                 if ok:
@@ -83,12 +88,15 @@ class _WorkerProtocol(protocol.ProcessProtocol):
 class EnginePool:
     """Engine processes beside the reactor; ``detect(pages)`` fires with the site verdict."""
 
-    def __init__(self, workers: int, directories: Sequence[str] | None) -> None:
+    def __init__(self, workers: int, directories: Sequence[str] | None, mode: str = "detector") -> None:
         self.size = max(1, workers)
         self.directories = list(directories or [])
+        self.mode = mode
         self.workers: list[_WorkerProtocol] = []
         self._next_id = 0
         self._flush_scheduled = False
+        #: Called with the messages of patterns a worker switched off (over their time budget).
+        self.on_switched_off: Callable[[list[str]], None] | None = None
 
     async def start(self) -> str:
         """Start the processes and wait until every engine is loaded; return the library version."""
@@ -97,7 +105,7 @@ class EnginePool:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
-        args = [sys.executable, "-m", "detector.crawl.worker", *self.directories]
+        args = [sys.executable, "-m", "detector.crawl.worker", "--mode", self.mode, *self.directories]
         for _ in range(self.size):
             proto = _WorkerProtocol(self)
             spawn: Any = reactor.spawnProcess
@@ -113,8 +121,10 @@ class EnginePool:
             raise error from None
         return str(versions[0])
 
-    def detect(self, pages: Sequence[FetchedPage]) -> defer.Deferred[list[SiteDetection]]:
-        """Send a site's pages to the least busy worker."""
+    def detect(
+        self, pages: Sequence[FetchedPage | RenderedPage], network: NetworkFacts | None = None
+    ) -> defer.Deferred[list[SiteDetection]]:
+        """Send a site's pages (and its DNS/TLS facts) to the least busy worker."""
         alive = [w for w in self.workers if w.alive]
         if not alive:
             return defer.fail(EngineWorkerError("no engine worker is running"))
@@ -122,7 +132,7 @@ class EnginePool:
         self._next_id += 1
         d: defer.Deferred[list[SiteDetection]] = defer.Deferred()
         worker.pending[self._next_id] = d
-        worker.outbox.append((self._next_id, list(pages)))
+        worker.outbox.append((self._next_id, list(pages), network))
         if not self._flush_scheduled:
             # Tasks that arrive within a few milliseconds travel in one frame: each pipe write
             # wakes a worker, and waking it per site costs more than the detection.

@@ -18,7 +18,6 @@ feeds a batch only when the spider is idle, which empties the pipeline between b
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +37,9 @@ from detector.crawl.distributed import (
 )
 from detector.crawl.items import SiteItem
 from detector.crawl.pipelines import DetectStorePipeline
-from detector.crawl.pool import EnginePool
 from detector.crawl.runner import CrawlOptions, CrawlReport, run_crawl
 from detector.crawl.spider import DomainsSpider, _reactor, _Site
-from detector.crawl.worker import load_engine
 from detector.crawl.writer import OwnerThread
-from detector.engine.signatures import load_signatures
 from detector.timestamps import utc_now
 
 if TYPE_CHECKING:
@@ -181,23 +177,12 @@ class QueuePipeline(DetectStorePipeline):
         assert isinstance(spider, QueueSpider)
         return spider
 
-    async def _open(self) -> None:
+    async def _open_output(self, library: Any) -> None:
         spider = self._spider()
         assert spider.link is not None
-        dirs = self.signatures or None
-        library = load_signatures(dirs)
         spider.link.start()
         names = list(library.signatures)
         await maybe_deferred_to_future(spider.queue_call(lambda q: q.publish_library(library.version, names)))
-        if self.detect:
-            self.signatures_version = library.version
-            if self.workers > 0:
-                self.pool = EnginePool(self.workers, dirs)
-                await self.pool.start()
-            else:
-                load_engine(dirs)
-        self.ticker.start(1.0, now=False)
-        self.crawler.stats.set_value("detector/ready_time", time.time())
 
     async def _scan(self, item: SiteItem) -> ScanResult:
         result = await super()._scan(item)
@@ -235,6 +220,8 @@ class QueuePipeline(DetectStorePipeline):
         spider = self._spider()
         spider.stop_beating()
         try:
+            if self.render is not None:
+                await self.render.close()  # the renders still queued end as scans too
             if spider.link is not None:
                 self.flush()
                 # Tasks run in order: what the flush completes is no longer ours to release.

@@ -29,6 +29,7 @@ class CrawlOptions:
     column: str | None = None
     keep_subdomains: bool = False
     allow_ip: bool = False
+    allow_private: bool = False
     pages: int = 2
     concurrency: int = 16
     per_site: int = 2
@@ -46,7 +47,22 @@ class CrawlOptions:
     total: int = 0
     run_id: str = ""
     miss_threshold: int = 2
+    #: The engine's mode: "detector" (the default) or "wappalyzer" (the reference engine's
+    #: results, ``--compat wappalyzer``).  Recorded with the run (``runs.options``).
+    engine_mode: str = "detector"
+    dns: bool = True
+    resolver: str | None = None
+    #: The rendered tier: "off", "auto", "on"; None: DETECTOR_RENDER's default (auto).
+    render: str | None = None
+    render_concurrency: int = 4
+    render_timeout: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from detector.engine.match import MODES
+
+        if self.engine_mode not in MODES:
+            raise ValueError(f"unknown engine mode {self.engine_mode!r}; use one of {', '.join(MODES)}")
 
 
 def build_settings(opts: CrawlOptions) -> Settings:
@@ -59,6 +75,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_COLUMN": opts.column or "",
         "DETECTOR_KEEP_SUBDOMAINS": opts.keep_subdomains,
         "DETECTOR_ALLOW_IP": opts.allow_ip,
+        "DETECTOR_ALLOW_PRIVATE": opts.allow_private,
         "DETECTOR_PAGES": opts.pages,
         "DETECTOR_PROXY": opts.proxy or "",
         "DETECTOR_DETECT": opts.detect,
@@ -68,6 +85,9 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DETECTOR_TOTAL": opts.total,
         "DETECTOR_RUN_ID": opts.run_id,
         "DETECTOR_MISS_THRESHOLD": opts.miss_threshold,
+        "DETECTOR_ENGINE_MODE": opts.engine_mode,
+        "DETECTOR_DNS": opts.dns,
+        "DETECTOR_RESOLVER": opts.resolver or "",
         "CONCURRENT_REQUESTS": opts.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": opts.per_site,
         "DOWNLOAD_TIMEOUT": opts.timeout,
@@ -77,6 +97,10 @@ def build_settings(opts: CrawlOptions) -> Settings:
         "DOWNLOAD_MAXSIZE": opts.max_size,
         "ROBOTSTXT_OBEY": not opts.ignore_robots,
     }
+    if opts.render is not None:
+        values["DETECTOR_RENDER"] = opts.render
+    values["DETECTOR_RENDER_CONCURRENCY"] = opts.render_concurrency
+    values["DETECTOR_RENDER_TIMEOUT"] = opts.render_timeout
     if opts.user_agent:
         values["USER_AGENT"] = opts.user_agent
     if opts.verbose >= 2:
@@ -158,10 +182,11 @@ def run_crawl(opts: CrawlOptions, spider: str | type[Any] = "domains") -> CrawlR
     if not opts.verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        input_log = logging.getLogger("detector.input")
-        input_log.addHandler(handler)
-        input_log.setLevel(logging.WARNING)
-        input_log.propagate = False
+        for name in ("detector.input", "detector.signatures"):
+            quiet_log = logging.getLogger(name)
+            quiet_log.addHandler(handler)
+            quiet_log.setLevel(logging.WARNING)
+            quiet_log.propagate = False
     settings.set("LOG_INSTALL_ROOT_HANDLER", bool(opts.verbose), priority="cmdline")
     root = logging.getLogger()
     root_handlers = root.handlers[:]
@@ -177,8 +202,11 @@ def run_crawl(opts: CrawlOptions, spider: str | type[Any] = "domains") -> CrawlR
     finally:
         root.handlers = root_handlers
         if handler is not None:
-            logging.getLogger("detector.input").removeHandler(handler)
+            for name in ("detector.input", "detector.signatures"):
+                logging.getLogger(name).removeHandler(handler)
     stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    if stats.get("detector/render_note"):
+        sys.stderr.write(f"warning: {stats['detector/render_note']}\n")  # once per run
     if stats.get("detector/fatal"):
         raise CrawlError(f"the crawl could not start: {stats['detector/fatal']}")
     if stats.get("detector/failed"):

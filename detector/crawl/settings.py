@@ -6,6 +6,8 @@ middleware is replaced by one that uses tldextract's bundled suffix list.
 
 from __future__ import annotations
 
+import os
+
 BOT_NAME = "detector"
 SPIDER_MODULES = ["detector.crawl.spider"]
 NEWSPIDER_MODULE = "detector.crawl"
@@ -36,11 +38,19 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "detector.crawl.middlewares.BundledSuffixCookiesMiddleware": 700,
     "detector.crawl.middlewares.ProxyMiddleware": 740,
+    # After the proxy is set, nearest the downloader: checks every request and redirect hop.
+    "detector.crawl.guard.GuardMiddleware": 760,
     # Above MetaRefreshMiddleware (580): responses pass here before anything reads their text.
     "detector.crawl.middlewares.SafeEncodingMiddleware": 590,
 }
 
-ITEM_PIPELINES = {"detector.crawl.pipelines.DetectStorePipeline": 300}
+# The SSRF guard: every address the crawl connects to is checked (see detector/crawl/guard.py).
+TWISTED_DNS_RESOLVER = "detector.crawl.guard.GuardedResolver"
+
+ITEM_PIPELINES = {
+    "detector.crawl.dns.DnsPipeline": 200,  # DNS records and certificate issuer, before detection
+    "detector.crawl.pipelines.DetectStorePipeline": 300,
+}
 EXTENSIONS = {
     "scrapy.extensions.telnet.TelnetConsole": None,
     "scrapy.extensions.remote_control.RemoteControl": None,  # no listening port for a batch job
@@ -63,6 +73,8 @@ DETECTOR_ALLOW_IP = False
 DETECTOR_PAGES = 2  # extra same-site pages per domain, besides the homepage
 DETECTOR_SCHEMES = ["https", "http"]  # tried in this order for each homepage
 DETECTOR_PROXY = ""  # e.g. http://proxy.corp:3128
+DETECTOR_ALLOW_PRIVATE = False  # connect to private, loopback, link-local and metadata addresses too
+DETECTOR_RESOLVE: dict[str, str] = {}  # static answers {name: address}, like /etc/hosts (checked by the guard)
 DETECTOR_DETECT = True  # run the engine on fetched pages (off: fetch and store scans only)
 DETECTOR_DETECT_WORKERS = -1  # engine processes beside the reactor; -1 = CPU count; 0 = inline
 DETECTOR_SIGNATURES: list[str] = []  # signature directories; [] = the bundled library
@@ -73,3 +85,14 @@ DETECTOR_COMMIT_EVERY = 200  # scans per SQLite transaction (also flushed every 
 DETECTOR_WRITE_BACKLOG = 4  # batches waiting for the writer thread before items wait too
 DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on for a TTY)
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)
+DETECTOR_DNS = True  # look up MX, TXT, NS, SOA, _dmarc TXT and www CNAME of each domain
+DETECTOR_RESOLVER = ""  # HOST[:PORT] of the DNS server; "" = the system's (never for reserved names)
+# The rendered tier (detector.crawl.render): off, auto (render where the static pass says it
+# pays off), on (every site's landing page).  Its own budget: never one of the download slots.
+# The environment variable DETECTOR_RENDER sets the default (the test suite turns it off).
+DETECTOR_RENDER = os.environ.get("DETECTOR_RENDER") or "auto"
+DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, one context per site)
+DETECTOR_RENDER_TIMEOUT = 10.0  # seconds per rendered page, everything included
+DETECTOR_RENDER_SETTLE = 1.0  # seconds after domcontentloaded for late scripts and globals
+DETECTOR_RENDER_BACKLOG = 64  # sites waiting for the browser before items wait too
+ALLOW_PRIVATE = False  # rendered pages may not fetch private/loopback/metadata addresses

@@ -63,7 +63,7 @@ def page_outcome(kind: str | None, status: int | None = None) -> PageOutcome:
         return "offsite"
     if kind == "http_4xx":
         return "transient" if status in TRANSIENT_4XX else "gone"
-    if kind in ("redirect_loop", "too_large", "not_html"):
+    if kind in ("redirect_loop", "too_large", "not_html", "blocked_address"):
         return "gone"  # the page answers the same way every time: nothing to read there
     return "transient"  # timeout, 5xx, refused, tls, dns, other: may pass on a later run
 
@@ -265,7 +265,7 @@ class DomainsSpider(scrapy.Spider):
     def _home_failed(self, site: _Site, failure: Failure) -> Iterator[Any]:
         url = failure.request.url  # type: ignore[attr-defined]
         kind, message, response = _failure_kind(failure)
-        if is_offsite(url, site.domain):
+        if kind != "blocked_address" and is_offsite(url, site.domain):
             # Redirected to another company's site, which then failed: still not this site's page
             # (and no http retry: the redirect would lead to the same place).
             yield self._finish(site, "offsite", f"redirected to {url}, which failed: {kind}: {message}", final_url=url)

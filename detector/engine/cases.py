@@ -86,34 +86,107 @@ def read_headers_file(path: Path | str) -> dict[str, tuple[str, ...]]:
 
 
 def pages_from_har(path: Path | str) -> Iterator[tuple[str, Page]]:
-    """One Page per HTML document of a HAR capture, with every script the page requested."""
+    """One Page per HTML document of a HAR capture, with the scripts that page requested.
+
+    Entries with a ``pageref`` form one page: its first successful HTML document, with every
+    script of that ``pageref``.  Each successful HTML document without a ``pageref`` is a page
+    of its own.  A script is credited to a page only when its ``pageref`` names that page or,
+    when it has none, its ``Referer`` header does (the page's URL, or, for a referrer cut to
+    an origin, the one page of that origin); a script nothing ties to a page is left out,
+    since it may have been requested by another site of the same capture.
+    """
     try:
         with _open_text(path) as f:
             har = json.load(f)
     except json.JSONDecodeError as exc:
         raise PageError(f"{path}: not a HAR file (invalid JSON: {exc.msg})") from None
-    entries = (har.get("log") or {}).get("entries") or []
-    if not entries:
+    entries = (har.get("log") or {}).get("entries") if isinstance(har, dict) else None
+    if not entries or not isinstance(entries, list):
         raise PageError(f"{path}: no log.entries; is this a HAR capture?")
-    by_page: dict[str, list[dict[str, Any]]] = {}
+    entries = [e for e in entries if isinstance(e, dict)]
+    docs: list[tuple[str, dict[str, Any]]] = []  # (page id, document entry)
+    by_ref: dict[str, int] = {}
     for e in entries:
-        by_page.setdefault(e.get("pageref") or "", []).append(e)
-    for ref, items in by_page.items():
-        doc = next((e for e in items if _is_html(e) and 200 <= (e.get("response") or {}).get("status", 0) < 300), None)
-        if doc is None:
+        if not (_is_html(e) and 200 <= _status(e) < 300):
             continue
-        resp = doc["response"]
-        headers = [(h["name"], h["value"]) for h in resp.get("headers", []) if "name" in h]
+        ref = str(e.get("pageref") or "")
+        if ref:
+            if ref in by_ref:
+                continue  # a later document of the same page (a frame): its scripts count by pageref
+            by_ref[ref] = len(docs)
+        docs.append((ref, e))
+    scripts: list[list[str]] = [[] for _ in docs]
+    by_url: dict[str, int] = {}
+    by_origin: dict[str, list[int]] = {}
+    for n, (_, doc) in enumerate(docs):
+        url = _url(doc)
+        by_url.setdefault(url, n)
+        by_origin.setdefault(_origin_of(url), []).append(n)
+    for e in entries:
+        if not _is_script(e):
+            continue
+        ref = str(e.get("pageref") or "")
+        if ref:
+            target = by_ref.get(ref)
+        else:
+            target = _page_of_referer(_request_header(e, "referer"), by_url, by_origin)
+        if target is not None:
+            scripts[target].append(_url(e))
+    for n, (ref, doc) in enumerate(docs):
+        resp = doc.get("response") or {}
+        headers = [(h["name"], h["value"]) for h in resp.get("headers", []) if "name" in h and "value" in h]
         content = resp.get("content") or {}
         body = content.get("text") or ""
         if content.get("encoding") == "base64" and body:
             import base64
 
             body = base64.b64decode(body).decode("utf-8", "replace")
-        scripts = [e["request"]["url"] for e in items if _is_script(e)]
-        yield ref or doc["request"]["url"], Page.from_http(
-            doc["request"]["url"], status=resp.get("status"), headers=headers, body=body, script_urls=scripts
+        yield ref or _url(doc), Page.from_http(
+            _url(doc), status=resp.get("status"), headers=headers, body=body, script_urls=scripts[n]
         )
+
+
+def _page_of_referer(referer: str, by_url: Mapping[str, int], by_origin: Mapping[str, list[int]]) -> int | None:
+    """The page a Referer names: the page of that URL, or the only page of a bare origin."""
+    if not referer:
+        return None
+    if referer in by_url:
+        return by_url[referer]
+    origin = _origin_of(referer)
+    if referer.rstrip("/") == origin:
+        pages = by_origin.get(origin) or []
+        if len(pages) == 1:
+            return pages[0]
+    return None
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased.
+
+    >>> _origin_of("https://A.example/x?y")
+    'https://a.example'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return ""
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme.lower()}://{host.lower()}"
+
+
+def _url(entry: Mapping[str, Any]) -> str:
+    return str((entry.get("request") or {}).get("url") or "")
+
+
+def _status(entry: Mapping[str, Any]) -> int:
+    status = (entry.get("response") or {}).get("status")
+    return status if isinstance(status, int) else 0
+
+
+def _request_header(entry: Mapping[str, Any], name: str) -> str:
+    for h in (entry.get("request") or {}).get("headers") or ():
+        if isinstance(h, dict) and str(h.get("name", "")).lower() == name:
+            return str(h.get("value") or "")
+    return ""
 
 
 def _mime(entry: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.match import cap_value
+from detector.engine.network import NetworkFacts
 from detector.engine.page import Page
 from detector.engine.patterns import Pattern, compile_pattern
 from detector.engine.signatures import (
@@ -35,6 +36,7 @@ _FIXES = (
     ("nothing to repeat", 'escape the quantifier ("\\+", "\\*", "\\?")'),
     ("multiple repeat", "remove the doubled quantifier"),
     ("look-behind requires fixed-width", "make the lookbehind fixed-width or drop it"),
+    ("characters; the limit is", "split it into shorter patterns, each for one telling string"),
 )
 
 
@@ -221,6 +223,29 @@ def example_page(spec: Mapping[str, Any]) -> Page:
     )
 
 
+def example_network(spec: Mapping[str, Any]) -> NetworkFacts | None:
+    """The DNS records (``dns: {TXT: [...], MX: [...]}``) and certificate issuer
+    (``cert_issuer``) of an example, or None when it gives neither.
+
+    >>> example_network({"dns": {"MX": "aspmx.l.google.com"}}).dns
+    {'MX': ('aspmx.l.google.com',)}
+    """
+    if not spec.get("dns") and not spec.get("cert_issuer"):
+        return None
+    dns = spec.get("dns") or {}
+    return NetworkFacts.build(dns if isinstance(dns, Mapping) else {}, str(spec.get("cert_issuer") or ""),
+                              str(spec.get("domain") or "example.test"))
+
+
+def _detect_example(engine: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine finds in an example: a page, or a site (page plus DNS/TLS facts)."""
+    network = example_network(spec)
+    if network is None:
+        return {d.technology: d for d in engine.detect(example_page(spec))}
+    pages = [example_page(spec)] if spec.get("html") or spec.get("headers") or spec.get("url") else []
+    return {d.technology: d for d in engine.detect_site(pages, network)}
+
+
 def _run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[str]:
     where = f'{sig.path}: "{sig.name}" examples[{i}]'
     if not isinstance(example, Mapping) or not ({"match", "no_match"} & set(example)):
@@ -231,9 +256,10 @@ def _run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[str]
             continue
         spec = example[expect]
         if not isinstance(spec, Mapping):
-            problems.append(f"{where}.{expect}: must be a page (url, html, headers, cookies, script_urls)")
+            problems.append(
+                f"{where}.{expect}: must be a page (url, html, headers, cookies, script_urls, dns, cert_issuer)")
             continue
-        found = {d.technology: d for d in engine.detect(example_page(spec))}
+        found = _detect_example(engine, spec)
         if expect == "match" and sig.name not in found:
             problems.append(f"{where}: the match example is not detected; fix the pattern or the example")
         elif expect == "match" and "version" in spec and (found[sig.name].version or "") != str(spec["version"]):

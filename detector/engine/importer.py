@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from detector.engine.signatures import INFO_KEYS, RULE_KINDS, Library, slugify
+from detector.engine.signatures import INFO_KEYS, RULE_KINDS, Library, library_files, slugify
 from detector.errors import SignatureError
 
 try:
@@ -120,7 +120,7 @@ def import_wappalyzer(src: Path, dest: Path, *, provenance: str | None = None, f
     if dest.exists() and any(dest.rglob("*.yaml")):
         if not force:
             raise SignatureError(f"{dest}: already holds signatures; pass --force to replace them")
-        for old in dest.rglob("*.yaml"):
+        for old in library_files(dest)[0]:  # never the detector/ layer of our own rules
             # Our own examples are kept across re-imports (they are not in the source data).
             doc = yaml.load(old.read_bytes(), Loader=yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader)
             if isinstance(doc, dict) and doc.get("examples") and "name" in doc:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from detector.engine import budget
 from detector.engine.cache import cache_path, read_cache, write_cache
 from detector.engine.evidence import (
     REFINED_RULES,
@@ -40,6 +41,7 @@ from detector.engine.evidence import (
     split_selector,
 )
 from detector.engine.loader import loader_urls
+from detector.engine.network import VALUE_LIMIT, NetworkFacts
 from detector.engine.page import Page, ParsedPage, parse_page
 from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
 from detector.engine.prefilter import (
@@ -57,6 +59,7 @@ from detector.engine.signatures import (
     as_list,
     load_signatures,
     relation_name,
+    resolve_directories,
 )
 from detector.engine.verdict import SiteDetection
 from detector.errors import SignatureError
@@ -67,13 +70,15 @@ KEYED_STATIC = ("cookies", "headers", "meta")
 #: The reference engine's evaluation order of kinds (dom comes after all of them).
 KIND_RANK = {k: i for i, k in enumerate(
     ("certIssuer", "cookies", "css", "dns", "headers", "html", "meta", "probe", "robots",
-     "scriptSrc", "scripts", "text", "url", "xhr"))}
+     "scriptSrc", "scripts", "text", "url", "xhr", "js"))}
 #: How evidence names its source.
 SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
-    "scriptLoader": "script_loader",
+    "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer", "js": "js", "xhr": "xhr",
 }
+#: Network kinds the engine matches on :class:`~detector.engine.network.NetworkFacts`.
+FACT_KINDS = ("dns", "certIssuer")
 EXCERPT = 120
 #: Engine modes: "detector" (the default: this project's rules of evidence, see
 #: :mod:`detector.engine.evidence`) and "wappalyzer" (the reference engine's results, as the
@@ -140,6 +145,11 @@ class Evidence:
     confidence: int = 100
     #: Why this evidence is weak ("resource hint", "snippet comment"), or "" (default mode only).
     weak: str = ""
+    #: The whole value the pattern matched in, where it says more than the match (a DNS record).
+    value: str = ""
+    #: "static" (the fetched HTML and headers) or "rendered" (what a browser saw: see
+    #: detector.engine.browser).  JSON output says ``"tier": "rendered"``; no tier is static.
+    tier: str = "static"
 
     def describe(self) -> str:
         """One line for people: ``header server: "nginx/1.2" ~ /nginx(?:/([\\d.]+))?/``."""
@@ -162,6 +172,10 @@ class Evidence:
         out["confidence"] = self.confidence
         if self.weak:
             out["weak"] = self.weak
+        if self.value:
+            out["value"] = self.value
+        if self.tier != "static":
+            out["tier"] = self.tier
         return out
 
 
@@ -233,6 +247,17 @@ class _DomRule:
 
 
 @dataclass(slots=True)
+class _PropertyRule:
+    """A ``dom`` rule's ``properties`` entry: a DOM property the rendered tier reads."""
+
+    tech: int
+    selector: str
+    order: int
+    name: str
+    pattern: Pattern
+
+
+@dataclass(slots=True)
 class _Gate:
     """A DOM selector's literal gate, in the shape prefilters take."""
 
@@ -264,6 +289,10 @@ class _Hit:
     counted: bool = True
     #: Why the hit is weak evidence (default mode): it counts only beside a strong hit.
     weak: str = ""
+    #: The whole value matched, where it says more than the match (a DNS record).
+    value: str = ""
+    #: The page's tier: "static" or "rendered".
+    tier: str = "static"
 
 
 @dataclass(slots=True)
@@ -306,6 +335,13 @@ class Engine:
         self._script_rules: list[_Rule] = []
         self._keyed: dict[str, dict[str, list[_Rule]]] = {k: {} for k in KEYED_STATIC}
         self._dom: list[_DomRule] = []
+        #: dns rules by record type (upper case) and certIssuer rules, matched on NetworkFacts.
+        self._dns_rules: dict[str, list[_Rule]] = {}
+        self._cert_rules: list[_Rule] = []
+        #: Rendered tier: js property paths -> rules, xhr host rules, dom property rules.
+        self._js: dict[str, list[_Rule]] = {}
+        self._xhr: list[_Rule] = []
+        self._dom_properties: list[_PropertyRule] = []
         #: Default mode: text rules of one short word, matched by these instead (by rule index).
         self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
@@ -334,19 +370,25 @@ class Engine:
     ) -> Engine:
         """Load the YAML library from directories (later override earlier) and compile it.
 
-        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results).
+        ``mode`` is "detector" (the default) or "wappalyzer" (the reference engine's results, from
+        the imported data alone: each directory's ``detector/`` layer of our own rules is left out).
         A compiled engine is cached (see :func:`detector.engine.cache.cache_directory`), keyed by the library's
         content, this code's version and the mode, so later loads take a fraction of a second.
         """
         if mode not in MODES:
             raise ValueError(f"unknown engine mode {mode!r}; use one of {', '.join(MODES)}")
+        layers = mode != "wappalyzer"  # the reference runs the imported data alone, without our layer
         if not cache or os.environ.get("DETECTOR_NO_CACHE"):
-            return cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+            return cls(load_signatures(directories, layers=layers), accelerate=accelerate, mode=mode)
         path = cache_path(directories, accelerate and hyperscan_available(), accelerate, mode)
         cached = read_cache(path)
         if isinstance(cached, cls) and getattr(cached, "mode", None) == mode:
+            # The key is the content, not the place: say where this library was loaded from.
+            here = tuple(str(d) for d in resolve_directories(directories))
+            if cached.library.directories != here:
+                cached.library = replace(cached.library, directories=here)
             return cached
-        engine = cls(load_signatures(directories), accelerate=accelerate, mode=mode)
+        engine = cls(load_signatures(directories, layers=layers), accelerate=accelerate, mode=mode)
         write_cache(path, engine)
         return engine
 
@@ -404,20 +446,26 @@ class Engine:
 
     def _pattern(self, sig: Signature, where: str, text: Any, problems: list[str]) -> Pattern | None:
         try:
-            return compile_pattern(text, accelerate=self.accelerate)
+            pattern = compile_pattern(text, accelerate=self.accelerate)
         except SignatureError as exc:
             problems.append(f'{sig.path}: "{sig.name}" {where}: {exc}')
             return None
+        pattern.origin = f'{sig.path}: "{sig.name}" {where}'
+        return pattern
 
     def _compile_rules(self, t: int, sig: Signature, problems: list[str]) -> None:
         for kind, value in sig.rules.items():
             if kind in BROWSER_KINDS:
                 self._browser_rules += _count(value)
+                self._compile_browser(t, sig, kind, value, problems)
+                continue
+            rank = KIND_RANK.get(kind, 99)
+            if kind in FACT_KINDS:
+                self._compile_facts(t, sig, kind, rank, value, problems)
                 continue
             if kind in NETWORK_KINDS:
                 self._network_rules += _count(value)
                 continue
-            rank = KIND_RANK.get(kind, 99)
             if kind in TEXT_KINDS or kind == "scriptSrc":
                 for i, text in enumerate(as_list(value)):
                     if self.mode == "detector":
@@ -440,6 +488,21 @@ class Engine:
             elif kind == "dom":
                 self._compile_dom(t, sig, value, problems)
 
+    def _compile_facts(self, t: int, sig: Signature, kind: str, rank: int, value: Any, problems: list[str]) -> None:
+        """dns rules by record type, certIssuer rules in a list (see :meth:`_fact_hits`)."""
+        if kind == "certIssuer":
+            for i, text in enumerate(as_list(value)):
+                p = self._pattern(sig, f"certIssuer[{i}]", text, problems)
+                if p is not None:
+                    self._cert_rules.append(_Rule(t, kind, "", (rank, 0, i), p))
+            return
+        for k, (key, texts) in enumerate(value.items()):
+            rtype = str(key).upper()
+            for i, text in enumerate(as_list(texts)):
+                p = self._pattern(sig, f"dns[{key!r}]", text, problems)
+                if p is not None:
+                    self._dns_rules.setdefault(rtype, []).append(_Rule(t, kind, rtype, (rank, k, i), p))
+
     def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
         spec: Mapping[str, Any]
         if isinstance(value, (str, list)):
@@ -459,6 +522,10 @@ class Engine:
                     attrs.append((str(name).lower(), p))
             if "properties" in rule:
                 self._browser_rules += len(rule["properties"] or {})
+                for name, pat in (rule["properties"] or {}).items():
+                    p = self._pattern(sig, f"dom[{selector!r}].properties.{name}", pat or "", problems)
+                    if p is not None:
+                        self._dom_properties.append(_PropertyRule(t, str(selector), n, str(name), p))
             if exists is None and text is None and not attrs:
                 continue
             gate = selector_literals(str(selector))
@@ -475,6 +542,21 @@ class Engine:
             also_bytes = frozenset(x.encode("utf-8") for x in also) if also else None
             anchors = anchor_substrings(split_selector(str(selector))) if self.mode == "detector" else None
             self._dom.append(_DomRule(t, str(selector), n, exists, text, attrs, gate, also_bytes, anchors))
+
+    def _compile_browser(self, t: int, sig: Signature, kind: str, value: Any, problems: list[str]) -> None:
+        """The rendered tier's rules: ``js`` paths (case-sensitive, as JavaScript names are), ``xhr`` hosts."""
+        rank = KIND_RANK[kind]
+        if kind == "js" and isinstance(value, Mapping):
+            for k, (chain, texts) in enumerate(value.items()):
+                for i, text in enumerate(as_list(texts) or [""]):
+                    p = self._pattern(sig, f"js[{chain!r}]", text if text is not None else "", problems)
+                    if p is not None:
+                        self._js.setdefault(str(chain), []).append(_Rule(t, "js", str(chain), (rank, k, i), p))
+        elif kind == "xhr":
+            for i, text in enumerate(as_list(value)):
+                p = self._pattern(sig, f"xhr[{i}]", text, problems)
+                if p is not None:
+                    self._xhr.append(_Rule(t, "xhr", "", (rank, 0, i), p))
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -514,6 +596,14 @@ class Engine:
             accelerator=("hyperscan+re2" if self.use_hyperscan else "literal+re2" if self.accelerate else "python"),
         )
 
+    def switched_off(self) -> list[str]:
+        """Patterns switched off since the last call, by origin (file, technology, rule).
+
+        A pattern on Python's ``re`` that runs past its time budget on a page (see
+        :mod:`detector.engine.budget`) matches nothing for the rest of the process.
+        """
+        return [p.origin or repr(p) for p in budget.take_switched_off()]
+
     # ------------------------------------------------------------------ detection
     def detect(self, page: Page | ParsedPage) -> list[Detection]:
         """Every technology the page shows, with version, confidence and evidence.
@@ -523,15 +613,43 @@ class Engine:
         hits, dom_hits = self._page_hits(page)
         return [self._detection(r) for r in self._resolve_with_requirements(hits, dom_hits)]
 
-    def detect_site(self, pages: Iterable[Page | ParsedPage]) -> list[SiteDetection]:
-        """One verdict for a site's pages, resolved at once (see :mod:`detector.engine.site`)."""
+    def detect_site(self, pages: Iterable[Page | ParsedPage], network: NetworkFacts | None = None) -> list[SiteDetection]:
+        """One verdict for a site's pages and its DNS/TLS facts, resolved at once (see
+        :mod:`detector.engine.site`)."""
         from detector.engine.site import detect_site
 
-        return detect_site(self, pages)
+        return detect_site(self, pages, network)
+
+    def _fact_hits(self, facts: NetworkFacts) -> dict[int, list[_Hit]]:
+        """Every dns and certIssuer rule match on a site's records and certificate issuer.
+
+        A DNS hit's ``url`` is the name that was queried (``_dmarc.acme.test``); its ``value``
+        the whole record, so the evidence shows what DNS said, not only the matched part.
+        """
+        hits: dict[int, list[_Hit]] = {}
+        acc = self.accelerate
+        found: list[tuple[_Rule, str, tuple[Any, ...], str]] = []
+        for rtype, values in facts.dns.items():
+            name = facts.queried_name(rtype)
+            for rule in self._dns_rules.get(rtype.upper(), ()):
+                found += [(rule, value, rule.order + (v,), name) for v, value in enumerate(values)]
+        if facts.cert_issuer:
+            found += [(rule, facts.cert_issuer, rule.order, "") for rule in self._cert_rules]
+        for rule, value, order, name in found:
+            value = value[:VALUE_LIMIT]
+            m = rule.pattern.search(value, acc)
+            if m is not None:
+                hits.setdefault(rule.tech, []).append(
+                    _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
+                         rule.pattern.version_for(m), rule.pattern.spec.confidence, name, value=value))
+        for tech_hits in hits.values():
+            tech_hits.sort(key=lambda h: h.order)
+        return hits
 
     def _page_hits(self, page: Page | ParsedPage) -> tuple[dict[int, list[_Hit]], dict[int, list[_Hit]]]:
         """Every pattern match on one page, per technology, in evaluation order (DOM apart)."""
         parsed = page if isinstance(page, ParsedPage) else parse_page(page)
+        budget.new_page()
         hits: dict[int, list[_Hit]] = {}
         dom_hits: dict[int, list[_Hit]] = {}
         self._match_text_kinds(parsed, hits, dom_hits)
@@ -539,11 +657,42 @@ class Engine:
         if self.mode == "detector":
             self._match_loader(parsed, hits)
         self._match_keyed(parsed, hits)
+        source = parsed.page
+        if source.js or source.xhr or source.dom_properties:
+            self._match_browser(source, parsed.url, hits, dom_hits)
         for tech_hits in hits.values():
             tech_hits.sort(key=lambda h: h.order)
         for tech_hits in dom_hits.values():
             tech_hits.sort(key=lambda h: h.order)
+        if source.tier != "static":
+            for group in (hits, dom_hits):
+                for tech_hits in group.values():
+                    for h in tech_hits:
+                        h.tier = source.tier
         return hits, dom_hits
+
+    def _match_browser(self, page: Page, url: str, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
+        """What a browser saw: js path values, XHR/fetch hosts, dom properties (rendered tier)."""
+        acc = self.accelerate
+        for chain, value in page.js.items():
+            for rule in self._js.get(chain, ()):
+                self._add(hits, rule, cap_value("headers", str(value)), rule.order, url, acc)
+        for h, host in enumerate(page.xhr):
+            host = cap_value("url", host)
+            for rule in self._xhr:
+                self._add(hits, rule, host, rule.order + (h,), url, acc)
+        if page.dom_properties:
+            for prop in self._dom_properties:
+                found = page.dom_properties.get(prop.selector, {})
+                if prop.name not in found:
+                    continue
+                value = cap_value("headers", str(found[prop.name]))
+                m = prop.pattern.search(value, acc)
+                if m is not None:
+                    dom_hits.setdefault(prop.tech, []).append(
+                        _Hit((prop.order, -2, 0), prop.tech, "dom", f"{prop.selector} .{prop.name}",
+                             prop.pattern.regex, _excerpt(m.text, value), prop.pattern.version_for(m),
+                             prop.pattern.spec.confidence, url))
 
     def _add(self, hits: dict[int, list[_Hit]], rule: _Rule, value: str, order: tuple[Any, ...], url: str,
              accelerated: bool, encoded: bytes | None = None) -> None:
@@ -790,7 +939,7 @@ class Engine:
         tech = self._techs[r.tech]
         evidence = [
             Evidence(SOURCE_NAMES.get(h.kind, h.kind), h.pattern, h.match, h.url, h.key, h.version, h.confidence,
-                     h.weak)
+                     weak=h.weak, value=h.value, tier=h.tier)
             for h in r.hits
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]

@@ -204,6 +204,15 @@ class Page:
     html: str = ""
     cookies: Mapping[str, str] = field(default_factory=dict)
     script_urls: tuple[str, ...] = ()
+    #: What a browser saw, for the rendered tier (see :mod:`detector.engine.browser`): the
+    #: values of the library's ``js`` property paths on ``window`` (path -> value as text),
+    #: the hosts the page's XHR and fetch requests went to, and ``dom`` rule properties
+    #: (selector -> {property: value as text}).  A page with ``tier="rendered"`` is a
+    #: snapshot of the rendered DOM; every piece of evidence it gives says so.
+    js: Mapping[str, str] = field(default_factory=dict)
+    xhr: tuple[str, ...] = ()
+    dom_properties: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    tier: str = "static"
 
     @classmethod
     def from_http(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from detector.engine import budget
 from detector.errors import SignatureError
 
 try:  # pragma: no cover - depends on the platform
@@ -34,6 +35,8 @@ except ImportError:  # pragma: no cover
     _RE2_OPTIONS = None
 
 TAG_SEPARATOR = "\\;"
+#: The longest regex a pattern may have (the longest bundled one has about 1,100 characters).
+MAX_PATTERN_LENGTH = 10_000
 DEFAULT_CONFIDENCE = 100
 PYTHON_FLAGS = re.IGNORECASE | re.ASCII
 
@@ -442,12 +445,16 @@ class Pattern:
         "bounded",
         "hyperscan",
         "needs_python",
+        "origin",
+        "page",
         "python",
         "spec",
+        "spent",
+        "switched_off",
     )
 
     def __init__(self, spec: PatternSpec, bounded: str, python: str, hyperscan: str | None,
-                 needs_python: bool, accelerate: bool = True) -> None:
+                 needs_python: bool, accelerate: bool = True, origin: str = "") -> None:
         self.spec = spec
         self.bounded = bounded
         self.python = python
@@ -458,11 +465,19 @@ class Pattern:
         self._r2_src: str | None = None
         self._r2_match: Any = None
         self._r2_done = False
+        #: Where the pattern comes from (file, technology, rule), for reports.
+        self.origin = origin
+        #: Its time on Python's ``re`` on the current page, and whether it is switched off
+        #: for the rest of the run (see :mod:`detector.engine.budget`).
+        self.page = 0
+        self.spent = 0.0
+        self.switched_off = False
 
-    def __getstate__(self) -> tuple[PatternSpec, str, str, str | None, bool, bool]:
-        return (self.spec, self.bounded, self.python, self.hyperscan, self.needs_python, self.accelerate)
+    def __getstate__(self) -> tuple[PatternSpec, str, str, str | None, bool, bool, str]:
+        return (self.spec, self.bounded, self.python, self.hyperscan, self.needs_python, self.accelerate,
+                self.origin)
 
-    def __setstate__(self, state: tuple[PatternSpec, str, str, str | None, bool, bool]) -> None:
+    def __setstate__(self, state: tuple[PatternSpec, str, str, str | None, bool, bool, str]) -> None:
         self.__init__(*state)  # type: ignore[misc]
 
     def __repr__(self) -> str:
@@ -514,7 +529,9 @@ class Pattern:
                 return None
             groups = tuple(None if a < 0 else data[a:b].decode("utf-8", "surrogatepass") for a, b in spans)
             return MatchResult(groups[0] or "", groups)
-        m = self.python_regex().search(value)
+        if self.switched_off:
+            return None
+        m = budget.search(self, self.python_regex(), value)
         if m is None:
             return None
         return MatchResult(m.group(0), (m.group(0),) + tuple(m.groups()))
@@ -533,6 +550,8 @@ def compile_pattern(text: str | float, *, accelerate: bool = True, validate: boo
     both engines compile on first use.
     """
     spec = parse_pattern(text)
+    if len(spec.regex) > MAX_PATTERN_LENGTH:
+        raise SignatureError(f"pattern of {len(spec.regex):,} characters; the limit is {MAX_PATTERN_LENGTH:,}")
     bounded = bound_quantifiers(spec.regex)
     try:
         py_src, backrefs, lookaround, _ = translate(bounded, "python")

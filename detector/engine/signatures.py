@@ -10,13 +10,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from detector.bundled import signatures_directory
 from detector.errors import SignatureError
 
 try:
@@ -40,6 +42,11 @@ OWN_KEYS = ("name", "categories", "provenance", "examples")
 ALL_KEYS = OWN_KEYS + INFO_KEYS + RELATION_KEYS + RULE_KINDS
 PRICING = ("low", "mid", "high", "freemium", "onetime", "recurring", "poa", "payg")
 DOM_KEYS = ("exists", "text", "attributes", "properties", "src")
+#: Bounds on what a library may hold, so a user library cannot exhaust memory: the largest
+#: bundled file is a few KB and the longest bundled pattern about 1,100 characters.
+MAX_FILE_BYTES = 1 << 20
+#: An alias (``*name``) where YAML allows one: after a space, a flow indicator or a key.
+_ALIAS = re.compile(rb"(?:^|[\s\[{,:])\*[^\s,\[\]{}]", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,8 @@ class Signature:
     examples: tuple[Mapping[str, Any], ...] = ()
     path: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: The file of the imported definition this one replaces (rules in a ``detector/`` layer).
+    overrides: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +98,23 @@ class Library:
         return None
 
 
+#: The folder, inside a library directory, of our own rules: loaded after the imported data,
+#: replacing imported technologies of the same name; left out by ``--compat wappalyzer``.
+LAYER = "detector"
+
+
 def default_directory() -> Path:
-    """The shipped signature library: ``signatures/`` beside the package, or packaged data."""
+    """The shipped signature library: $DETECTOR_SIGNATURES, else the packaged data (a wheel),
+    else the checkout's ``signatures/`` beside the package (see :mod:`detector.bundled`)."""
     env = os.environ.get("DETECTOR_SIGNATURES")
     if env:
         return Path(env)
-    package = Path(__file__).resolve().parent.parent
-    for cand in (package.parent / "signatures", package / "signatures"):
-        if (cand / "categories.yaml").exists():
-            return cand
+    found = signatures_directory()
+    if found is not None:
+        return found
     raise SignatureError(
-        "the bundled signature library was not found; pass --signatures DIR "
-        "or set DETECTOR_SIGNATURES"
+        "the bundled signature library was not found (this installation of detector lacks its data); "
+        "reinstall detector, or pass --signatures DIR or set DETECTOR_SIGNATURES"
     )
 
 
@@ -124,19 +138,29 @@ def relation_name(entry: str) -> str:
     return str(entry).split("\\;")[0]
 
 
-def load_signatures(directories: Sequence[Path | str] | Path | str | None = None) -> Library:
+def load_signatures(
+    directories: Sequence[Path | str] | Path | str | None = None, *, layers: bool = True
+) -> Library:
     """Load and validate the YAML library from one or more directories.
 
+    ``layers=False`` leaves out each directory's ``detector/`` layer (see :data:`LAYER`), which
+    is how ``--compat wappalyzer`` runs the imported data alone.
     Raises SignatureError listing every problem (file, technology, field, fix).
     """
-    library, problems = collect_library(directories)
+    library, problems = collect_library(directories, layers=layers)
     if problems:
         raise SignatureError(_join_problems(problems))
     return library
 
 
-def collect_library(directories: Sequence[Path | str] | Path | str | None = None) -> tuple[Library, list[str]]:
-    """Load what can be loaded and list every problem instead of raising (for ``check``)."""
+def collect_library(
+    directories: Sequence[Path | str] | Path | str | None = None, *, layers: bool = True
+) -> tuple[Library, list[str]]:
+    """Load what can be loaded and list every problem instead of raising (for ``check``).
+
+    Within a directory, names are unique, except that a definition in its ``detector/`` layer
+    replaces the imported one of the same name.  A later directory replaces earlier ones.
+    """
     dirs = resolve_directories(directories)
     signatures: dict[str, Signature] = {}
     categories: dict[int, Category] = {}
@@ -147,23 +171,55 @@ def collect_library(directories: Sequence[Path | str] | Path | str | None = None
             raise SignatureError(f"{d}: not a directory of signatures")
         groups.update(_load_groups(d, problems))
         categories.update(_load_categories(d, groups, problems))
-        files = sorted(p for p in d.rglob("*.y*ml") if p.name not in ("categories.yaml", "groups.yaml"))
-        seen_here: dict[str, str] = {}
-        for path in files:
-            data = path.read_bytes()
-            for sig in _load_file(path, data, problems):
-                if sig.name in seen_here:
-                    problems.append(
-                        f'{sig.path}: "{sig.name}" is also defined in {seen_here[sig.name]}; '
-                        "names must be unique within a directory: rename or merge one"
-                    )
-                seen_here[sig.name] = sig.path
+        base, layer = library_files(d, layers=layers)
+        imported: dict[str, str] = {}
+        for path in base:
+            for sig in _load_file(path, path.read_bytes(), problems):
+                _add_unique(sig, imported, problems)
+                signatures[sig.name] = sig
+        ours: dict[str, str] = {}
+        for path in layer:
+            for sig in _load_file(path, path.read_bytes(), problems):
+                _add_unique(sig, ours, problems)
+                if sig.name in imported:
+                    sig = replace(sig, overrides=imported[sig.name])
                 signatures[sig.name] = sig
     if not categories:
         problems.append(f"{dirs[0]}: no categories.yaml found; a library needs its categories")
-    library = Library(signatures, categories, groups, tuple(str(d) for d in dirs), library_digest(dirs))
+    library = Library(
+        signatures, categories, groups, tuple(str(d) for d in dirs), library_digest(dirs, layers=layers)
+    )
     problems += validate_library(library)
     return library, problems
+
+
+def _add_unique(sig: Signature, seen: dict[str, str], problems: list[str]) -> None:
+    if sig.name in seen:
+        problems.append(
+            f'{sig.path}: "{sig.name}" is also defined in {seen[sig.name]}; '
+            "names must be unique within a directory (and within its detector/ layer): rename or merge one"
+        )
+    seen[sig.name] = sig.path
+
+
+def library_files(directory: Path, *, layers: bool = True) -> tuple[list[Path], list[Path]]:
+    """The technology files of a directory: the imported ones, then those of its layer.
+
+    >>> library_files(Path("/nonexistent"))
+    ([], [])
+    """
+    layer_dir = directory / LAYER
+    base: list[Path] = []
+    layer: list[Path] = []
+    for path in sorted(directory.rglob("*.y*ml")):
+        if path.name in ("categories.yaml", "groups.yaml"):
+            continue
+        if path.is_relative_to(layer_dir):
+            if layers:
+                layer.append(path)
+        else:
+            base.append(path)
+    return base, layer
 
 
 def resolve_directories(directories: Sequence[Path | str] | Path | str | None) -> list[Path]:
@@ -175,14 +231,16 @@ def resolve_directories(directories: Sequence[Path | str] | Path | str | None) -
     return [Path(d) for d in directories] or [default_directory()]
 
 
-def library_digest(directories: Sequence[Path | str] | Path | str | None) -> str:
+def library_digest(directories: Sequence[Path | str] | Path | str | None, *, layers: bool = True) -> str:
     """A short hash of every YAML file of the library (its version, stored with each scan)."""
     digest = hashlib.sha256()
     for d in resolve_directories(directories):
         digest.update(b"\x01directory\0")
         if not d.is_dir():
             continue
-        for path in sorted(d.rglob("*.y*ml")):
+        base, layer = library_files(d, layers=layers)
+        tables = [d / n for n in ("categories.yaml", "groups.yaml") if (d / n).exists()]
+        for path in (*tables, *base, *layer):
             digest.update(str(path.relative_to(d)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -194,6 +252,15 @@ def _join_problems(problems: list[str]) -> str:
 
 
 def _yaml_load(path: Path, data: bytes, problems: list[str]) -> Any:
+    """The YAML document of a file, or None with a problem noted (bad syntax, too big, aliases)."""
+    if len(data) > MAX_FILE_BYTES:
+        problems.append(f"{path}: {len(data):,} bytes; a signature file may hold at most {MAX_FILE_BYTES:,}: "
+                        "split it into one file per technology")
+        return None
+    if b"&" in data and _ALIAS.search(data) and _has_alias(data):
+        problems.append(f"{path}: YAML aliases (*name) are not allowed in signature files (a few lines of "
+                        "aliases can expand into gigabytes); write each value out")
+        return None
     try:
         return yaml.load(data, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -201,6 +268,14 @@ def _yaml_load(path: Path, data: bytes, problems: list[str]) -> Any:
         where = f":{mark.line + 1}" if mark is not None else ""
         problems.append(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)}); fix the syntax")
         return None
+
+
+def _has_alias(data: bytes) -> bool:
+    """True when the YAML text uses an alias (read as parser events: nothing is expanded)."""
+    try:
+        return any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(data, Loader=_Loader))
+    except yaml.YAMLError:
+        return False  # the loader reports the syntax error
 
 
 def _load_groups(d: Path, problems: list[str]) -> dict[int, str]:
@@ -302,6 +377,12 @@ def _check_shape(label: str, kind: str, value: Any, problems: list[str]) -> None
             problems.append(f"{label} {kind}: must be a mapping of name -> pattern")
         elif not all(_is_pattern(v) or (isinstance(v, list) and all(map(_is_pattern, v))) for v in value.values()):
             problems.append(f"{label} {kind}: every value must be a pattern (use \"\" for 'present')")
+        elif kind == "dns":
+            from detector.engine.network import RECORD_TYPES
+
+            for rtype in value:
+                if str(rtype).upper() not in RECORD_TYPES:
+                    problems.append(f"{label} dns[{rtype!r}]: unknown record type; use one of {', '.join(RECORD_TYPES)}")
     elif kind == "dom":
         if isinstance(value, (str, list)):
             if not all(isinstance(v, str) for v in as_list(value)):

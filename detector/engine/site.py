@@ -28,9 +28,11 @@ only between candidates of equal length (the first, in page order, is kept).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from detector.engine.match import SOURCE_NAMES, Evidence, _Hit, _Resolved
+from detector.engine.network import NetworkFacts
 from detector.engine.page import Page, ParsedPage
 from detector.engine.verdict import MAX_EVIDENCE, SiteDetection
 
@@ -40,14 +42,25 @@ if TYPE_CHECKING:
 _Hits = dict[int, list[_Hit]]
 
 
-def detect_site(engine: Engine, pages: Iterable[Page | ParsedPage]) -> list[SiteDetection]:
-    """One SiteDetection per technology found on the site's pages, by name."""
+def detect_site(
+    engine: Engine, pages: Iterable[Page | ParsedPage], network: NetworkFacts | None = None
+) -> list[SiteDetection]:
+    """One SiteDetection per technology found on the site's pages and its DNS/TLS facts, by name.
+
+    The facts count as one more page: their matches join the pages' before ``excludes``,
+    ``implies`` and ``requires`` are resolved, so a DNS-only technology can imply, and be
+    required by, what the pages show.
+    """
     # One page at a time: its DOM is dropped before the next page is parsed.
     per_page = [engine._page_hits(page) for page in pages]
+    if network:
+        per_page.append((engine._fact_hits(network), {}))
     hits = combine_pages([h for h, _ in per_page])
     dom_hits = combine_pages([d for _, d in per_page])
     resolved = engine._resolve_with_requirements(hits, dom_hits)
     verdicts = [site_detection(engine, r) for r in resolved]
+    if any(v.tier != "static" for v in verdicts):
+        verdicts = _implied_tiers(verdicts)
     return sorted(verdicts, key=lambda v: v.technology.lower())
 
 
@@ -91,9 +104,23 @@ def site_detection(engine: Engine, r: _Resolved) -> SiteDetection:
         if len(evidence) >= MAX_EVIDENCE:
             break
         ev = Evidence(SOURCE_NAMES.get(hit.kind, hit.kind), hit.pattern, hit.match, hit.url, hit.key, hit.version,
-                      hit.confidence, hit.weak)
+                      hit.confidence, weak=hit.weak, value=hit.value, tier=hit.tier)
         evidence.append({"page": hit.url, **ev.to_dict(), **({} if hit.counted else {"counted": False})})
     for name in r.implied_by:
         if len(evidence) < MAX_EVIDENCE:
             evidence.append({"page": r.page, **Evidence("implied", "", name, confidence=r.confidence).to_dict()})
-    return SiteDetection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence))
+    rendered = bool(r.hits) and all(h.tier == "rendered" for h in r.hits)
+    return SiteDetection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence),
+                         "rendered" if rendered else "static")
+
+
+def _implied_tiers(verdicts: list[SiteDetection]) -> list[SiteDetection]:
+    """A technology known only by implication is rendered-only when every implier is."""
+    tiers = {v.technology: v.tier for v in verdicts}
+    out = []
+    for v in verdicts:
+        impliers = [e["match"] for e in v.evidence if e.get("source") == "implied"]
+        if impliers and len(impliers) == len(v.evidence) and all(tiers.get(n) == "rendered" for n in impliers):
+            v = replace(v, tier="rendered")
+        out.append(v)
+    return out

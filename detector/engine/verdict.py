@@ -24,13 +24,16 @@ class SiteDetection:
     confidence: int
     categories: tuple[str, ...]
     evidence: tuple[Mapping[str, Any], ...]
+    #: "rendered" when only the rendered tier (a browser) saw it, else "static".
+    tier: str = "static"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON output."""
+        """Plain data for JSON output (``"tier": "rendered"`` only for rendered-only detections)."""
         return {
             "technology": self.technology,
             "version": self.version,
             "confidence": self.confidence,
             "categories": list(self.categories),
             "evidence": [dict(e) for e in self.evidence],
+            **({"tier": self.tier} if self.tier != "static" else {}),
         }

@@ -13,6 +13,7 @@ from detector.segment.rules import (
     FieldTest,
     Group,
     Level,
+    RemovedTest,
     Rules,
     Scalar,
     TechTest,
@@ -22,6 +23,14 @@ from detector.segment.rules import (
 )
 
 MAX_COHORTS = 8
+MIN_COHORTS = 3
+#: A cohort holding more than this share of the market is too broad to message.
+MAX_SHARE = 0.5
+#: ``primary_cohort`` of accounts that have none: outside the market, never scanned, scanned
+#: too long ago, in the market but in no cohort.
+OUT_OF_MARKET = "out-of-market"
+STALE = "stale"
+NONE = "none"
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
 
 AccountValue = Scalar | None
@@ -29,12 +38,19 @@ AccountValue = Scalar | None
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One detection as segmentation needs it: what, which version, categories, last seen."""
+    """One detection as segmentation needs it: what, which version, categories, when seen.
+
+    ``removed_at`` is set for a technology the site dropped (history marked it removed).
+    """
 
     technology: str
     version: str | None
     categories: tuple[str, ...]
     last_seen: str
+    first_seen: str = ""
+    confidence: int = 100
+    pages: int = 0
+    removed_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,8 @@ class Account:
     last_ok_at: str | None = None
     last_status: str | None = None  # "ok", or why the last scan failed ("dns", "timeout"...)
     detections: tuple[Seen, ...] = ()
+    #: Technologies the site dropped (read only when a rule tests ``removed``).
+    removed: tuple[Seen, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,10 @@ class Assignment:
     score: float | None = None
     tier: int | None = None
     scan_stale: bool = False
+    #: The one cohort for a CRM picklist (by the rules' ``priority``), or ``none``/``stale``/...
+    primary: str = NONE
+    #: Where the score comes from: (cohort or firmographic test, points), in rules order.
+    breakdown: tuple[tuple[str, float], ...] = ()
 
 
 def plural(n: int, word: str) -> str:
@@ -198,8 +220,15 @@ def describe(cond: Condition) -> str:
     """
     if isinstance(cond, TechTest):
         if cond.kind == "category":
-            return f"a {cond.name} technology"
-        return cond.name + (f" {cond.version.text}" if cond.version else "")
+            head = f"a {cond.name} technology"
+            if cond.at_least > 1:
+                head = f"{cond.at_least} or more {cond.name} technologies"
+        else:
+            head = cond.name + (f" {cond.version.text}" if cond.version else "")
+        return head + "".join(f" ({w})" for w in _filter_words(cond))
+    if isinstance(cond, RemovedTest):
+        when = f" within {cond.within_days} days" if cond.within_days else ""
+        return f"dropped {cond.name}{when}"
     if isinstance(cond, FieldTest):
         values = ", ".join(str(v) for v in cond.values)
         words = {
@@ -218,19 +247,49 @@ def describe(cond: Condition) -> str:
     return joiner.join(describe(c) for c in cond.items)
 
 
+def _filter_words(test: TechTest) -> list[str]:
+    words = []
+    if test.first_seen_within is not None:
+        words.append(f"first seen within {test.first_seen_within} days")
+    if test.first_seen_before is not None:
+        words.append(f"first seen over {test.first_seen_before} days ago")
+    if test.min_confidence is not None:
+        words.append(f"confidence >= {test.min_confidence}")
+    if test.min_pages is not None:
+        words.append(f"on >= {test.min_pages} pages")
+    if test.pricing:
+        words.append(f"pricing {'/'.join(test.pricing)}")
+    return words
+
+
 def _seen_words(seen: Seen) -> str:
     version = f" {seen.version}" if seen.version else ""
     return f"runs {seen.technology}{version}, last seen {day_of(seen.last_seen)}"
 
 
+def _seen_detail(seen: Seen, test: TechTest) -> str:
+    """The reason for a detection that passed a filtered test: names the dates and figures."""
+    version = f" {seen.version}" if seen.version else ""
+    parts = []
+    if test.first_seen_within is not None or test.first_seen_before is not None:
+        parts.append(f"first seen {day_of(seen.first_seen)}")
+    parts.append(f"last seen {day_of(seen.last_seen)}")
+    if test.min_confidence is not None:
+        parts.append(f"confidence {seen.confidence}")
+    if test.min_pages is not None:
+        parts.append(f"on {plural(seen.pages, 'page')}")
+    return f"runs {seen.technology}{version}, {', '.join(parts)}"
+
+
 class _Stack:
     """One account's detections indexed for lookups (by name and by category)."""
 
-    __slots__ = ("by_category", "by_name")
+    __slots__ = ("by_category", "by_name", "removed")
 
-    def __init__(self, detections: Iterable[Seen]) -> None:
+    def __init__(self, detections: Iterable[Seen], removed: Iterable[Seen] = ()) -> None:
         self.by_name: dict[str, Seen] = {}
         self.by_category: dict[str, list[Seen]] = {}
+        self.removed: dict[str, Seen] = {d.technology: d for d in removed}
         # Names are compared as the signature library spells them: the rules parser maps
         # every name to its canonical spelling and detections carry the library's names.
         by_category = self.by_category
@@ -262,21 +321,27 @@ _Match = tuple[tuple[str, ...], tuple[Seen, ...]]
 _Matcher = Callable[[_Stack, Mapping[str, AccountValue]], "_Match | None"]
 
 
-def compile_condition(cond: Condition) -> _Matcher:
-    """Turn a condition into a function of (detections, account fields)."""
+def compile_condition(cond: Condition, now: datetime | None = None) -> _Matcher:
+    """Turn a condition into a function of (detections, account fields).
+
+    ``now`` anchors the timing tests (``first_seen``, ``removed ... within_days``).
+    """
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     if isinstance(cond, TechTest):
-        return _compile_tech(cond)
+        return _compile_tech(cond) if cond.plain else _compile_filtered(cond, moment)
+    if isinstance(cond, RemovedTest):
+        return _compile_removed(cond, moment)
     if isinstance(cond, FieldTest):
         return _compile_field(cond)
     if cond.op == "not":
-        inner = compile_condition(cond.items[0])
+        inner = compile_condition(cond.items[0], moment)
         negation = (_negation(cond.items[0]),)
 
         def none_of(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
             return None if inner(stack, fields) is not None else (negation, ())
 
         return none_of
-    parts = [compile_condition(item) for item in cond.items]
+    parts = [compile_condition(item, moment) for item in cond.items]
     if cond.op == "all":
 
         def all_of(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
@@ -329,6 +394,72 @@ def _compile_tech(test: TechTest) -> _Matcher:
     return runs
 
 
+def _days_before(moment: datetime, days: int) -> str:
+    return (moment - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _compile_filtered(test: TechTest, moment: datetime) -> _Matcher:
+    """A technology/category test with timing, confidence, pages, pricing or a count."""
+    name = test.name
+    version = test.version
+    since = _days_before(moment, test.first_seen_within) if test.first_seen_within else None
+    until = (
+        _days_before(moment, test.first_seen_before) if test.first_seen_before is not None else None
+    )
+
+    def passes(seen: Seen) -> bool:
+        if version is not None and not version_matches(version, seen.version):
+            return False
+        if test.only is not None and seen.technology not in test.only:
+            return False
+        if test.min_confidence is not None and seen.confidence < test.min_confidence:
+            return False
+        if test.min_pages is not None and seen.pages < test.min_pages:
+            return False
+        first = utc_key(seen.first_seen or seen.last_seen)
+        if since is not None and first < since:
+            return False
+        return until is None or first <= until
+
+    category = test.kind == "category"
+
+    def runs(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+        candidates: Sequence[Seen]
+        if category:
+            candidates = stack.by_category.get(name, ())
+        else:
+            one = stack.by_name.get(name)
+            candidates = (one,) if one is not None else ()
+        found = [s for s in candidates if passes(s)]
+        if len(found) < test.at_least or not found:
+            return None
+        label = f" ({name})" if category else ""
+        reasons = tuple(f"{_seen_detail(s, test)}{label}" for s in found)
+        if test.at_least > 1:
+            reasons = (f"{len(found)} {name} technologies (at least {test.at_least})", *reasons)
+        return reasons, tuple(found)
+
+    return runs
+
+
+def _compile_removed(test: RemovedTest, moment: datetime) -> _Matcher:
+    name = test.name
+    since = _days_before(moment, test.within_days) if test.within_days else None
+
+    def dropped(stack: _Stack, fields: Mapping[str, AccountValue]) -> _Match | None:
+        seen = stack.removed.get(name)
+        if seen is None or name in stack.by_name or not seen.removed_at:
+            return None
+        if since is not None and utc_key(seen.removed_at) < since:
+            return None
+        return (
+            (f"dropped {name}: last seen {day_of(seen.last_seen)}, "
+            f"gone since {day_of(seen.removed_at)}"),
+        ), ()
+
+    return dropped
+
+
 def _compile_field(test: FieldTest) -> _Matcher:
     column = test.column
 
@@ -348,7 +479,7 @@ def _negation(cond: Condition) -> str:
 def _only_tech(cond: Condition) -> bool:
     if isinstance(cond, TechTest):
         return True
-    if isinstance(cond, FieldTest):
+    if isinstance(cond, (FieldTest, RemovedTest)):
         return False
     return cond.op == "any" and all(_only_tech(c) for c in cond.items)
 
@@ -366,21 +497,55 @@ class Segmenter:
             )
         self.points = dict(rules.tiers.points) if rules.tiers else {}
         self.mentions = {rule.name: mentioned(rule.condition) for rule in rules.cohorts}
-        self.matchers = {rule.name: compile_condition(rule.condition) for rule in rules.cohorts}
-        self.market = compile_condition(rules.market)
+        now = self.now
+        self.matchers = {
+            rule.name: compile_condition(rule.condition, now) for rule in rules.cohorts
+        }
+        #: The market's tests in file order, each with whether it looks at technologies.
+        self.market_steps = [
+            (item, compile_condition(item, now), not isinstance(item, FieldTest))
+            for item in rules.market.items
+        ]
         self.bonuses = [
-            (compile_condition(b.condition), b.points)
+            (describe(b.condition), compile_condition(b.condition, now), b.points)
             for b in (rules.tiers.bonuses if rules.tiers else ())
         ]
+        self.primary_order = rules.primary_order
+
+    def market_step(self, account: Account) -> int:
+        """How many of the market's tests the account passes in a row (all of them: in market).
+
+        A technology test needs a successful scan: an account never scanned successfully is
+        judged by its columns alone (it lands in ``unknown``, not outside the market).
+        """
+        stack: _Stack | None = None
+        for i, (_, matcher, tech) in enumerate(self.market_steps):
+            if tech:
+                if account.last_ok_at is None:
+                    continue
+                if stack is None:
+                    stack = self._fresh_stack(account)
+                if matcher(stack, account.fields) is None:
+                    return i
+            elif matcher(_EMPTY, account.fields) is None:
+                return i
+        return len(self.market_steps)
 
     def in_market(self, account: Account) -> bool:
-        """Whether the account passes the market's firmographic filters."""
-        return self.market(_EMPTY, account.fields) is not None
+        """Whether the account passes every market test (columns, and technologies if any)."""
+        return self.market_step(account) == len(self.market_steps)
+
+    def _fresh_stack(self, account: Account) -> _Stack:
+        cutoff = self.cutoff
+        detections = account.detections
+        if cutoff is not None:
+            detections = tuple(d for d in detections if utc_key(d.last_seen) >= cutoff)
+        return _Stack(detections, account.removed)
 
     def assign(self, account: Account) -> Assignment:
         """Memberships, score and tier of one (in-market) account."""
         if account.last_ok_at is None:
-            return Assignment(account.domain, (self._unknown(account),))
+            return Assignment(account.domain, (self._unknown(account),), primary=UNKNOWN)
         scan_stale = self.cutoff is not None and utc_key(account.last_ok_at) < self.cutoff
         old: list[Seen] = []
         fresh: list[Seen] = []
@@ -389,10 +554,10 @@ class Segmenter:
             for d in account.detections:
                 (fresh if utc_key(d.last_seen) >= cutoff else old).append(d)
         if old:
-            fresh_stack = _Stack(fresh)
-            all_stack = _Stack(account.detections)
+            fresh_stack = _Stack(fresh, account.removed)
+            all_stack = _Stack(account.detections, account.removed)
         else:
-            fresh_stack = all_stack = _Stack(account.detections)
+            fresh_stack = all_stack = _Stack(account.detections, account.removed)
         memberships: list[Membership] = []
         for rule in self.rules.cohorts:
             # Only a stale detection the rule looks at can change its answer: skip the rest.
@@ -409,14 +574,36 @@ class Segmenter:
             memberships.append(
                 self._maturity(account, fresh_stack, all_stack, bool(old), scan_stale)
             )
-        score, tier = self._tier(account, memberships)
-        return Assignment(account.domain, tuple(memberships), score, tier, scan_stale)
+        score, tier, breakdown = self._tier(account, memberships)
+        if scan_stale:
+            # Firmographics alone must not tier an account whose technologies are that old.
+            tier = None
+        return Assignment(
+            account.domain,
+            tuple(memberships),
+            score,
+            tier,
+            scan_stale,
+            STALE if scan_stale else self._primary(memberships),
+            breakdown,
+        )
+
+    def _primary(self, memberships: Sequence[Membership]) -> str:
+        have = {m.cohort for m in memberships if not m.stale}
+        for name in self.primary_order:
+            if name in have:
+                return name
+        return NONE
 
     def assign_all(self, accounts: Iterable[Account]) -> Iterator[Assignment]:
         """Assignments of every in-market account, in input order."""
         for account in accounts:
             if self.in_market(account):
                 yield self.assign(account)
+
+    def out_of_market(self, account: Account) -> Assignment:
+        """The assignment of an account the market leaves out (exported with explicit values)."""
+        return Assignment(account.domain, (), primary=OUT_OF_MARKET)
 
     def _unknown(self, account: Account) -> Membership:
         if account.last_status is None:
@@ -494,15 +681,19 @@ class Segmenter:
 
     def _tier(
         self, account: Account, memberships: Sequence[Membership]
-    ) -> tuple[float | None, int | None]:
+    ) -> tuple[float | None, int | None, tuple[tuple[str, float], ...]]:
         tiers = self.rules.tiers
         if tiers is None:
-            return None, None
-        score = sum(self.points.get(m.cohort, 0.0) for m in memberships if not m.stale)
-        for matcher, points in self.bonuses:
+            return None, None, ()
+        points = self.points
+        breakdown = [
+            (m.cohort, points[m.cohort]) for m in memberships if not m.stale and m.cohort in points
+        ]
+        for label, matcher, bonus in self.bonuses:
             if matcher(_EMPTY, account.fields) is not None:
-                score += points
-        return score, tiers.tier_for(score)
+                breakdown.append((label, bonus))
+        score = sum(p for _, p in breakdown)
+        return score, tiers.tier_for(score), tuple(breakdown)
 
 
 def cond_is_negative(cond: Condition) -> bool:
@@ -591,5 +782,48 @@ def summary_warnings(rules: Rules, sizes: Mapping[str, int], stale_scans: int = 
         out.append(
             f"warning: {len(names)} cohorts; more than {MAX_COHORTS} is more than a team can "
             "message separately: merge or drop some"
+        )
+    return out
+
+
+def is_segment(rules: Rules, cohort: str) -> bool:
+    """Whether a cohort is one a team messages: not a maturity level, not ``unknown``."""
+    return cohort != UNKNOWN and rules.kind_of(cohort) != "maturity"
+
+
+def balance_warnings(rules: Rules, accounts: Mapping[str, int], in_market: int) -> list[str]:
+    """Warnings about the balance of the segments (maturity levels and ``unknown`` aside).
+
+    ``accounts``: accounts per cohort, stale memberships left out.
+
+    >>> from detector.segment.rules import CohortRule, Group, Rules
+    >>> rules = Rules("X", (), Group("all", ()), None, (CohortRule("a", "custom", "", Group("all", ())),), None, None)
+    >>> for line in balance_warnings(rules, {"a": 6}, in_market=10):
+    ...     print(line)
+    warning: cohort "a" holds 60% of the market (6 of 10 accounts): too broad for one message; split it or narrow its rule
+    warning: 1 usable cohort (with members, maturity levels aside); fewer than 3 leaves little to choose from: add cohorts or widen their rules
+    """
+    out = []
+    segments = [c for c in rules.cohort_names if is_segment(rules, c)]
+    for name in segments:
+        n = accounts.get(name, 0)
+        if in_market and n / in_market > MAX_SHARE:
+            out.append(
+                f'warning: cohort "{name}" holds {n / in_market:.0%} of the market '
+                f"({n} of {plural(in_market, 'account')}): too broad for one message; "
+                "split it or narrow its rule"
+            )
+    usable = sum(1 for name in segments if accounts.get(name, 0))
+    if in_market and usable < MIN_COHORTS:
+        out.append(
+            f"warning: {plural(usable, 'usable cohort')} (with members, maturity levels aside); "
+            f"fewer than {MIN_COHORTS} leaves little to choose from: add cohorts or widen their rules"
+        )
+    if any(c.kind == "whitespace" for c in rules.cohorts) and not rules.scoped:
+        out.append(
+            "warning: whitespace is not scoped: every account without a "
+            f"{' / '.join(rules.product_categories)} tool counts, whatever it is (a school, a "
+            "dental office); add a technology test to `market`, e.g. `category: Ecommerce`, "
+            "so whitespace is computed inside your universe"
         )
     return out

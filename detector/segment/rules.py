@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,11 +16,18 @@ from detector.errors import DetectorError
 
 BUILTIN_KINDS = ("integration", "displacement", "complement", "whitespace", "maturity", "unknown")
 UNKNOWN = "unknown"
-TOP_KEYS = ("product", "market", "freshness", "maturity", "tiers", "cohorts")
+TOP_KEYS = ("product", "market", "freshness", "maturity", "tiers", "priority", "cohorts")
 PRODUCT_KEYS = ("name", "category", "integrates_with", "competitors", "complements")
 TEST_OPS = ("equals", "in", "not_in", "between", "at_least", "at_most", "present")
-LEAF_KEYS = ("technology", "category", "version")
+#: What a technology/category condition may add: version, adoption timing, intensity, spend.
+TECH_MODIFIERS = ("version", "first_seen", "min_confidence", "pages_seen", "pricing", "at_least")
+LEAF_KEYS = ("technology", "category", *TECH_MODIFIERS)
+REMOVED_KEYS = ("removed", "within_days")
 GROUP_KEYS = ("all", "any", "not")
+#: The signature library's pricing tags (a proxy for spend).
+PRICING_TAGS = ("low", "mid", "high", "freemium", "onetime", "recurring", "poa", "payg")
+#: A comparison written inside a string (`">= 200"`): YAML reads it as text, never a number.
+_COMPARISON = re.compile(r"\s*(>=|<=|==|!=|=>|=<|>|<|=)\s*(-?\d[\d,]*(?:\.\d+)?)\s*")
 
 Scalar = str | int | float
 
@@ -38,11 +46,43 @@ class VersionTest:
 
 @dataclass(frozen=True, slots=True)
 class TechTest:
-    """Runs a technology (optionally in a version range) or any technology of a category."""
+    """Runs a technology (optionally in a version range) or any technology of a category.
+
+    The optional filters narrow the detections that count: first seen within / before so many
+    days, a minimum confidence, a minimum number of pages it was seen on, the technologies of
+    a pricing tier (``only``, resolved from the library); ``at_least`` asks for that many.
+    """
 
     kind: Literal["technology", "category"]
     name: str
     version: VersionTest | None = None
+    first_seen_within: int | None = None
+    first_seen_before: int | None = None
+    min_confidence: int | None = None
+    min_pages: int | None = None
+    pricing: tuple[str, ...] = ()
+    only: frozenset[str] | None = None
+    at_least: int = 1
+
+    @property
+    def plain(self) -> bool:
+        """True when only the name (and version) matter: the fast path."""
+        return (
+            self.first_seen_within is None
+            and self.first_seen_before is None
+            and self.min_confidence is None
+            and self.min_pages is None
+            and self.only is None
+            and self.at_least == 1
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedTest:
+    """Dropped a technology: its detection was marked removed (within so many days)."""
+
+    name: str
+    within_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +103,7 @@ class Group:
     items: tuple[Condition, ...]
 
 
-Condition = TechTest | FieldTest | Group
+Condition = TechTest | RemovedTest | FieldTest | Group
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +185,32 @@ class Rules:
     maturity: Maturity | None
     tiers: Tiers | None
     source: str = ""
+    #: Cohorts in the order that picks an account's ``primary_cohort`` (default: file order).
+    priority: tuple[str, ...] = ()
+    #: SHA-256 of the rules file's text, stored with each run.
+    digest: str = ""
 
     @property
     def cohort_names(self) -> tuple[str, ...]:
         """Every cohort this file defines, in report order (``unknown`` last)."""
         levels = tuple(lv.cohort for lv in self.maturity.levels) if self.maturity else ()
         return tuple(c.name for c in self.cohorts) + levels + (UNKNOWN,)
+
+    @property
+    def primary_order(self) -> tuple[str, ...]:
+        """Cohorts that can be an account's primary one, best first.
+
+        The ``priority`` list, then the other cohorts in file order; maturity levels only
+        when ``priority`` names them (a level describes every account, it is not a segment).
+        """
+        rest = tuple(c.name for c in self.cohorts if c.name not in self.priority)
+        return self.priority + rest
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the market tests technologies (whitespace then means "inside that universe")."""
+        names, categories = mentioned(self.market)
+        return bool(names or categories)
 
     def kind_of(self, cohort: str) -> str:
         """The kind of a cohort name (``integration``... ``maturity``, ``custom``, ``unknown``)."""
@@ -169,6 +229,8 @@ def mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
     if isinstance(cond, TechTest):
         if cond.kind == "category":
             return frozenset(), frozenset((cond.name,))
+        return frozenset((cond.name,)), frozenset()
+    if isinstance(cond, RemovedTest):
         return frozenset((cond.name,)), frozenset()
     if isinstance(cond, FieldTest):
         return frozenset(), frozenset()
@@ -243,7 +305,7 @@ def needed_technologies(rules: Rules, vocabulary: Vocabulary) -> frozenset[str]:
     """
     names: set[str] = set()
     categories: set[str] = set()
-    conditions: list[Condition] = [c.condition for c in rules.cohorts]
+    conditions: list[Condition] = [rules.market, *(c.condition for c in rules.cohorts)]
     if rules.maturity:
         conditions += [w.test for w in rules.maturity.weights]
     for cond in conditions:
@@ -256,19 +318,55 @@ def needed_technologies(rules: Rules, vocabulary: Vocabulary) -> frozenset[str]:
     return frozenset(names)
 
 
+def leaves(rules: Rules) -> Iterator[Condition]:
+    """Every leaf condition of the rules (market, cohorts, maturity weights, tier bonuses)."""
+
+    def walk(cond: Condition) -> Iterator[Condition]:
+        if isinstance(cond, Group):
+            for item in cond.items:
+                yield from walk(item)
+        else:
+            yield cond
+
+    yield from walk(rules.market)
+    for c in rules.cohorts:
+        yield from walk(c.condition)
+    for w in rules.maturity.weights if rules.maturity else ():
+        yield w.test
+    for bonus in rules.tiers.bonuses if rules.tiers else ():
+        yield from walk(bonus.condition)
+
+
+def uses_removed(rules: Rules) -> bool:
+    """Whether a rule tests dropped technologies (so removed detections must be read)."""
+    return any(isinstance(leaf, RemovedTest) for leaf in leaves(rules))
+
+
+def uses_pages(rules: Rules) -> bool:
+    """Whether a rule tests ``pages_seen`` (so the detections' evidence must be read)."""
+    return any(isinstance(leaf, TechTest) and leaf.min_pages is not None for leaf in leaves(rules))
+
+
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """Known technology names and their categories, for validation and "did you mean"."""
 
     technologies: Mapping[str, tuple[str, ...]]
     categories: tuple[str, ...]
+    #: Pricing tags by technology (``low``, ``mid``, ``high``, ``recurring``...), where known.
+    pricing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_library(cls, library: Any) -> Vocabulary:
         """Build from a signatures.Library."""
         techs = {name: tuple(sig.categories) for name, sig in library.signatures.items()}
         cats = tuple(c.name for c in library.categories.values())
-        return cls(techs, cats)
+        pricing = {
+            name: tuple(str(t) for t in sig.info.get("pricing") or ())
+            for name, sig in library.signatures.items()
+            if sig.info.get("pricing")
+        }
+        return cls(techs, cats, pricing)
 
 
 # --- YAML with line numbers ---------------------------------------------------------------
@@ -330,6 +428,41 @@ def _line_of(container: Any, key: Any, default: int) -> int:
     return default
 
 
+def did_you_mean_words(text: str, choices: Iterable[str]) -> str:
+    """A hint for a misspelt multi-word name: names sharing a word first, then spelling.
+
+    A word that names the thing ("email") weighs more than one many names share
+    ("marketing"), so "Email marketing" suggests "Email" before "Referral marketing".
+
+    >>> did_you_mean_words("Email marketing", ["Email", "Referral marketing", "Marketing automation"])
+    '; did you mean "Email", "Referral marketing" or "Marketing automation"?'
+    """
+    choices = list(choices)
+    words = {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+    split = {c: set(re.findall(r"[a-z0-9]+", c.lower())) for c in choices}
+
+    def same(a: str, b: str) -> bool:  # plurals and stems: "manager" ~ "managers"
+        return a == b or (min(len(a), len(b)) >= 5 and (a.startswith(b) or b.startswith(a)))
+
+    def hits(word: str, choice: str) -> bool:
+        return any(same(word, w) for w in split[choice])
+
+    freq = {w: sum(1 for c in choices if hits(w, c)) for w in words}
+    scored = []
+    for c in choices:
+        weight = sum(1.0 / freq[w] for w in words if freq[w] and hits(w, c))
+        if weight:
+            ratio = difflib.SequenceMatcher(None, text.lower(), c.lower()).ratio()
+            scored.append((weight, ratio, c))
+    if not scored:
+        return did_you_mean(text, choices)
+    scored.sort(key=lambda t: (-t[0], -t[1], t[2]))
+    best = [c for _, _, c in scored[:3]]
+    if len(best) == 1:
+        return f'; did you mean "{best[0]}"?'
+    return "; did you mean " + ", ".join(f'"{c}"' for c in best[:-1]) + f' or "{best[-1]}"?'
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A '; did you mean "X"?' hint for a misspelt name, or ''.
 
@@ -353,10 +486,11 @@ class _Parser:
         self.vocab = vocabulary
         self.tech_by_lower = {name.lower(): name for name in vocabulary.technologies}
         self.cat_by_lower = {name.lower(): name for name in vocabulary.categories}
-        self.problems: list[str] = []
+        self.problems: list[tuple[int, str]] = []
+        self.field_tests: list[FieldTest] = []
 
     def problem(self, line: int, text: str) -> None:
-        self.problems.append(f"{self.where} line {line}: {text}")
+        self.problems.append((line, f"{self.where} line {line}: {text}"))
 
     def check_keys(self, data: Mapping[Any, Any], allowed: Sequence[str], what: str) -> None:
         for key in data:
@@ -388,7 +522,7 @@ class _Parser:
             return None
         found = self.cat_by_lower.get(name.strip().lower())
         if found is None:
-            hint = did_you_mean(name, self.vocab.categories)
+            hint = did_you_mean_words(name, self.vocab.categories)
             if not hint:
                 hint = "; see signatures/categories.yaml for the list"
             self.problem(line, f'unknown category "{name}"{hint}')
@@ -414,19 +548,102 @@ class _Parser:
         return None
 
     def tech_leaf(self, item: Mapping[Any, Any]) -> TechTest | None:
-        if "technology" in item:
+        kind: Literal["technology", "category"] = "technology" if "technology" in item else "category"
+        if kind == "technology":
             name = self.technology(item["technology"], _line_of(item, "technology", 0))
-            version = None
-            if "version" in item:
-                version = self.version(item["version"], _line_of(item, "version", 0))
-            return TechTest("technology", name, version) if name else None
+        else:
+            name = self.category(item["category"], _line_of(item, "category", 0))
+        version = None
         if "version" in item:
+            if kind == "category":
+                self.problem(
+                    _line_of(item, "version", 0),
+                    "`version` needs a `technology` beside it; a category has no version",
+                )
+            else:
+                version = self.version(item["version"], _line_of(item, "version", 0))
+        before = len(self.problems)
+        within, older = self.first_seen(item)
+        confidence = self.whole(item, "min_confidence", 0, 100, "`min_confidence: 75`")
+        pages = item.get("pages_seen")
+        if isinstance(pages, dict) and set(pages) == {"at_least"}:
+            pages = pages["at_least"]
+        min_pages = self.whole({"pages_seen": pages}, "pages_seen", 1, 1000, "`pages_seen: {at_least: 2}`", _line_of(item, "pages_seen", 0)) if "pages_seen" in item else None
+        pricing, only = self.pricing(item, kind, name)
+        at_least = 1
+        if "at_least" in item:
+            if kind == "technology":
+                self.problem(
+                    _line_of(item, "at_least", 0),
+                    "`at_least` counts the tools of a category; use it with `category:`, "
+                    "e.g. `{category: Analytics, at_least: 3}`",
+                )
+            else:
+                at_least = self.whole(item, "at_least", 1, 1000, "`at_least: 3`") or 1
+        if name is None or len(self.problems) != before:
+            return None
+        return TechTest(
+            kind, name, version, within, older, confidence, min_pages, pricing, only, at_least
+        )
+
+    def whole(
+        self, item: Mapping[Any, Any], key: str, low: int, high: int, example: str, line: int | None = None
+    ) -> int | None:
+        if key not in item:
+            return None
+        value = item[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.problem(
-                _line_of(item, "version", 0),
-                "`version` needs a `technology` beside it; a category has no version",
+                line if line is not None else _line_of(item, key, 0),
+                f"`{key}` takes a whole number from {low} to {high}, got {value!r}; write e.g. {example}",
             )
-        name = self.category(item["category"], _line_of(item, "category", 0))
-        return TechTest("category", name) if name else None
+            return None
+        return value
+
+    def first_seen(self, item: Mapping[Any, Any]) -> tuple[int | None, int | None]:
+        if "first_seen" not in item:
+            return None, None
+        spec = item["first_seen"]
+        line = _line_of(item, "first_seen", 0)
+        if not isinstance(spec, dict) or not spec or set(spec) - {"within_days", "before_days"}:
+            self.problem(
+                line,
+                f"`first_seen` takes `{{within_days: N}}` (adopted recently) or `{{before_days: N}}` "
+                f"(a long-time user), got {spec!r}",
+            )
+            return None, None
+        within = self.whole(spec, "within_days", 1, 36500, "`first_seen: {within_days: 90}`", line)
+        before = self.whole(spec, "before_days", 0, 36500, "`first_seen: {before_days: 730}`", line)
+        if within is not None and before is not None and before >= within:
+            self.problem(
+                line,
+                f"`first_seen` within {within} and before {before} days matches nothing; "
+                "`before_days` must be smaller than `within_days`",
+            )
+        return within, before
+
+    def pricing(
+        self, item: Mapping[Any, Any], kind: str, name: str | None
+    ) -> tuple[tuple[str, ...], frozenset[str] | None]:
+        if "pricing" not in item:
+            return (), None
+        raw = item["pricing"]
+        line = _line_of(item, "pricing", 0)
+        tags = raw if isinstance(raw, list) else [raw]
+        bad = [t for t in tags if not isinstance(t, str) or t.lower() not in PRICING_TAGS]
+        if bad or not tags:
+            word = bad[0] if bad else raw
+            hint = did_you_mean(str(word), PRICING_TAGS) or f"; use one of: {', '.join(PRICING_TAGS)}"
+            self.problem(line, f"unknown pricing tier {word!r}{hint}")
+            return (), None
+        wanted = tuple(t.lower() for t in tags)
+        only = frozenset(
+            tech
+            for tech, have in self.vocab.pricing.items()
+            if set(wanted) & set(have)
+            and (kind != "category" or name in self.vocab.technologies.get(tech, ()))
+        )
+        return wanted, only
 
     def version(self, value: Any, line: int) -> VersionTest | None:
         text = str(value).strip()
@@ -456,12 +673,30 @@ class _Parser:
                 'quote the value (e.g. "NO") if you meant text',
             )
             return None
+        if isinstance(value, str) and (m := _COMPARISON.fullmatch(value)):
+            op = {">=": "at_least", "=>": "at_least", ">": "at_least", "<=": "at_most"}.get(
+                m.group(1), "at_most" if m.group(1).startswith("<") else "equals"
+            )
+            number = m.group(2).replace(",", "")
+            self.problem(
+                line,
+                f'{column}: "{value}" is text, so it would be compared as text, not as a number; '
+                f"write `{column}: {{{op}: {number}}}`"
+                + (" (at_least/at_most include the bound)" if m.group(1) in (">", "<") else ""),
+            )
+            return None
         if isinstance(value, (str, int, float)):
             return value
         self.problem(line, f"{column}: expected text or a number, got {value!r}")
         return None
 
     def field_test(self, column: Any, spec: Any, line: int) -> FieldTest | None:
+        test = self._field_test(column, spec, line)
+        if test is not None:
+            self.field_tests.append(test)
+        return test
+
+    def _field_test(self, column: Any, spec: Any, line: int) -> FieldTest | None:
         if not isinstance(column, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
             self.problem(
                 line, f"{column!r} is not an account column name; use snake_case like `employees`"
@@ -563,12 +798,18 @@ class _Parser:
         line = getattr(item, "line", line)
         parts: list[Condition] = []
         ok = True
-        if any(k in item for k in LEAF_KEYS):
+        if "removed" in item or "within_days" in item:
+            removed = self.removed(item, line)
+            ok = removed is not None
+            if removed is not None:
+                parts.append(removed)
+        elif any(k in item for k in LEAF_KEYS):
             if "technology" in item and "category" in item:
                 self.problem(line, "use `technology` or `category` in one condition, not both")
                 ok = False
             elif "technology" not in item and "category" not in item:
-                self.problem(line, "`version` needs a `technology` beside it")
+                modifier = next(k for k in item if k in TECH_MODIFIERS)
+                self.problem(line, f"`{modifier}` needs a `technology` or `category` beside it")
                 ok = False
             else:
                 leaf = self.tech_leaf(item)
@@ -577,7 +818,7 @@ class _Parser:
                     parts.append(leaf)
         for key in item:
             key_line = _line_of(item, key, line)
-            if key in LEAF_KEYS:
+            if key in LEAF_KEYS or key in REMOVED_KEYS:
                 continue
             if key in GROUP_KEYS:
                 inner = self.condition_list(item[key], key_line, f"`{key}`")
@@ -596,6 +837,24 @@ class _Parser:
         if not ok or not parts:
             return None
         return parts[0] if len(parts) == 1 else Group("all", tuple(parts))
+
+    def removed(self, item: Mapping[Any, Any], line: int) -> RemovedTest | None:
+        if "removed" not in item:
+            self.problem(line, "`within_days` needs `removed: TECHNOLOGY` beside it")
+            return None
+        extra = [k for k in item if k in LEAF_KEYS]
+        if extra:
+            self.problem(
+                line,
+                f"`removed` takes a technology name and `within_days`, not `{extra[0]}`; "
+                "write e.g. `{removed: Klaviyo, within_days: 180}`",
+            )
+            return None
+        name = self.technology(item["removed"], _line_of(item, "removed", line))
+        within = self.whole(item, "within_days", 1, 36500, "`within_days: 180`")
+        if name is None or ("within_days" in item and within is None):
+            return None
+        return RemovedTest(name, within)
 
     # sections
 
@@ -671,18 +930,81 @@ class _Parser:
             )
             return Group("all", ())
         tests: list[Condition] = []
+        leaf = _LineDict({k: v for k, v in data.items() if k in LEAF_KEYS or k in REMOVED_KEYS})
+        leaf.line = line
+        leaf.lines = {k: _line_of(data, k, line) for k in leaf}
         for key, spec in data.items():
             kline = _line_of(data, key, line)
-            if key in LEAF_KEYS or key in GROUP_KEYS:
-                self.problem(
-                    kline,
-                    f"`market` filters accounts by their columns; `{key}` belongs in a cohort under `cohorts:`",
-                )
+            if key in leaf:
+                if key in ("technology", "category", "removed"):
+                    cond = self.condition(leaf, kline, "market")
+                    if cond is not None:
+                        tests.append(cond)
+                continue
+            if key in GROUP_KEYS:
+                inner = self.condition_list(spec, kline, f"market `{key}`")
+                if inner:
+                    op: Literal["all", "any"] = "any" if key == "any" else "all"
+                    group = Group(op, tuple(inner))
+                    tests.append(Group("not", (Group("any", tuple(inner)),)) if key == "not" else group)
                 continue
             test = self.field_test(key, spec, kline)
             if test is not None:
                 tests.append(test)
+        if leaf and not any(k in leaf for k in ("technology", "category", "removed")):
+            self.condition(leaf, line, "market")  # reports the modifier without a technology
         return Group("all", tuple(tests))
+
+    def priority(self, data: Any, line: int, names: Sequence[str]) -> tuple[str, ...]:
+        if data is None:
+            return ()
+        if not isinstance(data, list) or not data:
+            self.problem(
+                line,
+                "`priority` must list cohort names, best first, e.g. `[displacement, integration]`",
+            )
+            return ()
+        out: list[str] = []
+        for i, name in enumerate(data):
+            nline = _line_of(data, i, line)
+            if name not in names or name == UNKNOWN:
+                hint = did_you_mean(str(name), names) or f"; cohorts are: {', '.join(names)}"
+                self.problem(nline, f'priority: unknown cohort "{name}"{hint}')
+            elif name in out:
+                self.problem(nline, f'priority: "{name}" is listed twice; keep one')
+            else:
+                out.append(str(name))
+        return tuple(out)
+
+    def columns(self, columns: Collection[str] | None) -> None:
+        """Report every column test naming a column the accounts do not have."""
+        tests = sorted(self.field_tests, key=lambda t: t.line)
+        if columns is None:
+            if tests:
+                lines = list(dict.fromkeys(t.line for t in tests))
+                names = sorted({t.column for t in tests})
+                what = "column" if len(names) == 1 else "columns"
+                self.problem(
+                    lines[0],
+                    f"the rules test the account {what} {', '.join(f'`{n}`' for n in names)}"
+                    + (f" (also lines {', '.join(map(str, lines[1:]))})" if len(lines) > 1 else "")
+                    + ", but no accounts were imported; run `detector accounts import FILE.csv` first",
+                )
+            return
+        seen: set[tuple[int, str]] = set()
+        for test in tests:
+            if test.column in columns or (test.line, test.column) in seen:
+                continue
+            seen.add((test.line, test.column))
+            keyword = difflib.get_close_matches(test.column, LEAF_KEYS + GROUP_KEYS, 1, 0.8)
+            hint = (
+                f'; did you mean the keyword "{keyword[0]}"?'
+                if keyword
+                else did_you_mean(test.column, columns)
+                or f"; the columns are: {', '.join(sorted(columns))}"
+            )
+            self.problem(test.line, f'no account column "{test.column}"{hint}')
+
 
     def freshness(self, data: Any, line: int) -> int | None:
         if data is None:
@@ -930,17 +1252,69 @@ def _as_line_list(items: list[Any], line: int) -> _LineList:
     return out
 
 
-def parse_rules(text: str, vocabulary: Vocabulary, where: str = "rules.yaml") -> Rules:
-    """Parse and validate rules text; raise RulesError listing every problem."""
+#: YAML parser messages -> what they mean in a rules file and how to fix it.
+_YAML_WORDS = (
+    ("found character '\\t'", "a tab character; indent with spaces only"),
+    (
+        "mapping values are not allowed",
+        (
+            "a `:` YAML did not expect here; check this line's indentation against the line "
+            "above (nested keys go under their parent, siblings line up) and quote text "
+            "containing `: `"
+        ),
+    ),
+    ("could not find expected ':'", "a line with no `key: value`; add the `:` or quote the text"),
+    ("expected <block end>", ("the indentation does not line up; indent the items of one list "
+     "or mapping by the same number of spaces")),
+    ("did not find expected key", ("the indentation does not line up; indent the items of one "
+     "list or mapping by the same number of spaces")),
+    ("did not find expected '-' indicator", ("a list item does not line up with the ones above; "
+     "start every `- item` of a list in the same column")),
+    ("found unexpected end of stream", "a quote is never closed; close it on the same line"),
+    ("expected ',' or ']'", "a `[` list is never closed; end it with `]` on the same line"),
+    ("expected ',' or '}'", "a `{` mapping is never closed; end it with `}` on the same line"),
+    ("found undefined alias", "a `*name` with no `&name` above it; quote values that start with `*`"),
+    ("found character that cannot start any token", ("a value starts with a character YAML "
+     "reserves (`@`, `` ` ``, `%`); quote the value")),
+)
+
+
+def _yaml_problem(where: str, exc: yaml.YAMLError) -> str:
+    problem = str(getattr(exc, "problem", None) or exc)
+    mark = getattr(exc, "problem_mark", None)
+    for needle, words in _YAML_WORDS:
+        if needle in problem:
+            if "never closed" in words:
+                # The parser notices at the end; the line to fix is where it was opened.
+                mark = getattr(exc, "context_mark", None) or mark
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            return f"{where}{line}: this is not valid YAML: {words} (the parser says: {problem})"
+    line = f" line {mark.line + 1}" if mark is not None else ""
+    return f"{where}{line}: this is not valid YAML ({problem}); fix the syntax at that line"
+
+
+#: ``columns`` default: do not check account columns (check_columns does it later).
+UNCHECKED: Collection[str] = frozenset({"\0unchecked"})
+
+
+def parse_rules(
+    text: str,
+    vocabulary: Vocabulary,
+    where: str = "rules.yaml",
+    *,
+    columns: Collection[str] | None = UNCHECKED,
+) -> Rules:
+    """Parse and validate rules text; raise RulesError listing every problem, by line.
+
+    ``columns``: the accounts' columns (None: no accounts imported), so that column tests
+    naming a missing one are reported with every other problem, in one pass.
+    """
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except _DuplicateKey as exc:
         raise RulesError(f'{where} line {exc.line}: "{exc.key}" appears twice; keep one') from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RulesError(f"{where}{line}: invalid YAML ({problem}); fix the syntax") from None
+        raise RulesError(_yaml_problem(where, exc)) from None
     if not isinstance(data, dict):
         raise RulesError(
             f"{where} line 1: a rules file is a mapping with `product:`, `market:`, `cohorts:`..."
@@ -958,6 +1332,7 @@ def parse_rules(text: str, vocabulary: Vocabulary, where: str = "rules.yaml") ->
     if not cohorts and maturity is None and not p.problems:
         p.problem(1, "no cohorts defined; add `product:` relations, `maturity:` or `cohorts:`")
     names = [c.name for c in cohorts] + ([lv.cohort for lv in maturity.levels] if maturity else [])
+    priority = p.priority(data.get("priority"), _line_of(data, "priority", 1), names)
     rules = Rules(
         product=name,
         product_categories=cats,
@@ -967,16 +1342,23 @@ def parse_rules(text: str, vocabulary: Vocabulary, where: str = "rules.yaml") ->
         maturity=maturity,
         tiers=p.tiers(data.get("tiers"), _line_of(data, "tiers", 1), names + [UNKNOWN]),
         source=where,
+        priority=priority,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+    if columns is not UNCHECKED:
+        p.columns(columns)
     if p.problems:
-        n = len(p.problems)
-        head = f"{n} problem{'s' if n > 1 else ''} in the rules file:\n" if n > 1 else ""
-        raise RulesError(head + "\n".join(p.problems))
+        problems = list(dict.fromkeys(text for _, text in sorted(p.problems, key=lambda t: t[0])))
+        n = len(problems)
+        head = f"{n} problems in the rules file:\n" if n > 1 else ""
+        raise RulesError(head + "\n".join(problems))
     return rules
 
 
-def load_rules(path: Path | str, vocabulary: Vocabulary) -> Rules:
-    """Read and validate a rules file."""
+def load_rules(
+    path: Path | str, vocabulary: Vocabulary, *, columns: Collection[str] | None = UNCHECKED
+) -> Rules:
+    """Read and validate a rules file (``columns``: see :func:`parse_rules`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -984,4 +1366,4 @@ def load_rules(path: Path | str, vocabulary: Vocabulary) -> Rules:
         raise RulesError(
             f"{path}: cannot read the rules file ({exc.strerror}); check the path"
         ) from None
-    return parse_rules(text, vocabulary, str(path))
+    return parse_rules(text, vocabulary, str(path), columns=columns)

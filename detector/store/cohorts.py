@@ -1,4 +1,5 @@
-"""Read accounts and detections for segmentation; write `cohorts` and `cohort_members`."""
+"""Read accounts and detections for segmentation; write a run (`segment_runs`,
+`segment_accounts`, `cohorts`, `cohort_members`); read runs back for the export and diffs."""
 
 from __future__ import annotations
 
@@ -7,19 +8,66 @@ import itertools
 import json
 import operator
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import sqlite_utils
 
+from detector.errors import DetectorError
 from detector.segment.assign import Account, AccountValue, Assignment, Seen
-from detector.segment.rules import Rules
+from detector.segment.rules import UNKNOWN, Rules
 from detector.store.transaction import transaction
 
 ACCOUNT_INTERNAL = ("domain", "imported_at")
-EXPORT_KEYS = ("cohorts", "stale_cohorts", "tier", "score", "reasons", "technologies")
+EXPORT_KEYS = (
+    "primary_cohort",
+    "cohorts",
+    "stale_cohorts",
+    "tier",
+    "score",
+    "score_breakdown",
+    "reasons",
+    "technologies",
+    "first_seen",
+    "segmented_at",
+)
+DEFAULT_SEGMENTATION = "default"
+
+
+class RunNotFoundError(DetectorError):
+    """No stored segmentation run matches what was asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRun:
+    """One stored `segment` run: its id, segmentation name, rules file and counts."""
+
+    id: int
+    segmentation: str
+    rules_file: str
+    rules_sha256: str
+    computed_at: str
+    created_at: str
+    accounts: int
+    in_market: int
+    in_cohort: int
+    tiered: int
+    funnel: tuple[tuple[str, int], ...]
+    forced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One line of `segment diff`: an account entered or left a cohort, or changed tier."""
+
+    domain: str
+    change: str  # "entered", "left", "tier"
+    cohort: str
+    before: str
+    after: str
+    reason: str
 
 
 # The last scan's outcome; for a domain never scanned successfully, its error kind (dns,
@@ -57,11 +105,17 @@ def account_source(db: sqlite_utils.Database) -> Source:
 
 
 def iter_accounts(
-    db: sqlite_utils.Database, source: Source, technologies: Collection[str] | None = None
+    db: sqlite_utils.Database,
+    source: Source,
+    technologies: Collection[str] | None = None,
+    *,
+    removed: bool = False,
+    pages: bool = False,
 ) -> Iterator[Account]:
     """Accounts with their scan state and active detections, streamed in domain order.
 
-    ``technologies`` limits the detections read to those a rule can look at.
+    ``technologies`` limits the detections read to those a rule can look at; ``removed``
+    reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence).
     """
     has_domains = db.table("domains").exists()
     if source.table == "accounts":
@@ -73,8 +127,10 @@ def iter_accounts(
     else:
         columns = []
         sql = f"select d.domain, d.last_ok_at, {_LAST_FAILURE} from domains d order by d.domain"
-    groups = _detection_groups(db, technologies)
+    groups = _detection_groups(db, technologies, "active", pages)
     pending = next(groups, None)
+    gone = _detection_groups(db, technologies, "removed", False) if removed else iter(())
+    pending_gone = next(gone, None)
     cursor = db.conn.execute(sql)
     for row in cursor:
         domain = row[0]
@@ -84,14 +140,21 @@ def iter_accounts(
         if pending is not None and pending[0] == domain:
             seen = pending[1]
             pending = next(groups, None)
+        dropped: tuple[Seen, ...] = ()
+        if pending_gone is not None:
+            while pending_gone is not None and pending_gone[0] < domain:
+                pending_gone = next(gone, None)
+            if pending_gone is not None and pending_gone[0] == domain:
+                dropped = pending_gone[1]
+                pending_gone = next(gone, None)
         fields: dict[str, AccountValue] = dict(zip(columns, row[3:]))
-        yield Account(domain, fields, row[1], row[2], seen)
+        yield Account(domain, fields, row[1], row[2], seen, dropped)
 
 
 def _detection_groups(
-    db: sqlite_utils.Database, technologies: Collection[str] | None
+    db: sqlite_utils.Database, technologies: Collection[str] | None, status: str, pages: bool
 ) -> Iterator[tuple[str, tuple[Seen, ...]]]:
-    """Active detections grouped by domain, in domain order (the merge side of iter_accounts)."""
+    """Detections of a status grouped by domain, in domain order (the merge side of iter_accounts)."""
     if not db.table("detections").exists():
         return
     categories: dict[str, tuple[str, ...]] = {}
@@ -104,57 +167,158 @@ def _detection_groups(
             parsed = categories[text] = tuple(json.loads(text))
         return parsed
 
-    sql = "select domain, technology, version, categories, last_seen from detections where status = 'active'"
-    params: list[str] = []
+    # Pages a technology was seen on: the distinct `page` values of its evidence.
+    page_count = (
+        "(select count(distinct json_extract(e.value, '$.page')) from json_each(evidence) e)"
+        if pages
+        else "0"
+    )
+    sql = (
+        "select domain, technology, version, categories, last_seen, first_seen, confidence, "
+        f"{page_count}, removed_at from detections where status = ?"
+    )
+    params: list[str] = [status]
     if technologies is not None:
         sql += " and technology in (select value from json_each(?))"
         params.append(json.dumps(sorted(technologies)))
     cursor = db.conn.execute(sql + " order by domain", params)
     for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
-        yield domain, tuple(Seen(r[1], r[2] or None, parse(r[3]), r[4] or "") for r in rows)
+        yield domain, tuple(
+            Seen(
+                r[1],
+                r[2] or None,
+                parse(r[3]),
+                r[4] or "",
+                r[5] or "",
+                100 if r[6] is None else int(r[6]),
+                int(r[7] or 0),
+                r[8],
+            )
+            for r in rows
+        )
+
+
+Guard = Callable[[Counter[tuple[str, str]], "SegmentRun | None"], None]
 
 
 def write_segmentation(
-    db: sqlite_utils.Database, rules: Rules, assignments: Iterable[Assignment], computed_at: str
+    db: sqlite_utils.Database,
+    rules: Rules,
+    assignments: Iterable[Assignment],
+    computed_at: str,
+    *,
+    segmentation: str = DEFAULT_SEGMENTATION,
+    created_at: str | None = None,
+    summary: Callable[[], Mapping[str, Any]] | None = None,
+    guard: Guard | None = None,
+    forced: bool = False,
 ) -> Counter[tuple[str, str]]:
-    """Replace the previous cohorts atomically; return counts by (cohort, tier column)."""
-    counts: Counter[tuple[str, str]] = Counter()
+    """Store one run and make it the segmentation's current result, atomically.
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for a in assignments:
-            for m in a.memberships:
-                column = "stale" if m.stale else (f"tier {a.tier}" if a.tier else "no tier")
-                counts[(m.cohort, column)] += 1
-                technologies = sorted({s.technology for s in m.evidence})
-                evidence = [
-                    {"technology": s.technology, "version": s.version, "last_seen": s.last_seen}
-                    for s in m.evidence
-                ]
-                yield (
+    Keeps every earlier run (``segment_runs``, ``segment_accounts``); replaces this
+    segmentation's rows of ``cohorts`` and ``cohort_members``. ``summary`` (called once the
+    assignments are consumed) gives the run's counts: ``accounts``, ``in_market``,
+    ``in_cohort``, ``tiered``, ``funnel``. ``guard`` may raise to refuse the result: the
+    transaction rolls back and the previous result stays. Returns member counts by
+    (cohort, tier column).
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    run_id = 0
+
+    def member_rows(a: Assignment, out: list[tuple[Any, ...]]) -> None:
+        for m in a.memberships:
+            column = "stale" if m.stale else (f"tier {a.tier}" if a.tier else "no tier")
+            counts[(m.cohort, column)] += 1
+            technologies = sorted({s.technology for s in m.evidence})
+            evidence = [
+                {
+                    "technology": s.technology,
+                    "version": s.version,
+                    "first_seen": s.first_seen or None,
+                    "last_seen": s.last_seen,
+                }
+                for s in m.evidence
+            ]
+            known = m.cohort != UNKNOWN
+            out.append(
+                (
+                    segmentation,
                     m.cohort,
                     m.domain,
-                    a.tier if m.cohort != "unknown" else None,
-                    a.score if m.cohort != "unknown" else None,
+                    a.tier if known else None,
+                    a.score if known else None,
                     int(m.stale),
                     m.reason,
                     json.dumps(technologies),
                     json.dumps(evidence),
                     computed_at,
+                    run_id,
                 )
+            )
+
+    def account_row(a: Assignment) -> tuple[Any, ...]:
+        first: dict[str, str] = {}
+        for m in a.memberships:
+            for seen in m.evidence:
+                if seen.technology not in first:
+                    first[seen.technology] = seen.first_seen[:10]
+        return (
+            run_id,
+            a.domain,
+            a.primary,
+            json.dumps([m.cohort for m in a.memberships if not m.stale]),
+            json.dumps([m.cohort for m in a.memberships if m.stale]),
+            a.tier,
+            a.score,
+            json.dumps(dict(a.breakdown)),
+            json.dumps({m.cohort: m.reason for m in a.memberships}, ensure_ascii=False),
+            json.dumps(first),
+        )
 
     with transaction(db) as conn:
-        conn.execute("delete from cohort_members")
-        conn.execute("delete from cohorts")
+        previous = latest_run(db, segmentation)
+        cursor = conn.execute(
+            "insert into segment_runs (segmentation, rules_file, rules_sha256, computed_at, "
+            "created_at, accounts, in_market, in_cohort, tiered, funnel, forced) "
+            "values (?, ?, ?, ?, ?, 0, 0, 0, 0, '[]', ?)",
+            (
+                segmentation,
+                rules.source,
+                rules.digest,
+                computed_at,
+                created_at or computed_at,
+                int(forced),
+            ),
+        )
+        run_id = int(cursor.lastrowid or 0)
+        conn.execute("delete from cohort_members where segmentation = ?", (segmentation,))
+        conn.execute("delete from cohorts where segmentation = ?", (segmentation,))
         names = rules.cohort_names
         conn.executemany(
-            "insert into cohorts (name, kind, description, position, members, stale_members, "
-            "rules_file, computed_at) values (?, ?, ?, ?, 0, 0, ?, ?)",
+            "insert into cohorts (segmentation, name, kind, description, position, members, "
+            "stale_members, rules_file, computed_at, run_id) values (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
             [
-                (n, rules.kind_of(n), _description(rules, n), i, rules.source, computed_at)
+                (
+                    segmentation,
+                    n,
+                    rules.kind_of(n),
+                    _description(rules, n),
+                    i,
+                    rules.source,
+                    computed_at,
+                    run_id,
+                )
                 for i, n in enumerate(names)
             ],
         )
-        conn.executemany("insert into cohort_members values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+        members: list[tuple[Any, ...]] = []
+        accounts: list[tuple[Any, ...]] = []
+        for a in assignments:
+            member_rows(a, members)
+            accounts.append(account_row(a))
+            if len(accounts) >= 5000:
+                _flush(conn, members, accounts)
+        _flush(conn, members, accounts)
         totals: Counter[str] = Counter()
         stale: Counter[str] = Counter()
         for (cohort, column), n in counts.items():
@@ -162,10 +326,189 @@ def write_segmentation(
             if column == "stale":
                 stale[cohort] += n
         conn.executemany(
-            "update cohorts set members = ?, stale_members = ? where name = ?",
-            [(totals[n], stale[n], n) for n in names],
+            "update cohorts set members = ?, stale_members = ? where segmentation = ? and name = ?",
+            [(totals[n], stale[n], segmentation, n) for n in names],
         )
+        facts = dict(summary() if summary else {})
+        conn.execute(
+            "update segment_runs set accounts = ?, in_market = ?, in_cohort = ?, tiered = ?, "
+            "funnel = ? where id = ?",
+            (
+                int(facts.get("accounts", 0)),
+                int(facts.get("in_market", 0)),
+                int(facts.get("in_cohort", 0)),
+                int(facts.get("tiered", 0)),
+                json.dumps([list(step) for step in facts.get("funnel", ())]),
+                run_id,
+            ),
+        )
+        if guard is not None:
+            guard(counts, previous)
     return counts
+
+
+def _flush(
+    conn: Any, members: list[tuple[Any, ...]], accounts: list[tuple[Any, ...]]
+) -> None:
+    conn.executemany(
+        "insert into cohort_members (segmentation, cohort, domain, tier, score, stale, reason, "
+        "technologies, evidence, computed_at, run_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        members,
+    )
+    conn.executemany(
+        "insert into segment_accounts values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", accounts
+    )
+    members.clear()
+    accounts.clear()
+
+
+def _run(row: Sequence[Any]) -> SegmentRun:
+    return SegmentRun(
+        int(row[0]),
+        row[1],
+        row[2] or "",
+        row[3] or "",
+        row[4],
+        row[5],
+        int(row[6]),
+        int(row[7]),
+        int(row[8]),
+        int(row[9]),
+        tuple((str(label), int(n)) for label, n in json.loads(row[10] or "[]")),
+        bool(row[11]),
+    )
+
+
+_RUN_COLUMNS = (
+    "id, segmentation, rules_file, rules_sha256, computed_at, created_at, accounts, in_market, "
+    "in_cohort, tiered, funnel, forced"
+)
+
+
+def list_runs(db: sqlite_utils.Database, segmentation: str | None = None) -> list[SegmentRun]:
+    """Stored runs, oldest first (of one segmentation, or of all)."""
+    if not db.table("segment_runs").exists():
+        return []
+    sql = f"select {_RUN_COLUMNS} from segment_runs"
+    params: list[str] = []
+    if segmentation is not None:
+        sql += " where segmentation = ?"
+        params.append(segmentation)
+    return [_run(r) for r in db.execute(sql + " order by id", params)]
+
+
+def latest_run(db: sqlite_utils.Database, segmentation: str) -> SegmentRun | None:
+    """The segmentation's current run, or None."""
+    row = db.execute(
+        f"select {_RUN_COLUMNS} from segment_runs where segmentation = ? order by id desc limit 1",
+        [segmentation],
+    ).fetchone()
+    return _run(row) if row else None
+
+
+def find_run(
+    db: sqlite_utils.Database, segmentation: str, since: str | None, current: SegmentRun
+) -> SegmentRun:
+    """The run to compare ``current`` with: ``since`` as a run id or an ISO date, else the one before.
+
+    A date picks the last run computed on or before that day.
+    """
+    runs = [r for r in list_runs(db, segmentation) if r.id != current.id]
+    listing = ", ".join(f"{r.id} ({r.computed_at[:10]})" for r in runs[-10:]) or "none"
+    if since is None:
+        before = [r for r in runs if r.id < current.id]
+        if not before:
+            raise RunNotFoundError(
+                f'segmentation "{segmentation}" has one run only (run {current.id}); '
+                "run `detector segment` again after the next crawl to compare"
+            )
+        return before[-1]
+    if since.isdigit():
+        for r in runs:
+            if r.id == int(since):
+                return r
+        raise RunNotFoundError(
+            f'no run {since} in segmentation "{segmentation}"; its other runs are: {listing}'
+        )
+    day = since.strip()[:10]
+    earlier = [r for r in runs if r.computed_at[:10] <= day]
+    if not earlier:
+        raise RunNotFoundError(
+            f'segmentation "{segmentation}" has no run on or before {day}; its runs are: {listing}'
+        )
+    return earlier[-1]
+
+
+def _run_accounts(db: sqlite_utils.Database, run_id: int) -> dict[str, tuple[Any, ...]]:
+    return {
+        r[0]: r
+        for r in db.execute(
+            "select domain, primary_cohort, cohorts, stale_cohorts, tier, score, reasons "
+            "from segment_accounts where run_id = ?",
+            [run_id],
+        )
+    }
+
+
+def diff_runs(db: sqlite_utils.Database, old: SegmentRun, new: SegmentRun) -> list[Move]:
+    """Accounts that entered or left each cohort, or changed tier, from ``old`` to ``new``."""
+    before = _run_accounts(db, old.id)
+    after = _run_accounts(db, new.id)
+    moves: list[Move] = []
+    for domain in sorted(set(before) | set(after)):
+        a = before.get(domain)
+        b = after.get(domain)
+        had = set(json.loads(a[2])) if a else set()
+        has = set(json.loads(b[2])) if b else set()
+        old_reasons = json.loads(a[6]) if a else {}
+        new_reasons = json.loads(b[6]) if b else {}
+        state = _state(b)
+        for cohort in sorted(has - had):
+            moves.append(Move(domain, "entered", cohort, _state(a), state, new_reasons.get(cohort, "")))
+        for cohort in sorted(had - has):
+            if cohort in new_reasons:
+                why = new_reasons[cohort]  # still there, but stale: the reason says why
+            elif b is None:
+                why = "no longer among the accounts"
+            elif b[1] in ("out-of-market", UNKNOWN, "stale"):
+                why = f"now {b[1]}; was: {old_reasons.get(cohort, '')}"
+            else:
+                why = f"no longer: {old_reasons.get(cohort, '')}"
+            moves.append(Move(domain, "left", cohort, _state(a), state, why))
+        old_tier = a[4] if a else None
+        new_tier = b[4] if b else None
+        if old_tier != new_tier:
+            score = f"score {_points(a[5] if a else None)} -> {_points(b[5] if b else None)}"
+            moves.append(
+                Move(domain, "tier", b[1] if b else "", _tier(old_tier), _tier(new_tier), score)
+            )
+    return moves
+
+
+def _state(row: tuple[Any, ...] | None) -> str:
+    return "absent" if row is None else str(row[1])
+
+
+def _tier(tier: Any) -> str:
+    return "no tier" if tier is None else f"tier {tier}"
+
+
+def _points(score: Any) -> str:
+    return "-" if score is None else f"{score:g}"
+
+
+def column_values(db: sqlite_utils.Database, column: str, limit: int = 8) -> list[tuple[Any, int]]:
+    """The most common values of an account column, with their counts (for error messages)."""
+    if column not in db.table("accounts").columns_dict:
+        return []
+    return [
+        (r[0], int(r[1]))
+        for r in db.execute(
+            f"select [{column}], count(*) from accounts group by [{column}] "
+            "order by count(*) desc, [{column}] limit ?".replace("{column}", column),
+            [limit],
+        )
+    ]
 
 
 def _description(rules: Rules, name: str) -> str:
@@ -181,52 +524,84 @@ def _description(rules: Rules, name: str) -> str:
     return ""
 
 
-def export_rows(db: sqlite_utils.Database) -> Iterator[dict[str, Any]]:
-    """One row per segmented account: domain, account columns, cohorts, tier, reasons, technologies."""
+#: `--format`: column names for a CRM's import (our columns as its custom properties).
+EXPORT_FORMATS = ("plain", "hubspot", "salesforce")
+
+
+def export_name(key: str, fmt: str) -> str:
+    """An export column's name in a CRM format.
+
+    >>> export_name("primary_cohort", "hubspot"), export_name("primary_cohort", "salesforce")
+    ('detector_primary_cohort', 'Detector_Primary_Cohort__c')
+    >>> export_name("domain", "hubspot"), export_name("domain", "salesforce")
+    ('Company Domain Name', 'Website')
+    """
+    if fmt == "hubspot":
+        return "Company Domain Name" if key == "domain" else f"detector_{key}"
+    if fmt == "salesforce":
+        if key == "domain":
+            return "Website"
+        return "Detector_" + "_".join(w.capitalize() for w in key.split("_")) + "__c"
+    return key
+
+
+def export_rows(db: sqlite_utils.Database, run: SegmentRun) -> Iterator[dict[str, Any]]:
+    """One row per account of a run, in domain order: every account, in the market or not.
+
+    Columns: domain, the account columns, ``primary_cohort`` (``out-of-market``, ``unknown``,
+    ``stale`` or ``none`` when no cohort applies), ``cohorts``, ``stale_cohorts``, ``tier``,
+    ``score``, ``score_breakdown`` (points per cohort and firmographic bonus), ``reasons``,
+    ``technologies`` and ``first_seen`` (technology -> first-seen date), ``segmented_at``.
+    """
     columns: list[str] = []
     if db.table("accounts").exists():
         columns = [c for c in db.table("accounts").columns_dict if c not in ACCOUNT_INTERNAL]
     select = "".join(f", a.[{c}]" for c in columns)
-    join = "left join accounts a on a.domain = m.domain" if columns else ""
+    join = "left join accounts a on a.domain = s.domain" if columns else ""
     sql = (
-        f"select m.domain, m.cohort, m.tier, m.score, m.stale, m.reason, m.technologies{select} "
-        f"from cohort_members m join cohorts c on c.name = m.cohort {join} "
-        "order by m.domain, c.position"
+        "select s.domain, s.primary_cohort, s.cohorts, s.stale_cohorts, s.tier, s.score, "
+        f"s.score_breakdown, s.reasons, s.technologies{select} "
+        f"from segment_accounts s {join} where s.run_id = ? order by s.domain"
     )
     # An account column named like an export column (a CRM's own `tier`) keeps its value
     # under an `account_` prefix instead of being overwritten.
     keys = [f"account_{c}" if c in EXPORT_KEYS else c for c in columns]
-    current: dict[str, Any] | None = None
-    for row in db.conn.execute(sql):
-        domain, cohort, tier, score, stale, reason, techs = row[:7]
-        if current is None or current["domain"] != domain:
-            if current is not None:
-                yield current
-            current = {"domain": domain}
-            current.update(zip(keys, row[7:]))
-            current.update(
-                cohorts=[], stale_cohorts=[], tier=None, score=None, reasons={}, technologies=[]
-            )
-        (current["stale_cohorts"] if stale else current["cohorts"]).append(cohort)
-        if tier is not None:
-            current["tier"] = tier
-        if score is not None:
-            current["score"] = score
-        current["reasons"][cohort] = reason
-        for t in json.loads(techs):
-            if t not in current["technologies"]:
-                current["technologies"].append(t)
-    if current is not None:
-        yield current
+    for row in db.conn.execute(sql, [run.id]):
+        first = json.loads(row[8])
+        out: dict[str, Any] = {"domain": row[0]}
+        out.update(zip(keys, row[9:]))
+        out.update(
+            primary_cohort=row[1],
+            cohorts=json.loads(row[2]),
+            stale_cohorts=json.loads(row[3]),
+            tier=row[4],
+            score=row[5],
+            score_breakdown=json.loads(row[6]),
+            reasons=json.loads(row[7]),
+            technologies=list(first),
+            first_seen=first,
+            segmented_at=run.computed_at,
+        )
+        yield out
 
 
-def write_export(db: sqlite_utils.Database, path: Path) -> int:
-    """Write the export as CSV or JSON (by extension); return the number of accounts."""
+def write_export(
+    db: sqlite_utils.Database, path: Path, run: SegmentRun | None = None, fmt: str = "plain"
+) -> int:
+    """Write a run's export (default: the latest run) as CSV or JSON by extension; return rows."""
+    if run is None:
+        runs = list_runs(db)
+        if not runs:
+            raise RunNotFoundError("no segmentation stored yet; run `detector segment` first")
+        run = runs[-1]
     suffix = path.suffix.lower()
+    rows = export_rows(db, run)
+    if fmt != "plain":
+        rows = ({export_name(k, fmt): v for k, v in row.items()} for row in rows)
     with path.open("w", encoding="utf-8", newline="") as fh:
         if suffix == ".json":
-            return _write_json(fh, export_rows(db))
-        return _write_csv(fh, export_rows(db))
+            return _write_json(fh, rows)
+        return _write_csv(fh, rows)
 
 
 def _write_json(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
@@ -240,27 +615,40 @@ def _write_json(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def _flat(value: Any) -> Any:
+    """A list or mapping as one CSV cell: ``a;b``, ``key: value | key: value``."""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return " | ".join(
+            f"{k}: {v:+g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
+        )
+    return value
+
+
 def _write_csv(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
     writer: csv.DictWriter[str] | None = None
     n = 0
     for row in rows:
-        flat = dict(row)
-        flat["cohorts"] = ";".join(row["cohorts"])
-        flat["stale_cohorts"] = ";".join(row["stale_cohorts"])
-        flat["reasons"] = " | ".join(f"{k}: {v}" for k, v in row["reasons"].items())
-        flat["technologies"] = ";".join(row["technologies"])
+        flat = {k: _flat(v) for k, v in row.items()}
         if writer is None:
             writer = csv.DictWriter(fh, fieldnames=list(flat))
             writer.writeheader()
         writer.writerow(flat)
         n += 1
     if writer is None:
-        fh.write("domain,cohorts,stale_cohorts,tier,score,reasons,technologies\n")
+        fh.write(",".join(("domain", *EXPORT_KEYS)) + "\n")
     return n
 
 
-def size_table(rules: Rules, counts: Counter[tuple[str, str]]) -> list[list[str]]:
-    """Rows of the cohort-size table (header first): tiers when the rules define them."""
+def size_table(
+    rules: Rules, counts: Counter[tuple[str, str]], primary: Mapping[str, int] | None = None
+) -> list[list[str]]:
+    """Rows of the cohort-size table (header first): accounts by tier, total, and ``primary``.
+
+    Each cell counts accounts (one membership per account and cohort); ``primary`` counts the
+    accounts whose primary cohort it is, so that column adds up to accounts, not memberships.
+    """
     if rules.tiers is not None:
         columns: Sequence[str] = ("tier 1", "tier 2", "tier 3", "no tier", "stale")
     else:
@@ -270,10 +658,15 @@ def size_table(rules: Rules, counts: Counter[tuple[str, str]]) -> list[list[str]
         *(c if rules.tiers else ("members" if c == "no tier" else c) for c in columns),
         "total",
     ]
+    if primary is not None:
+        header.append("primary")
     out = [header]
     for name in rules.cohort_names:
         values = [counts.get((name, c), 0) for c in columns]
-        out.append([name, *(str(v) for v in values), str(sum(values))])
+        row = [name, *(str(v) for v in values), str(sum(values))]
+        if primary is not None:
+            row.append(str(primary.get(name, 0)))
+        out.append(row)
     return out
 
 

@@ -45,10 +45,21 @@ _TABLES: dict[str, dict[str, Any]] = {
     "technologies": {"description": "The signature library: every technology detector knows."},
     "categories": {"description": "Technology categories of the signature library."},
     "accounts": {"description": "Accounts imported with `detector accounts import` (firmographics)."},
-    "cohorts": {"description": "Cohorts of the last `detector segment`.", "facets": ["kind"]},
+    "cohorts": {
+        "description": "Cohorts of each segmentation's current `detector segment` run.",
+        "facets": ["segmentation", "kind"],
+    },
     "cohort_members": {
         "description": "Account and cohort, with the reason that makes the message specific.",
-        "facets": ["cohort", "tier", "stale"],
+        "facets": ["segmentation", "cohort", "tier", "stale"],
+    },
+    "segment_runs": {
+        "description": "Every `detector segment` run kept: rules file and hash, time, funnel counts.",
+        "facets": ["segmentation"],
+    },
+    "segment_accounts": {
+        "description": "One row per account and run: primary cohort, cohorts, tier, score breakdown.",
+        "facets": ["run_id", "primary_cohort", "tier"],
     },
     "domain_technologies": {
         "description": "Detections with a stale flag (last seen more than 30 days ago).",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from detector.store.history import CHANGE_KINDS, cutoff, format_age
+from detector.timestamps import now as clock_now
 from detector.timestamps import parse_time
 
 #: Age buckets of ``detector status``: label and upper bound (``None``: no bound).
@@ -125,7 +126,7 @@ def status_report(
     db: sqlite_utils.Database, *, stale_after: timedelta, show: int = 10, now: datetime | None = None
 ) -> dict[str, Any]:
     """What ``detector status`` shows: scan ages, failing domains, runs, stale detections."""
-    moment = now or datetime.now(timezone.utc)
+    moment = now or clock_now()
     ages = _age_buckets(db, moment)
     total = _scalar(db, "SELECT count(*) FROM domains")
     oldest = next(

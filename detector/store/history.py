@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone  # noqa: F401 - timezone: the doctests use it
 from typing import Protocol
 
 from detector.errors import DetectorError
 from detector.timestamps import format_time
+from detector.timestamps import now as clock_now
 
 #: The kinds of change events, as stored in ``changes.kind``.
 CHANGE_KINDS = ("added", "removed", "version_changed")
@@ -84,13 +85,16 @@ def compare(
     counts_misses: bool,
     miss_threshold: int = DEFAULT_MISS_THRESHOLD,
     known: Container[str] | None = None,
+    keep: Container[str] = (),
 ) -> Plan:
     """Plan the row updates and change events of one scan of ``domain``.
 
     ``counts_misses`` is true only for a successful, complete scan with detection on: any
     other scan can add technologies and change versions but never counts a miss.  ``known``
     names the technologies the scan's signature library can detect: one it cannot (another
-    ``--signatures`` set) was not looked for, so not seeing it is no miss.
+    ``--signatures`` set) was not looked for, so not seeing it is no miss.  ``keep`` names
+    technologies whose evidence this scan could not look at (a DNS lookup that failed or did
+    not run): not seeing them is no miss either.
 
     >>> old = {"jQuery": Stored("jQuery", "3.6.0"), "PHP": Stored("PHP", None, miss_count=1)}
     >>> from detector.engine import SiteDetection
@@ -128,7 +132,7 @@ def compare(
             old = stored[name]
             if name in seen_names or old.status != "active":
                 continue
-            if known is not None and name not in known:
+            if (known is not None and name not in known) or name in keep:
                 continue
             if old.miss_count + 1 >= miss_threshold:
                 removed.append(name)
@@ -167,7 +171,7 @@ def cutoff(age: timedelta, *, now: datetime | None = None) -> str:
     >>> cutoff(timedelta(days=1), now=datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc))
     '2026-11-22T03:00:00Z'
     """
-    moment = (now or datetime.now(timezone.utc)) - age
+    moment = (now or clock_now()) - age
     return format_time(moment)
 
 

@@ -36,6 +36,8 @@ ERROR_KINDS: dict[str, str] = {
     "too_large": "the response was bigger than the maximum body size",
     "not_html": "the homepage is not an HTML page (an image, a PDF, a binary file)",
     "robots": "robots.txt forbids fetching the homepage (use --ignore-robots to override)",
+    "blocked_address": "the homepage or a redirect led to a private, loopback, link-local or metadata address "
+    "(the message names it); nothing was sent there (use --allow-private for intranet inventories)",
     "other": "any other failure; error_message has the details",
 }
 
@@ -72,6 +74,27 @@ class ScanResult:
     pages_blocked: int = 0
     #: False when the engine did not run (``--no-detect``): nothing is learned about detections.
     detected: bool = True
+    #: How the rendered tier went (None: not asked; see detector.crawl.render.Snapshot) and why.
+    render: str | None = None
+    render_note: str = ""
+    #: How the DNS lookups ended (see :data:`detector.crawl.dns.DNS_STATUSES`); None: unknown.
+    dns_status: str | None = None
+    #: JSON {record type: "kind: message"} for each record type without records.
+    dns_errors: str | None = None
+    #: The issuer of the homepage's https certificate (None: not fetched over https).
+    cert_issuer: str | None = None
+
+    @property
+    def unchecked_sources(self) -> frozenset[str]:
+        """Evidence sources this scan could not look at: ``dns`` unless every record type
+        answered, ``cert_issuer`` without an https certificate.  Detections that rest on
+        them are not missed (see :func:`detector.store.history.compare`)."""
+        out = set()
+        if self.dns_status != "ok":
+            out.add("dns")
+        if not self.cert_issuer:
+            out.add("cert_issuer")
+        return frozenset(out)
 
     @property
     def counts_misses(self) -> bool:
@@ -137,7 +160,8 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
         "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
-        "pages_offsite, pages_blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "pages_offsite, pages_blocked, dns_status, dns_errors, cert_issuer, render, render_note) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.run_id,
             r.domain,
@@ -155,6 +179,11 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
             int(counted),
             r.pages_offsite,
             r.pages_blocked,
+            r.dns_status,
+            r.dns_errors,
+            r.cert_issuer,
+            r.render,
+            r.render_note or None,
         ),
     )
     scan_id = cursor.lastrowid
@@ -173,12 +202,15 @@ def _apply_detections(
     miss_threshold: int,
     known: Container[str] | None,
 ) -> None:
-    stored = {
-        row[0]: Stored(row[0], row[1], row[2], row[3])
-        for row in conn.execute(
-            "SELECT technology, version, status, miss_count FROM detections WHERE domain = ?", (r.domain,)
-        )
-    }
+    stored: dict[str, Stored] = {}
+    unchecked = r.unchecked_sources
+    keep: set[str] = set()  # resting on evidence this scan could not look at: never missed
+    for row in conn.execute(
+        "SELECT technology, version, status, miss_count, evidence FROM detections WHERE domain = ?", (r.domain,)
+    ):
+        stored[row[0]] = Stored(row[0], row[1], row[2], row[3])
+        if row[2] == "active" and unchecked and evidence_sources(row[4]) & unchecked:
+            keep.add(row[0])
     plan = compare(
         r.domain,
         stored,
@@ -187,6 +219,7 @@ def _apply_detections(
         counts_misses=counted,
         miss_threshold=miss_threshold,
         known=known,
+        keep=keep,
     )
     by_name = {d.technology: d for d in r.detections}
     at = r.finished_at
@@ -222,6 +255,23 @@ def _apply_detections(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.domain, c.technology, c.kind, c.old_version, c.new_version, c.at, scan_id, r.run_id) for c in plan.changes],
     )
+
+
+def evidence_sources(evidence: str | None) -> frozenset[str]:
+    """The sources (``html``, ``dns``...) of a stored detection's evidence JSON.
+
+    >>> sorted(evidence_sources('[{"source": "dns", "key": "MX"}, {"source": "html"}]'))
+    ['dns', 'html']
+    >>> evidence_sources("not json")
+    frozenset()
+    """
+    try:
+        items = json.loads(evidence or "[]")
+    except ValueError:
+        return frozenset()
+    if not isinstance(items, list):
+        return frozenset()
+    return frozenset(str(e.get("source")) for e in items if isinstance(e, dict) and e.get("source"))
 
 
 def _categories(d: SiteDetection) -> str:

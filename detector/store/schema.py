@@ -222,6 +222,112 @@ def _m005_views(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS changes_kind_at ON changes(kind, at)")
 
 
+def _m006_segment_history(db: sqlite_utils.Database) -> None:
+    # Several named segmentations side by side (`segment --name`), and every run kept:
+    # `cohorts` and `cohort_members` gain `segmentation` (part of their keys) and `run_id`;
+    # `segment_runs` and `segment_accounts` (one row per account and run) are the history
+    # that `segment diff` compares and `--export` reads.
+    db.execute("DROP VIEW IF EXISTS domain_summary")  # it reads cohort_members, rebuilt below
+    db.execute(
+        """
+        CREATE TABLE segment_runs (
+            id INTEGER PRIMARY KEY,
+            segmentation TEXT NOT NULL,
+            rules_file TEXT,
+            rules_sha256 TEXT,
+            computed_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            accounts INTEGER NOT NULL,
+            in_market INTEGER NOT NULL,
+            in_cohort INTEGER NOT NULL,
+            tiered INTEGER NOT NULL,
+            funnel TEXT NOT NULL,
+            forced INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX segment_runs_segmentation ON segment_runs(segmentation, id)")
+    db.execute(
+        """
+        CREATE TABLE segment_accounts (
+            run_id INTEGER NOT NULL REFERENCES segment_runs(id),
+            domain TEXT NOT NULL,
+            primary_cohort TEXT NOT NULL,
+            cohorts TEXT NOT NULL,
+            stale_cohorts TEXT NOT NULL,
+            tier INTEGER,
+            score REAL,
+            score_breakdown TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            technologies TEXT NOT NULL,
+            PRIMARY KEY (run_id, domain)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE cohorts_new (
+            segmentation TEXT NOT NULL DEFAULT 'default',
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            description TEXT,
+            position INTEGER NOT NULL,
+            members INTEGER NOT NULL,
+            stale_members INTEGER NOT NULL,
+            rules_file TEXT,
+            computed_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES segment_runs(id),
+            PRIMARY KEY (segmentation, name)
+        )
+        """
+    )
+    db.execute(
+        "INSERT INTO cohorts_new (name, kind, description, position, members, stale_members, "
+        "rules_file, computed_at) SELECT name, kind, description, position, members, "
+        "stale_members, rules_file, computed_at FROM cohorts"
+    )
+    db.execute(
+        """
+        CREATE TABLE cohort_members_new (
+            segmentation TEXT NOT NULL DEFAULT 'default',
+            cohort TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            tier INTEGER,
+            score REAL,
+            stale INTEGER NOT NULL DEFAULT 0,
+            reason TEXT NOT NULL,
+            technologies TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            computed_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES segment_runs(id),
+            PRIMARY KEY (segmentation, cohort, domain)
+        )
+        """
+    )
+    db.execute(
+        "INSERT INTO cohort_members_new (cohort, domain, tier, score, stale, reason, technologies, "
+        "evidence, computed_at) SELECT cohort, domain, tier, score, stale, reason, technologies, "
+        "evidence, computed_at FROM cohort_members"
+    )
+    db.execute("DROP TABLE cohort_members")
+    db.execute("DROP TABLE cohorts")
+    db.execute("ALTER TABLE cohorts_new RENAME TO cohorts")
+    db.execute("ALTER TABLE cohort_members_new RENAME TO cohort_members")
+    db.execute("CREATE INDEX cohort_members_domain ON cohort_members(domain)")
+    db.execute(f"CREATE VIEW domain_summary AS {_VIEWS['domain_summary'].strip()}")
+def _m007_dns(db: sqlite_utils.Database) -> None:
+    # What the DNS tier and the TLS handshake told each scan: dns_status (ok, partial, failed,
+    # off, skipped), dns_errors (JSON {record type: "kind: message"}), cert_issuer.
+    db.execute("ALTER TABLE scans ADD COLUMN dns_status TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN dns_errors TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN cert_issuer TEXT")
+def _m008_render(db: sqlite_utils.Database) -> None:
+    # How the rendered tier went for the scan: NULL (not asked), rendered, timeout, crashed,
+    # refused, failed, unavailable; render_note says why it rendered, or what went wrong.
+    db.execute("ALTER TABLE scans ADD COLUMN render TEXT")
+    db.execute("ALTER TABLE scans ADD COLUMN render_note TEXT")
+
+
 def _m009_run_domain_index(db: sqlite_utils.Database) -> None:
     # The distributed writer asks "has this run stored this domain?" before each scan (a replayed
     # result must not be stored twice); by run_id alone that is a scan of the whole run.
@@ -237,6 +343,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (3, "history: changes, runs, detections.miss_count, scans.pages_failed/counted", _m003_history),
     (4, "page outcomes: scans.pages_offsite, scans.pages_blocked", _m004_page_outcomes),
     (5, "views: domain_technologies, technology_counts, category_counts, domain_summary", _m005_views),
+    (6, "segment history: segment_runs, segment_accounts; cohorts by segmentation", _m006_segment_history),
+    (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
+    (8, "rendered tier: scans.render, scans.render_note", _m008_render),
     (9, "index scans(run_id, domain): the distributed writer stores each domain once per run", _m009_run_domain_index),
 ]
 

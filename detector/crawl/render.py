@@ -1,0 +1,552 @@
+"""The rendered tier: Debian's Chromium, driven by Playwright, reads what only a browser sees.
+
+One :class:`Renderer` per crawl holds one browser; each site's landing page gets its own
+browser context (cookies and storage of one site never reach another), closed when the page
+is read.  Playwright is driven directly on the crawl's asyncio event loop rather than through
+scrapy-playwright: a scrapy-playwright request takes one of the crawl's download slots for
+the whole render (seconds), so renders would starve static fetching; here the tier has its own
+budget (``concurrency``, default 4) and its own queue, and static fetching never waits for it.
+
+Per page: images, media, fonts, stylesheets and subframe documents are not fetched (scripts,
+XHR and fetch always are), the
+page is read at ``domcontentloaded`` plus a settle wait (``load`` waits on slow third
+parties), then one ``page.evaluate`` (:data:`detector.engine.browser.PROBE_SCRIPT`) reads
+every ``js`` path of the library, the ``dom`` rule properties and the rendered DOM.  The hosts
+of the page's XHR and fetch requests are kept for the ``xhr`` rules.  Dialogs are dismissed,
+windows the page opens are closed, and a page that does not finish within ``timeout`` (a
+page that never settles, an endless loop, a huge allocation) is closed and recorded as such.
+A browser that dies is started again for the next page.
+
+Network policy, the same as static fetching's: with ``proxy`` every browser request goes
+through it (loopback included, and Chromium resolves no name itself); requests to addresses
+that :func:`detector.netpolicy.blocked_address_reason` refuses (private, loopback, metadata...)
+are refused unless ``allow_private``; without a proxy, reserved names (``.test``...) never
+reach the system resolver.
+
+Chromium leaves crash-reporter processes behind whose parent exits; where PID 1 does not reap
+orphans, they stay as zombies.  The crawler process makes itself their "child subreaper"
+(Linux ``prctl``) and reaps the browser's orphans, so none is left after the crawl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from detector.engine.browser import PROBE_SCRIPT
+from detector.errors import DetectorError
+from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
+
+log = logging.getLogger(__name__)
+
+RENDER_MODES = ("off", "auto", "on")
+#: Where Debian's ``chromium`` package puts the browser (``DETECTOR_CHROMIUM`` overrides).
+CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser")
+INSTALL_HINT = "install Debian's chromium (apt-get install chromium) and Playwright (pip install 'detector[render]')"
+#: Resource types a page is not allowed to fetch: nothing a rule reads, most of the bytes and
+#: of the browser's work (stylesheets too: no rule reads computed styles).  Documents of
+#: subframes (ads, embeds) are not loaded either: rules read the top window.
+BLOCKED_TYPES = frozenset({"image", "media", "font", "texttrack", "manifest", "stylesheet"})
+#: Chromium switches: no network use of its own (updates, safe browsing, metrics...), a heap
+#: cap per page so a huge allocation crashes that page instead of the machine.
+CHROMIUM_ARGS = (
+    "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
+    "--disable-domain-reliability", "--disable-sync", "--disable-extensions", "--no-first-run",
+    "--no-default-browser-check", "--disable-client-side-phishing-detection", "--no-pings",
+    "--disable-breakpad", "--disable-crash-reporter", "--disable-dev-shm-usage", "--disable-gpu",
+    "--mute-audio", "--metrics-recording-only", "--js-flags=--max-old-space-size=512",
+    ("--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
+     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,DnsOverHttps"),
+)
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class RenderError(DetectorError):
+    """The rendered tier cannot run (no Chromium, no Playwright)."""
+
+
+def find_chromium() -> str | None:
+    """The Chromium executable to drive, or None when none is installed."""
+    env = os.environ.get("DETECTOR_CHROMIUM")
+    candidates = (env,) if env else CHROMIUM_PATHS
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def unavailable_reason() -> str | None:
+    """Why the rendered tier cannot run here, or None when it can."""
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return f"Playwright is not installed; {INSTALL_HINT}"
+    if find_chromium() is None:
+        where = os.environ.get("DETECTOR_CHROMIUM") or ", ".join(CHROMIUM_PATHS)
+        return f"Chromium was not found ({where}); {INSTALL_HINT}"
+    return None
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What the browser saw on one page, and how rendering it went.
+
+    ``outcome``: ``rendered``; ``timeout`` (not finished within the timeout: what was read by
+    then, if anything, is kept); ``crashed`` (the page's renderer died: a huge allocation);
+    ``refused`` (the network policy forbids the page itself); ``failed`` (anything else).
+    """
+
+    url: str
+    outcome: str = "failed"
+    message: str = ""
+    final_url: str = ""
+    status: int | None = None
+    html: str = ""
+    js: dict[str, str] = field(default_factory=dict)
+    dom_properties: dict[str, dict[str, str]] = field(default_factory=dict)
+    xhr: list[str] = field(default_factory=list)
+    dialogs: int = 0
+    popups: int = 0
+    blocked: int = 0  # requests not made: images, media, fonts
+    refused: list[str] = field(default_factory=list)  # requests the network policy refused
+    seconds: float = 0.0
+
+    @property
+    def read(self) -> bool:
+        """True when the page was read (its DOM or js values are there)."""
+        return bool(self.html or self.js)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSettings:
+    """How the tier renders: budget, timing, network policy."""
+
+    concurrency: int = 4
+    timeout: float = 10.0
+    settle: float = 1.0
+    proxy: str | None = None
+    allow_private: bool = False
+    user_agent: str | None = None
+    max_html: int = 5 * 1024 * 1024
+
+
+class Renderer:
+    """One browser for a crawl; ``await render(url)`` reads one page in a fresh context."""
+
+    def __init__(self, chains: Sequence[str], properties: Sequence[tuple[str, str]],
+                 settings: RenderSettings | None = None) -> None:
+        self.settings = settings or RenderSettings()
+        self.probe = {"chains": list(chains), "props": [list(p) for p in properties],
+                      "maxHtml": self.settings.max_html}
+        self.slots = asyncio.Semaphore(max(1, self.settings.concurrency))
+        self.outcomes: Counter[str] = Counter()
+        self.launches = 0
+        self._pw: Any = None
+        self._browser: Any = None
+        self._launching: asyncio.Lock | None = None
+        self._resolved: dict[str, str | None] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ browser
+    async def start(self) -> None:
+        """Start Playwright and the browser (raises RenderError when they cannot run)."""
+        await self._ensure_browser()
+
+    async def _ensure_browser(self) -> Any:
+        if self._launching is None:
+            self._launching = asyncio.Lock()
+        async with self._launching:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            reason = unavailable_reason()
+            if reason is not None:
+                raise RenderError(f"cannot render pages: {reason}")
+            from playwright.async_api import async_playwright
+
+            become_subreaper()
+            if self._browser is not None:
+                log.warning("the browser stopped; starting it again")
+                self._browser = None
+                reap_orphans()
+            if self._pw is None:
+                self._pw = await async_playwright().start()
+            try:
+                self._browser = await self._pw.chromium.launch(
+                    executable_path=find_chromium(), headless=True, args=self._args(),
+                    handle_sigint=False, handle_sigterm=False, handle_sighup=False, timeout=60_000,
+                )
+            except Exception as exc:  # noqa: BLE001 - whatever Playwright raises, said plainly
+                raise RenderError(f"cannot start Chromium ({find_chromium()}): {exc}") from None
+            self.launches += 1
+            return self._browser
+
+    def _args(self) -> list[str]:
+        args = [*CHROMIUM_ARGS, f"--detector-owner={os.getpid()}"]
+        proxy = self.settings.proxy
+        if proxy:
+            host = urlsplit(proxy).hostname or ""
+            args += [f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>"]
+            # Every name goes to the proxy: Chromium itself resolves none (nor prefetches).
+            exclude = f", EXCLUDE {host}" if host else ""  # (IP literals are mapped too, unless excluded)
+            args.append(f"--host-resolver-rules=MAP * ~NOTFOUND{exclude}")
+        return args
+
+    async def close(self) -> None:
+        """Close the browser and Playwright; reap what the browser left behind."""
+        self._closed = True
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(browser.close(), 10)
+        pw, self._pw = self._pw, None
+        if pw is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pw.stop(), 10)
+        await asyncio.get_running_loop().run_in_executor(None, settle_orphans)
+
+    def browser_pids(self) -> list[int]:
+        """Chromium processes of this crawler (for tests and the bench: memory, restarts)."""
+        return owned_browser_pids(os.getpid())
+
+    # ------------------------------------------------------------------ one page
+    async def render(self, url: str) -> Snapshot:
+        """Render ``url`` in a fresh context within the budget; never raises for the page's faults."""
+        snap = Snapshot(url)
+        refused = await self._refusal(url)
+        if refused:
+            snap.outcome, snap.message = "refused", refused
+            self.outcomes[snap.outcome] += 1
+            return snap
+        async with self.slots:
+            started = time.monotonic()
+            try:
+                browser = await self._ensure_browser()
+            except RenderError as exc:
+                snap.message = str(exc)
+                self.outcomes["failed"] += 1
+                return snap
+            context = None
+            try:
+                context = await browser.new_context(
+                    ignore_https_errors=True, service_workers="block", accept_downloads=False,
+                    user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
+                )
+                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout)
+                snap.outcome = "rendered"
+            except (asyncio.TimeoutError, TimeoutError):
+                snap.outcome = "timeout"
+                snap.message = snap.message or f"not finished within {self.settings.timeout:g} s; the page was closed"
+            except Exception as exc:  # noqa: BLE001 - a page's fault is that page's data
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                snap.outcome = "crashed" if "crash" in text.lower() else "failed"
+                snap.message = text[:300]
+            finally:
+                if context is not None:
+                    await self._close_context(context)
+                snap.seconds = round(time.monotonic() - started, 3)
+        self.outcomes[snap.outcome] += 1
+        return snap
+
+    async def _visit(self, context: Any, snap: Snapshot) -> None:
+        await context.route("**/*", lambda route, request: self._route(route, request, snap))
+        page = await context.new_page()
+        page.on("dialog", lambda dialog: self._dialog(dialog, snap))
+        page.on("popup", lambda popup: self._popup(popup, snap))
+        budget = max(0.5, self.settings.timeout - self.settings.settle - 1.0)
+        try:
+            response = await page.goto(snap.url, wait_until="domcontentloaded", timeout=budget * 1000)
+            if response is not None:
+                snap.status = response.status
+        except Exception as exc:
+            if "Timeout" not in type(exc).__name__:
+                raise
+            # Not even domcontentloaded (a script that never loads or never ends): read what
+            # is there if the page still answers; the outer timeout bounds that too.
+            snap.message = f"domcontentloaded not reached within {budget:g} s"
+        await asyncio.sleep(self.settings.settle)
+        result = await page.evaluate(PROBE_SCRIPT, self.probe)
+        snap.final_url = page.url
+        snap.html = str(result.get("html") or "")
+        snap.js = {str(k): str(v) for k, v in (result.get("js") or {}).items()}
+        snap.dom_properties = {str(s): {str(k): str(v) for k, v in props.items()}
+                               for s, props in (result.get("props") or {}).items()}
+        if snap.message:
+            raise asyncio.TimeoutError
+
+    async def _close_context(self, context: Any) -> None:
+        try:
+            await asyncio.wait_for(context.close(), 5)
+        except Exception:  # noqa: BLE001 - a context that will not close: the browser goes
+            log.warning("a browser context would not close; restarting the browser")
+            browser, self._browser = self._browser, None
+            if browser is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(browser.close(), 5)
+
+    async def _route(self, route: Any, request: Any, snap: Snapshot) -> None:
+        try:
+            if request.resource_type in BLOCKED_TYPES or (
+                    request.resource_type == "document" and _in_subframe(request)):
+                snap.blocked += 1
+                await route.abort("blockedbyclient")
+                return
+            reason = await self._refusal(request.url)
+            if reason:
+                snap.refused.append(f"{request.url[:200]}: {reason}")
+                await route.abort("blockedbyclient")
+                return
+            if request.resource_type in ("xhr", "fetch"):
+                host = urlsplit(request.url).hostname
+                if host and host not in snap.xhr and len(snap.xhr) < 200:
+                    snap.xhr.append(host)
+            await route.continue_()
+        except Exception:  # noqa: BLE001 - the page went away meanwhile
+            return
+
+    @staticmethod
+    def _dialog(dialog: Any, snap: Snapshot) -> None:
+        snap.dialogs += 1
+        asyncio.ensure_future(_quietly(dialog.dismiss()))
+
+    @staticmethod
+    def _popup(popup: Any, snap: Snapshot) -> None:
+        snap.popups += 1
+        asyncio.ensure_future(_quietly(popup.close()))
+
+    # ------------------------------------------------------------------ network policy
+    async def _refusal(self, url: str) -> str:
+        """Why the policy refuses ``url`` (empty: allowed)."""
+        parts = urlsplit(url)
+        if parts.scheme in ("data", "blob", "about"):
+            return ""
+        if parts.scheme not in ("http", "https"):
+            return f"{parts.scheme}: URLs are not fetched"
+        host = (parts.hostname or "").lower()
+        if not host:
+            return "no host"
+        if self.settings.allow_private:
+            return ""
+        if is_ip_literal(host):
+            reason = blocked_address_reason(host)
+            return f"{host} is a {reason} address (allow private addresses to fetch it)" if reason else ""
+        if self.settings.proxy:
+            return ""  # the proxy resolves names, as it does for static fetching
+        if is_reserved_name(host):
+            return f"{host} is a reserved name; it is never sent to the system resolver (use --proxy)"
+        if host not in self._resolved:
+            self._resolved[host] = await _resolved_refusal(host)
+        return self._resolved[host] or ""
+
+
+async def _resolved_refusal(host: str) -> str | None:
+    """Why ``host`` must not be fetched, from what it resolves to (None: it may)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # the browser's own lookup fails the same way
+    for info in infos:
+        address = str(info[4][0])
+        reason = blocked_address_reason(address)
+        if reason:
+            return f"{host} resolves to {address}, a {reason} address"
+    return None
+
+
+def _in_subframe(request: Any) -> bool:
+    try:
+        return request.frame.parent_frame is not None
+    except Exception:  # noqa: BLE001 - a frame being detached: not the top document either
+        return True
+
+
+async def _quietly(coro: Any) -> None:
+    with contextlib.suppress(Exception):
+        await coro
+
+
+# ---------------------------------------------------------------------- processes
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux); True on success."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat(pid: int) -> tuple[str, str, int] | None:
+    """(command name, state, parent pid) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    name = raw[raw.find("(") + 1 : raw.rfind(")")]
+    rest = raw[raw.rfind(")") + 2 :].split()
+    return name, rest[0], int(rest[1])
+
+
+def _adopted(owner: int) -> list[tuple[int, str]]:
+    """Browser processes whose parent is ``owner``: (pid, state)."""
+    out = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        info = _stat(int(entry))
+        if info is not None and info[2] == owner and _is_browser(info[0]):
+            out.append((int(entry), info[1]))
+    return out
+
+
+def _is_browser(name: str) -> bool:
+    return name.startswith(("chrom", "chrome_crashpad")) or "crashpad" in name
+
+
+def reap_orphans() -> int:
+    """Reap the browser zombies this process adopted as subreaper; return how many."""
+    n = 0
+    for pid, state in _adopted(os.getpid()):
+        if state == "Z":
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+                n += 1
+    return n
+
+
+def settle_orphans(wait: float = 3.0) -> None:
+    """After the browser closed: wait for its adopted processes to exit, kill stragglers, reap all."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        reap_orphans()
+        if not _adopted(os.getpid()):
+            return
+        time.sleep(0.05)
+    for pid, _state in _adopted(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.1)
+    reap_orphans()
+
+
+def owned_browser_pids(owner: int) -> list[int]:
+    """Live Chromium processes started for the crawler ``owner`` (by the owner switch)."""
+    marker = f"--detector-owner={owner}".encode()
+    out = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker in f.read():
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def chromium_installed() -> bool:
+    """True when a Chromium executable is there (tests skip without it)."""
+    return find_chromium() is not None or shutil.which("chromium") is not None
+
+
+# ---------------------------------------------------------------------- the crawl's stage
+class RenderStage:
+    """The crawl's use of the tier: which sites to render (``auto``/``on``), a bounded queue of
+    renders beside the pipeline (static items never wait for a render, except when ``backlog``
+    renders are already waiting), and one Renderer for the crawl."""
+
+    def __init__(self, mode: str, settings: RenderSettings, backlog: int = 64) -> None:
+        if mode not in RENDER_MODES:
+            raise RenderError(f'unknown render mode "{mode}"; use one of {", ".join(RENDER_MODES)}')
+        self.mode = mode
+        self.settings = settings
+        self.backlog = max(1, backlog)
+        self.renderer: Renderer | None = None
+        self.advisor: Any = None
+        self.tasks: set[asyncio.Future[None]] = set()
+        self.note = ""  # why the tier is off although asked for (auto without Chromium)
+
+    @property
+    def active(self) -> bool:
+        """True when pages will be rendered."""
+        return self.renderer is not None
+
+    async def open(self, library: Any) -> None:
+        """Check the tier can run and build its advisor; ``on`` without Chromium raises RenderError."""
+        from detector.engine.browser import RenderAdvisor, browser_probes
+
+        reason = unavailable_reason()
+        if reason is not None:
+            if self.mode == "on":
+                raise RenderError(f"--render on cannot run: {reason}")
+            self.note = f"--render auto: pages are read statically only; {reason}"
+            log.warning("%s", self.note)
+            return
+        self.advisor = RenderAdvisor(library)
+        chains, props = browser_probes(library)
+        self.renderer = Renderer(chains, props, self.settings)
+        if self.mode == "on":
+            await self.renderer.start()  # fail before crawling, not on the first site
+
+    def reasons(self, html: str, found: Sequence[Any]) -> list[str]:
+        """Why this homepage should be rendered (empty: it should not)."""
+        if self.renderer is None:
+            return []
+        if self.mode == "on":
+            return ["--render on"]
+        from detector.engine.browser import StaticTechnology
+
+        techs = [StaticTechnology(d.technology, d.version, d.confidence) for d in found]
+        reasons: list[str] = self.advisor.reasons(html, techs)
+        return reasons
+
+    async def room(self) -> None:
+        """Wait while ``backlog`` renders are queued or running."""
+        while len(self.tasks) >= self.backlog:
+            await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) beside the pipeline."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        """Wait for queued renders, then close the browser."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        if self.renderer is not None:
+            await self.renderer.close()
+
+
+def render_stage(settings: Any) -> RenderStage | None:
+    """The stage for a crawl's Scrapy settings (None with ``DETECTOR_RENDER = "off"``).
+
+    Reads DETECTOR_RENDER (off, auto, on), DETECTOR_RENDER_CONCURRENCY, DETECTOR_RENDER_TIMEOUT,
+    DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_PROXY, USER_AGENT and
+    ALLOW_PRIVATE / DETECTOR_ALLOW_PRIVATE (private addresses refused unless set).
+    """
+    mode = str(settings.get("DETECTOR_RENDER") or "off").lower()
+    if mode == "off":
+        return None
+    options = RenderSettings(
+        concurrency=settings.getint("DETECTOR_RENDER_CONCURRENCY", 4),
+        timeout=settings.getfloat("DETECTOR_RENDER_TIMEOUT", 10.0),
+        settle=settings.getfloat("DETECTOR_RENDER_SETTLE", 1.0),
+        proxy=settings.get("DETECTOR_PROXY") or None,
+        allow_private=settings.getbool("ALLOW_PRIVATE") or settings.getbool("DETECTOR_ALLOW_PRIVATE"),
+        user_agent=settings.get("USER_AGENT") or None,
+    )
+    return RenderStage(mode, options, settings.getint("DETECTOR_RENDER_BACKLOG", 64))

@@ -1,0 +1,244 @@
+"""The rendered tier's pure half: what to read in a browser, and when a page is worth rendering.
+
+No browser here (see :mod:`detector.crawl.render`), only data and matching:
+
+- :data:`PROBE_SCRIPT` is the one function a browser evaluates per page.  Like Wappalyzer's
+  extension it walks every ``js`` property path of the library on ``window`` (own properties
+  only, a getter that throws counts as absent) and turns the value into text: strings and
+  numbers as they are, anything else as ``"true"`` or ``"false"``.  It also reads the ``dom``
+  rules' ``properties`` and serialises the rendered DOM.  The engine then matches the values
+  (``Page.js``, ``Page.dom_properties``) and the rendered HTML like any page.
+- :class:`RenderAdvisor` decides, from the static pass, whether rendering a site pays off
+  (``--render auto``); :meth:`RenderAdvisor.reasons` says why, in words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser
+
+from detector.engine.signatures import Library, as_list
+
+#: Evaluated in the page with ``{"chains": [...], "props": [[selector, property], ...],
+#: "maxHtml": N}``; returns ``{"js": {path: text}, "props": {selector: {property: text}},
+#: "html": rendered DOM}``.  Bounded: at most 20 nodes per selector, values cut to 1,000
+#: characters, the DOM to ``maxHtml`` characters.
+PROBE_SCRIPT = r"""
+(probe) => {
+  const MISSING = {};
+  const text = (v) => (typeof v === "string" || typeof v === "number")
+    ? String(v).slice(0, 1000) : String(!!v);
+  const own = (o, k) => { try { return Object.prototype.hasOwnProperty.call(o, k); } catch (e) { return false; } };
+  const js = {};
+  for (const chain of probe.chains) {
+    let value = window;
+    try {
+      for (const part of chain.split(".")) {
+        if (value && value instanceof Object && own(value, part)) { value = value[part]; }
+        else { value = MISSING; break; }
+      }
+    } catch (e) { value = MISSING; }
+    if (value !== MISSING) { js[chain] = text(value); }
+  }
+  const props = {};
+  for (const [selector, name] of probe.props) {
+    let nodes = [];
+    try { nodes = Array.from(document.querySelectorAll(selector)).slice(0, 20); } catch (e) { continue; }
+    for (const node of nodes) {
+      if (own(node, name)) {
+        (props[selector] = props[selector] || {})[name] = text(node[name]);
+        break;
+      }
+    }
+  }
+  let html = "";
+  try {
+    const dt = document.doctype ? "<!DOCTYPE " + document.doctype.name + ">" : "";
+    html = (dt + document.documentElement.outerHTML).slice(0, probe.maxHtml);
+  } catch (e) { html = ""; }
+  return { js, props, html };
+}
+"""
+
+#: Below this confidence a static detection is a candidate that js/dom rules can confirm.
+CANDIDATE_CONFIDENCE = 50
+#: Roots of ``js`` paths too common to say anything when a script names them.
+COMMON_GLOBALS = frozenset({
+    "window", "document", "navigator", "location", "self", "top", "parent", "frames", "console", "JSON",
+    "Math", "Object", "Array", "String", "Number", "Boolean", "Promise", "Date", "RegExp", "Symbol", "Error",
+    "Map", "Set", "localStorage", "sessionStorage", "performance", "history", "screen", "crypto", "fetch",
+    "XMLHttpRequest", "define", "require", "module", "exports", "process", "global", "globalThis", "config",
+    "data", "app", "settings", "options", "default", "version", "init", "page", "site", "user", "event",
+})
+#: Categories whose technologies alone do not pay for a render: utility code on half the web
+#: (a jQuery version is not worth a browser); they are still read when a page is rendered.
+LOW_VALUE_CATEGORIES = frozenset({"JavaScript libraries", "UI frameworks", "Font scripts", "JavaScript graphics",
+                                  "Miscellaneous"})
+#: Containers that client-side frameworks mount into; empty in the HTML, an app shell.
+SHELL_MOUNTS = ("root", "app", "__next", "__nuxt", "___gatsby", "svelte", "q-app")
+#: Less visible text than this, with scripts, is an app shell: the page is built in the browser.
+SHELL_TEXT = 200
+#: An identifier used as a global in code: not a property (``.x``) or key, but read, called,
+#: indexed or assigned (``X.y``, ``X(``, ``X[``, ``X =``); and ``window.X`` / ``window["X"]``.
+_GLOBAL_USE = re.compile(r"(?<![\w$./\\:-])(?<!var )(?<!let )(?<!const )(?<!function )([A-Za-z_$][\w$]{2,60})\s*(?:[.(\[]|=(?!=))")
+_WINDOW_USE = re.compile(r"""\bwindow\s*(?:\.\s*([A-Za-z_$][\w$]{2,60})|\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\])""")
+_URL_NAME = re.compile(r"[A-Za-z_$][\w$]{2,60}")
+_STATIC_KINDS = ("url", "html", "text", "css", "scriptSrc", "scripts", "headers", "cookies", "meta", "dom")
+
+
+def browser_probes(library: Library) -> tuple[list[str], list[tuple[str, str]]]:
+    """What a browser must read for the library: every ``js`` path, every (selector, property) of ``dom`` rules."""
+    chains: set[str] = set()
+    props: set[tuple[str, str]] = set()
+    for sig in library.signatures.values():
+        js = sig.rules.get("js")
+        if isinstance(js, Mapping):
+            chains.update(str(c) for c in js)
+        dom = sig.rules.get("dom")
+        if isinstance(dom, Mapping):
+            for selector, rule in dom.items():
+                if isinstance(rule, Mapping) and isinstance(rule.get("properties"), Mapping):
+                    props.update((str(selector), str(name)) for name in rule["properties"])
+    return sorted(chains), sorted(props)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticTechnology:
+    """What the static pass found, as the advisor reads it."""
+
+    name: str
+    version: str | None = None
+    confidence: int = 100
+
+
+class RenderAdvisor:
+    """Built once from the library; says whether a site's homepage is worth rendering."""
+
+    def __init__(self, library: Library) -> None:
+        #: js path root -> {technology: its paths from that root}
+        self.roots: dict[str, dict[str, list[str]]] = {}
+        #: technologies with js or dom-property rules; those whose js rules carry a version
+        self.browser_techs: set[str] = set()
+        self.browser_versions: set[str] = set()
+        tag_managers = library.category_by_name("Tag managers")
+        self.tag_managers = {
+            s.name for s in library.signatures.values()
+            if tag_managers is not None and tag_managers.name in s.categories
+        }
+        #: technologies whose every category is low-value: they give no reason to render
+        self.low_value = {s.name for s in library.signatures.values()
+                          if s.categories and all(c in LOW_VALUE_CATEGORIES for c in s.categories)}
+        for sig in library.signatures.values():
+            js = sig.rules.get("js")
+            if isinstance(js, Mapping):
+                self.browser_techs.add(sig.name)
+                for chain, patterns in js.items():
+                    root = str(chain).split(".", 1)[0]
+                    if len(root) >= 3 and root not in COMMON_GLOBALS:
+                        self.roots.setdefault(root, {}).setdefault(sig.name, []).append(str(chain))
+                    if any("\\;version:" in str(p) for p in as_list(patterns)) and not _static_version(sig.rules):
+                        self.browser_versions.add(sig.name)
+            dom = sig.rules.get("dom")
+            if isinstance(dom, Mapping) and any(isinstance(r, Mapping) and "properties" in r for r in dom.values()):
+                self.browser_techs.add(sig.name)
+
+    def reasons(self, html: str, found: Iterable[StaticTechnology], *, limit: int = 3) -> list[str]:
+        """Why rendering this homepage pays off (empty: it does not), at most ``limit`` reasons.
+
+        - a candidate whose confirmation (confidence under 50) or version (only js rules read
+          one) needs js/dom rules;
+        - a technology already found that manages tags (they inject more at run time);
+        - an app shell: an empty ``#root``/``#app``/``#__next``..., or scripts and little text;
+        - a js rule's root global named in an inline script or a script URL (of a technology
+          the static pass did not find).
+        """
+        known = {t.name: t for t in found}
+        out: list[str] = []
+        for t in known.values():
+            if t.name in self.low_value:
+                continue
+            if t.name in self.tag_managers:
+                out.append(f"tag manager {t.name} injects tags at run time")
+            elif t.name in self.browser_versions and not t.version:
+                out.append(f"{t.name}: version in js rules")
+            elif t.name in self.browser_techs and t.confidence < CANDIDATE_CONFIDENCE:
+                out.append(f"{t.name}: confidence {t.confidence}, js/dom rules can confirm")
+            if len(out) >= limit:
+                return out
+        if not html:
+            return out
+        tree = LexborHTMLParser(html)
+        code: list[str] = []
+        urls: list[str] = []
+        for node in tree.css("script"):
+            src = node.attributes.get("src")
+            if src:
+                urls.append(src)
+            elif (node.attributes.get("type") or "").strip().lower() != "application/ld+json":
+                code.append(node.text(deep=True) or "")
+        shell = _app_shell(tree, bool(code or urls))
+        if shell:
+            out.append(shell)
+        names = self._named_roots("\n".join(code)[:2_000_000], urls, set(known) | self.low_value)
+        if names:
+            out.append("scripts name " + ", ".join(names[:4]))
+        return out[:limit]
+
+    def _named_roots(self, code: str, urls: Sequence[str], known: set[str]) -> list[str]:
+        """Roots of js rules used as globals in the code or named by a script file, of
+        technologies not yet found.  A lower-case word of five letters or fewer (``next``,
+        ``core``) counts only as ``window.word``; a script file name only for a distinctive
+        root (capitals, digits, ``_`` or ``$``: ``jQuery``, ``NREUM``, ``_paq``)."""
+        tokens = {t for t in _GLOBAL_USE.findall(code) if not (t.islower() and t.isalpha() and len(t) <= 5)}
+        for a, b in _WINDOW_USE.findall(code):
+            tokens.add(a or b)
+        for url in urls:
+            name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200]
+            tokens.update(t for t in _URL_NAME.findall(name) if not (t.islower() and t.isalpha()))
+        named = []
+        for token in sorted(tokens & self.roots.keys()):
+            techs = self.roots[token]
+            left = [t for t in techs if t not in known]
+            if len(techs) > 1:
+                # A root several technologies share (jQuery: jQuery UI, jQuery Mobile...) names
+                # one of them only with its next segment (``jQuery.mobile``).
+                left = [t for t in left if any(_two_segments(c) in code for c in techs[t])]
+            if left:
+                named.append(token)
+        return named
+
+
+def _two_segments(chain: str) -> str:
+    """``a.b`` of a path ``a.b.c`` (the whole path when shorter).
+
+    >>> _two_segments("jQuery.fn.jquery"), _two_segments("Shopify")
+    ('jQuery.fn', 'Shopify')
+    """
+    return ".".join(chain.split(".")[:2])
+
+
+def _static_version(rules: Mapping[str, object]) -> bool:
+    """True when a static rule of the signature can read a version."""
+    return any("\\;version:" in str(rules[k]) for k in _STATIC_KINDS if k in rules)
+
+
+def _app_shell(tree: LexborHTMLParser, has_scripts: bool) -> str:
+    """Why the page looks built in the browser, or ""."""
+    for mount in SHELL_MOUNTS:
+        node = tree.css_first(f"#{mount}")
+        if node is not None and not (node.text(deep=True) or "").strip() and next(node.iter(), None) is None:
+            return f"empty #{mount}"
+    body = tree.body
+    text = re.sub(r"\s+", " ", body.text(deep=True, separator=" ") if body is not None else "").strip()
+    if has_scripts:
+        # text of <script>/<noscript>/<style> is no visible text
+        for node in (body.css("script, noscript, style, template") if body is not None else []):
+            inner = re.sub(r"\s+", " ", node.text(deep=True, separator=" ") or "").strip()
+            if inner:
+                text = text.replace(inner, "", 1)
+        if len(text.strip()) < SHELL_TEXT:
+            return f"app shell: {len(text.strip())} characters of text"
+    return ""
