@@ -14,13 +14,13 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
 import tldextract
 
 from detector.errors import DetectorError
+from detector.textinput import check_readable, open_text
 
 #: Column names, in order of preference, that hold a website in a CSV/TSV export.
 #: Headers (as :func:`column_name` spells them) taken for the website column, in this order.
@@ -144,12 +144,10 @@ def _is_ip(host: str) -> bool:
 
 
 def _open(path: str, stdin: IO[str] | None) -> IO[str]:
+    """A domain list as text: UTF-8, else Windows-1252 (see :mod:`detector.textinput`); binary refused."""
     if path == "-":
         return stdin if stdin is not None else sys.stdin
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{path}: no such file. Check the path; nothing was crawled.")
-    return p.open("r", encoding="utf-8-sig", errors="replace", newline="")
+    return open_text(path, newline="")[0]
 
 
 def column_name(header: str) -> str:
@@ -191,15 +189,26 @@ def find_domain_column(header: Sequence[str], column: str | None = None) -> int 
 
 
 def sniff_delimiter(first_line: str, path: str) -> str | None:
-    """The delimiter of a table by its file name or first line; None for a plain list."""
+    """The delimiter of a table by its header line (then its file name); None for a plain list.
+
+    The most frequent of tab, comma and semicolon outside quotes wins, so a ``.csv`` that Excel
+    saved with semicolons (European locales) is read as such.
+
+    >>> sniff_delimiter("Company;Website;Country", "a.csv"), sniff_delimiter("a\tb", "x.txt")
+    (';', '\t')
+    >>> sniff_delimiter('"Acme, Inc";acme.com', "a.csv"), sniff_delimiter("acme.com", "a.txt")
+    (';', None)
+    """
+    outside = re.sub(r'"[^"]*"', "", first_line)
+    counts = {delim: outside.count(delim) for delim in ("\t", ",", ";")}
+    best = max(counts, key=lambda d: counts[d])
+    if counts[best]:
+        return best
     lower = path.lower()
     if lower.endswith(".tsv"):
         return "\t"
     if lower.endswith(".csv"):
         return ","
-    for delim in ("\t", ",", ";"):
-        if delim in first_line:
-            return delim
     return None
 
 
@@ -315,9 +324,7 @@ def count_lines(paths: Sequence[str]) -> int | None:
         return None
     total = 0
     for path in paths:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{path}: no such file. Check the path; nothing was crawled.")
+        p = check_readable(path)
         with p.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 total += block.count(b"\n")
@@ -337,10 +344,17 @@ __all__ = [
 ]
 
 
-def check_inputs(paths: Sequence[str], column: str | None = None) -> None:
-    """Fail early (InputError) on a missing file or a CSV without a usable column."""
+def check_inputs(paths: Sequence[str], column: str | None = None) -> list[str]:
+    """Fail early on a missing (MissingInputError) or binary (BinaryInputError) file, or a CSV
+    without a usable column (InputError); return the warnings to show (a file read as Windows-1252)."""
+    warnings: list[str] = []
     for path in paths:
         if path == "-":
             continue
+        f, encoding = open_text(path, newline="")
+        f.close()
+        if encoding.warning:
+            warnings.append(encoding.warning)
         for _ in _iter_values(path, column, None):
             break
+    return warnings

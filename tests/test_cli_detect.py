@@ -91,7 +91,7 @@ def test_usage_errors() -> None:
     code, out = run("--html", "x.html", "--cases", "y.jsonl")
     assert code == 2
     code, out = run("--cases", "nope.jsonl")
-    assert code == 1 and "nope.jsonl: no such file" in out
+    assert code == 66 and "nope.jsonl: no such file" in out
 
 
 def test_live_fetch_failure_is_clear() -> None:

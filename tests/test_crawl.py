@@ -251,7 +251,7 @@ def test_crawl_help_names_every_option() -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["nope.txt"], 2, "nope.txt: no such file. Check the path; nothing was crawled."),
+        (["nope.txt"], 66, "nope.txt: no such file. Check the path; nothing was read."),
         (["{csv}"], 2, "no domain, website or url column in the header (name, employees)"),
         (["{csv}", "--column", "web"], 2, 'no column "web"'),
         (["{txt}", "--db", "{tmp}/missing/x.db"], 1, "the folder"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from detector.errors import MissingInputError
 from detector.inputs import (
     DomainEntry,
     DomainError,
@@ -140,10 +141,11 @@ def test_csv_without_domain_column_is_an_input_error(tmp_path: Path) -> None:
         check_inputs([str(f)], column="web")
 
 
-def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no such file"):
+def test_missing_file_is_a_missing_input_error(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError, match="no such file") as info:
         check_inputs([str(tmp_path / "nope.txt")])
-    with pytest.raises(InputError, match="no such file"):
+    assert info.value.exit_code == 66
+    with pytest.raises(MissingInputError, match="no such file"):
         count_lines([str(tmp_path / "nope.txt")])
 
 

@@ -428,7 +428,7 @@ def test_refresh_takes_every_crawl_option() -> None:
         (["refresh", "--older-than", "7x"], 2, '"7x" is not a duration; write a number and a unit: 30m, 12h, 7d or 2w'),
         (["refresh", "--older-than", "7d", "--limit", "0"], 2, "Invalid value for '--limit'"),
         (["refresh", "--db", "{tmp}/none.db"], 1, "none.db: no such database. Crawl a domain list into it first"),
-        (["refresh", "--db", "{db}", "--domains", "{tmp}/nope.txt"], 2, "nope.txt: no such file"),
+        (["refresh", "--db", "{db}", "--domains", "{tmp}/nope.txt"], 66, "nope.txt: no such file"),
         (["refresh", "--db", "{db}", "--proxy", "proxy:3128"], 2, "is not a proxy URL"),
         (["changes", "--db", "{tmp}/none.db"], 1, "none.db: no such database"),
         (["changes", "--db", "{db}", "--json", "--csv"], 2, "Choose one of --json, --nl and --csv."),

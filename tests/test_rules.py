@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from detector.engine.signatures import load_signatures
+from detector.errors import MissingInputError
 from detector.segment.rules import (
     RulesError,
     Vocabulary,
@@ -51,12 +52,10 @@ def test_names_are_matched_case_insensitively(vocabulary: Vocabulary) -> None:
 
 
 def test_missing_file_names_the_path(tmp_path: Path, vocabulary: Vocabulary) -> None:
-    with pytest.raises(RulesError) as info:
+    with pytest.raises(MissingInputError) as info:
         load_rules(tmp_path / "nope.yaml", vocabulary)
-    assert (
-        str(info.value)
-        == f"{tmp_path / 'nope.yaml'}: cannot read the rules file (No such file or directory); check the path"
-    )
+    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: no such file. Check the path; nothing was read."
+    assert info.value.exit_code == 66
 
 
 @pytest.mark.parametrize(

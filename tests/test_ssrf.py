@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from detector.crawl.guard import refusal
+from tests.fault_cases import CRAWL
 from tests.faults import Fault, FaultServer, Request, response, static
 from tests.servers import ROOT, rows, run_detector, tls_context
 
@@ -110,15 +111,6 @@ def test_allow_private_opens_it(server: FaultServer, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ by DNS answer, no proxy
-
-CRAWL = """
-import json, sys
-from detector.crawl.runner import CrawlOptions, run_crawl
-opts = json.loads(sys.argv[1])
-opts["inputs"] = tuple(opts["inputs"])
-run_crawl(CrawlOptions(**opts))
-"""
-
 
 @pytest.fixture(scope="module")
 def port80() -> Iterator[tuple[str, FaultServer]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -12,11 +13,13 @@ from detector.cli.options import (
     crawl_options,
     crawl_settings,
     db_option,
+    exit_for,
     print_summary,
     reported,
     verbosity,
 )
 from detector.cli.worker import crawl_redis, enqueue_options
+from detector.errors import DetectorError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,9 +39,10 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     exactly as with `detector refresh`.
 
     Exit status: 0 when the run completed (failed domains are data in the scans table) or the
-    input held no domains (a warning; nothing is written),
-    1 when the database cannot be written, 2 for usage errors (missing file, no domain column),
-    75 when another crawl or refresh holds the database's lock (nothing was done).
+    input held no domains (a warning; nothing is written), 1 when the run failed, 2 for usage
+    errors (bad option value, no domain column), 65 when an input is not text, 66 when an
+    input file is missing, 73 when the database is read-only, 75 when another crawl or
+    refresh holds the database's lock (nothing was done).
 
     With --redis URL the domains are queued for `detector worker`s on any machines instead
     (fetch options go to the workers); --wait then stores their results here, else run
@@ -50,11 +54,14 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     if list(inputs).count("-") > 1:
         raise click.UsageError('"-" (stdin) can be given once.')
     try:
-        check_inputs(inputs, options["column"])
+        for warning in check_inputs(inputs, options["column"]):
+            click.echo(warning, err=True)
         total = count_lines(inputs) or 0
         empty = not has_lines(inputs, options["column"])
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    except DetectorError as exc:
+        raise exit_for(exc) from None
     if empty:
         click.echo(f"warning: {', '.join(inputs)}: no domains (only blank lines, comments or a header); "
                    "nothing was crawled or written.", err=True)
@@ -76,17 +83,31 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
 @click.option("--json", "as_json", is_flag=True, help="Print the end summary as JSON.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(0, 64), help="Engine processes.")
 @click.option("-v", "--verbose", count=True, help="Show Scrapy's log.")
+@click.option("--serve", is_flag=True,
+              help="Do not crawl: keep the example sites up on a local proxy until interrupted (Ctrl-C), "
+              "and print the --proxy value to reach them with (first line of stdout).")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the proxy on 127.0.0.1 (0: any free port).")
 @click.pass_context
-def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int) -> None:
+def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int, serve: bool, port: int) -> None:
     """Crawl a dozen bundled example sites offline (served on 127.0.0.1) into demo.db.
 
-    Example: detector demo && sqlite-utils demo.db "select domain, technology from detections"
+    With --serve, only serve them (until Ctrl-C or SIGTERM) so that the README's examples
+    can be run as written, in another terminal, with the --proxy value it prints.
+
+    \b
+    Examples:
+      detector demo && sqlite-utils demo.db "select domain, technology from detections"
+      detector demo --serve --port 8080    # then: detector crawl FILE --proxy http://127.0.0.1:8080 --no-dns
     """
     from detector.crawl.runner import CrawlOptions, run
-    from detector.demo import demo_domains_file, start_demo_server
+    from detector.demo import demo_domains_file
 
+    if serve:
+        _serve(port)
+        return
     check_database(db)
-    server = start_demo_server()
+    server = _start(port)
     try:
         domains = demo_domains_file()
         if not as_json:
@@ -110,3 +131,35 @@ def demo(ctx: click.Context, db: str, as_json: bool, workers: int, verbose: int)
         )
         click.echo(f'  sqlite-utils {db} "select domain, status, error_kind, error_message from scans" -t')
 
+
+def _start(port: int) -> Any:
+    """The demo proxy, or a one-line error when its port is taken."""
+    from detector.demo import start_demo_server
+
+    try:
+        return start_demo_server(port)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise click.ClickException(
+            f"cannot serve the example sites on 127.0.0.1:{port} ({reason}); "
+            "pick another --port, or 0 for any free one"
+        ) from None
+
+
+def _serve(port: int) -> None:
+    """``demo --serve``: the example sites on a local proxy until SIGINT/SIGTERM."""
+    from detector.demo import demo_domains_file, wait_until_stopped
+
+    server = _start(port)
+    try:
+        click.echo(f"--proxy {server.url}")  # first line of stdout: what to give crawl/refresh/detect
+        sys.stdout.flush()
+        names = ", ".join(sorted(server.sites))
+        click.echo(f"Serving {len(server.sites)} example sites on {server.url} until interrupted (Ctrl-C): "
+                   f"{names}.", err=True)
+        click.echo(f"Crawl them through it, e.g.: detector crawl {demo_domains_file()} --db demo.db "
+                   f"--proxy {server.url} --no-dns (their names exist only in this proxy)", err=True)
+        stopped_by = wait_until_stopped()
+    finally:
+        server.stop()
+    click.echo(f"Stopped ({stopped_by}); served {server.proxy.requests} requests.", err=True)

@@ -16,11 +16,13 @@ from detector.cli.options import (
     check_proxy,
     compat_option,
     engine_mode,
+    exit_for,
     load_engine,
     render_option,
     signatures_option,
 )
-from detector.errors import DetectorError
+from detector.errors import DetectorError, MissingInputError
+from detector.textinput import check_readable
 
 
 @click.command()
@@ -28,7 +30,7 @@ from detector.errors import DetectorError
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Analyse a saved HTML file ('-' for stdin) instead of fetching.")
 @click.option("--url", "page_url", default="", help="The page's URL, for --html (url rules, script URLs).")
-@click.option("--headers", "headers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--headers", "headers_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Response headers for --html: 'Name: value' lines or a JSON object.")
 @click.option("--har", "har_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Analyse every HTML page of a HAR capture (with the scripts it loaded).")
@@ -36,8 +38,10 @@ from detector.errors import DetectorError
               help="JSON Lines cases (id, url, status, headers, html), .gz or plain, '-' for stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 @click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds per live fetch.")
-@click.option("--min-confidence", default=0, show_default=True, help="Hide detections below this confidence.")
+@click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Seconds per live fetch.")
+@click.option("--min-confidence", default=0, show_default=True, type=click.IntRange(0, 100),
+              help="Hide detections below this confidence (0-100).")
 @compat_option
 @click.option("--proxy", help="Fetch live URLs (and render them) through this HTTP proxy, e.g. http://proxy:3128.")
 @render_option
@@ -76,13 +80,19 @@ def detect(
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
     check_proxy(proxy)
+    try:  # a missing file fails now, not after the library is compiled
+        for path in (html_file, headers_file, har_file, cases_file):
+            if path is not None and str(path) != "-":
+                check_readable(path)
+    except DetectorError as exc:
+        raise exit_for(exc) from None
     engine = load_engine(signature_dirs, mode=engine_mode(compat))
     browser = _browser(engine, render, proxy) if urls else None
     try:
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout, proxy)
         _emit(engine, pages if browser is None else browser.pages(pages), as_json, as_nl, min_confidence)
     except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise exit_for(exc) from None
     finally:
         if browser is not None:
             browser.close()
@@ -165,10 +175,11 @@ def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers
 
 
 def _read_file(path: Path) -> bytes:
+    check_readable(path)
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise click.ClickException(f"{path}: cannot read ({exc.strerror})") from None
+        raise MissingInputError(f"{path}: cannot read ({exc.strerror}). Check its permissions; nothing was read.") from None
 
 
 def fetch_page(url: str, timeout: float, proxy: str | None = None) -> Any:

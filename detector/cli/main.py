@@ -2,8 +2,9 @@
 
 The group and its commands, one module per command group.  Each command parses its options,
 calls a library function and prints the report; library errors (DetectorError) become click
-errors with the library's message (place, problem, fix), exit 1 (75 when the database is
-locked by another run).
+errors with the library's message (place, problem, fix) and the error's exit status: 1, or
+the sysexits.h code of its cause (65 binary input, 66 missing input, 73 read-only database,
+75 database locked by another run; see README "Exit status").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from detector.errors import DetectorError
+from detector.errors import EX_TEMPFAIL, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD
 
 if TYPE_CHECKING:
@@ -23,10 +23,50 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "detector.db"
 
 
-class LockedExit(click.ClickException):
+class DetectorExit(click.ClickException):
+    """A library error as click shows it (``Error: message``), with the error's exit status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class LockedExit(DetectorExit):
     """Another run holds the database's lock: exit 75 (EX_TEMPFAIL) with the holder named."""
 
-    exit_code = 75
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EX_TEMPFAIL)
+
+
+def exit_for(exc: DetectorError) -> DetectorExit:
+    """The click error for a library error: its message and its exit status (1, 65, 66, 73, 75)."""
+    code = int(getattr(exc, "exit_code", 1))
+    return LockedExit(str(exc)) if code == EX_TEMPFAIL else DetectorExit(str(exc), code)
+
+
+class InputPath(click.Path):
+    """An input file argument or option: ``-`` is stdin; a missing file exits 66 (EX_NOINPUT),
+    as every missing input does, with the same message."""
+
+    def __init__(self, hint: Callable[[], str | None] | None = None, *, allow_dash: bool = True,
+                 path_type: type[Any] | None = None) -> None:
+        super().__init__(dir_okay=False, allow_dash=allow_dash, path_type=path_type)
+        self.hint = hint
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The path, checked to exist (unless ``-``)."""
+        from detector.textinput import check_readable
+
+        if str(value) != "-" or not self.allow_dash:
+            try:
+                check_readable(str(value))
+            except DetectorError as exc:
+                hint = self.hint() if self.hint else None
+                error = exit_for(exc)
+                if hint:
+                    error.message += " " + hint
+                raise error from None
+        return super().convert(value, param, ctx)
 
 
 def db_option(help: str, default: str = DEFAULT_DB, dest: str = "db") -> Callable[[F], F]:
@@ -72,20 +112,16 @@ def load_engine(signature_dirs: Iterable[str], accelerate: bool = True, mode: st
     try:
         return Engine.from_directories(list(signature_dirs) or None, accelerate=accelerate, mode=mode)
     except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise exit_for(exc) from None
 
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn the library's errors into click errors: the message, exit 1 (75 when locked out)."""
-    from detector.store.lock import LockedError
-
+    """Turn the library's errors into click errors: the message and the error's exit status."""
     try:
         yield
-    except LockedError as exc:
-        raise LockedExit(str(exc)) from None
     except DetectorError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise exit_for(exc) from None
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
@@ -104,6 +140,10 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * factor)
 
 
+#: --max-size bounds: 0 would mean "no limit" to Scrapy, and a page over 1 GB is no page.
+MIN_SIZE, MAX_SIZE = 1024, 1024**3
+
+
 class SizeParam(click.ParamType):  # type: ignore[type-arg]
     """A byte size such as ``5MB``."""
 
@@ -111,12 +151,13 @@ class SizeParam(click.ParamType):  # type: ignore[type-arg]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         """Parse or fail with a usage error."""
-        if isinstance(value, int):
-            return value
         try:
-            return parse_size(str(value))
+            size = value if isinstance(value, int) else parse_size(str(value))
         except ValueError:
             self.fail(f'"{value}" is not a size; write it like 5MB, 500k or 1048576', param, ctx)
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            self.fail(f'"{value}" is out of range; give a size from 1k to 1GB, like 5MB', param, ctx)
+        return size
 
 
 def verbosity(ctx: click.Context, verbose: int) -> int:
@@ -178,7 +219,7 @@ def _crawl_options() -> list[Callable[[F], F]]:
         click.option("--pages", default=2, show_default=True, type=click.IntRange(0, 20), help="Extra same-site pages per domain (pricing, shop, login, careers, contact, blog)."),
         click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000), help="Requests in flight over all sites."),
         click.option("--per-site", default=2, show_default=True, type=click.IntRange(1, 16), help="Requests in flight per site."),
-        click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per request."),
+        click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 600), help="Seconds per request."),
         click.option("--retries", default=1, show_default=True, type=click.IntRange(0, 10), help="Retries after a timeout or connection error."),
         click.option("--max-size", default="5MB", show_default=True, type=SizeParam(), help="Largest response body; bigger ones fail as too_large."),
         click.option("--user-agent", help="User-Agent header to send."),
@@ -188,7 +229,7 @@ def _crawl_options() -> list[Callable[[F], F]]:
                      help="Look up each domain's MX, TXT, NS, SOA, _dmarc TXT and www CNAME (email, SaaS and hosting evidence)."),
         click.option("--resolver", metavar="HOST[:PORT]", help="DNS server to ask (an IP address, port 53 by default). "
                      "Default: the system's; names under .test/.example/.invalid/.localhost/.local go only to a named one."),
-        click.option("--ignore-robots", is_flag=True, help="Do not obey robots.txt."),
+        click.option("--ignore-robots/--obey-robots", default=False, help="Do not obey robots.txt (--obey-robots: do, the default; for a refresh after a crawl that ignored it)."),
         click.option("--no-detect", is_flag=True, help="Fetch and record scans without running the engine."),
         click.option("--workers", default=-1, show_default=True, type=click.IntRange(-1, 64), help="Engine processes beside the crawler (-1: one per CPU; 0: in the crawler process)."),
         signatures_option,
@@ -259,7 +300,7 @@ def check_database(db: str) -> None:
     from detector.store.store import Store
 
     with reported():
-        Store.open(db).close()
+        Store.open(db, writable=True).close()
 
 
 def print_summary(summary: dict[str, Any], as_json: bool) -> None:

@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from detector.cli.options import (
+    InputPath,
     check_proxy,
     crawl_options,
     crawl_settings,
     db_option,
+    exit_for,
     print_summary,
     reported,
 )
 from detector.cli.worker import enqueue_options, redis_option, redis_status, refresh_redis
+from detector.errors import DetectorError
 from detector.store.history import CHANGE_KINDS, DurationError, parse_duration
 
 if TYPE_CHECKING:
@@ -49,7 +53,7 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
               help="Re-scan domains whose last successful scan is older than this (30m, 12h, 7d, 2w).")
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Scan at most N stale domains, longest waiting first; the rest wait for the next run.")
-@click.option("--domains", "domains_file", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--domains", "domains_file", type=InputPath(),
               help="Only consider the domains listed in this file (same formats as crawl; '-' for stdin).")
 @crawl_options
 @enqueue_options
@@ -71,9 +75,10 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
     With --redis URL the stale domains are queued for `detector worker`s instead (see
     `detector crawl --help`).
 
-    Exit status: 0 when the run completed or nothing was stale, 1 when the database cannot
-    be read or written, 2 for usage errors, 75 when another crawl or refresh holds the
-    database's lock (nothing was done; try again later).
+    Exit status: 0 when the run completed or nothing was stale, 1 when the run failed, 2 for
+    usage errors, 65 when --domains is not text, 66 when it is missing, 73 when the database
+    is read-only, 75 when another crawl or refresh holds the database's lock (nothing was
+    done; try again later).
     """
     from detector.crawl.refresh import run
 
@@ -94,9 +99,10 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
             click.echo("Nothing to refresh: every chosen domain had a successful scan recently.")
         return
     settings = crawl_settings(ctx, (), 0, options)
+    given = {name for name in options if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
     with reported():
         report = run(settings, older_than=older_than, only=only, limit=limit,
-                     on_plan=None if as_json else _announce)
+                     on_plan=_announce_reused if as_json else _announce, given=given)
     if report.crawl is None:
         if as_json:
             click.echo(json.dumps({"refreshed": 0, "stale": 0, "older_than": report.older_than, "database": db}, indent=2))
@@ -108,8 +114,19 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
     print_summary(report.crawl.summary, as_json)
 
 
+def _announce_reused(report: RefreshReport) -> None:
+    """Say on stderr which options the last crawl lent this refresh."""
+    from detector.crawl.runner import option_flag
+
+    if report.reused:
+        flags = " ".join(option_flag(name, value) for name, value in report.reused.items())
+        click.echo(f"Reusing the network options of the last crawl ({report.reused_from}): {flags}. "
+                   "Give an option again to change it.", err=True)
+
+
 def _announce(report: RefreshReport) -> None:
     """Say on stderr what a refresh is about to crawl, before it crawls."""
+    _announce_reused(report)
     why = ("(--older-than 0: all chosen)" if not report.older_than_delta
            else f"not scanned successfully in the last {report.older_than}")
     left = report.stale_left
@@ -125,10 +142,13 @@ def _read_domain_file(path: str, column: str | None, keep_subdomains: bool, allo
     from detector.inputs import DomainEntry, InputError, check_inputs, read_domains
 
     try:
-        check_inputs((path,), column)
+        for warning in check_inputs((path,), column):
+            click.echo(warning, err=True)
         entries = list(read_domains([path], column=column, keep_subdomains=keep_subdomains, allow_ip=allow_ip))
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    except DetectorError as exc:
+        raise exit_for(exc) from None
     domains = []
     for entry in entries:
         if isinstance(entry, DomainEntry):

@@ -8,19 +8,28 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from detector.cli.options import db_option, reported
+from detector.cli.options import InputPath, db_option, reported
 from detector.segment.assign import plural
 from detector.segment.runner import SegmentError, check_export_path, diff, run, runs
 from detector.store.accounts import import_
 from detector.store.cohorts import DEFAULT_SEGMENTATION, EXPORT_FORMATS, format_table
+from detector.textinput import read_text
 from detector.timestamps import now as clock_now
 from detector.timestamps import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _example_hint() -> str | None:
+    """Where the shipped example rules are, for a missing --rules file."""
+    from detector.bundled import example_rules
+
+    example = example_rules()
+    return f"A commented example ships with detector: {example} (copy it, then edit)." if example else None
 
 
 def _note(text: str) -> None:
@@ -33,7 +42,7 @@ def accounts() -> None:
 
 
 @accounts.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=InputPath())
 @db_option("SQLite database file.", dest="db_path")
 @click.option(
     "--column", "--domain-column", "domain_column",
@@ -49,7 +58,7 @@ def accounts() -> None:
     "--allow-ip", is_flag=True, help="Accept IP addresses as well (as `crawl --allow-ip`)."
 )
 def accounts_import(
-    file: IO[str],
+    file: str,
     db_path: str,
     domain_column: str | None,
     keep_subdomains: bool,
@@ -64,10 +73,12 @@ def accounts_import(
     Example:
       detector accounts import accounts.csv --db detector.db
     """
-    name = str(getattr(file, "name", "<stdin>"))
-    where = "<stdin>" if name in ("<stdin>", "-") else name
+    where = "<stdin>" if file == "-" else file
     with reported():
-        result = import_(db_path, file.read(), where, domain_column=domain_column,
+        text, encoding = read_text(file)
+        if encoding.warning:
+            _note(encoding.warning)
+        result = import_(db_path, text, where, domain_column=domain_column,
                          keep_subdomains=keep_subdomains, allow_ip=allow_ip)
     updated = result.accounts - result.added
     click.echo(
@@ -78,7 +89,15 @@ def accounts_import(
             f"note: skipped {result.skipped_blank} rows with an empty {result.domain_column} column"
         )
     if result.duplicates:
-        _note(f"note: merged {result.duplicates} rows whose domain appeared earlier in the file")
+        _note(
+            f"note: merged {plural(result.duplicates, 'row')} whose domain appeared earlier in "
+            "the file (rows merge in file order: a later non-blank cell wins, a blank one keeps "
+            "the earlier value):"
+        )
+        for dup in result.duplicate_rows[:20]:
+            _note(f"  {where} {dup.describe()}")
+        if len(result.duplicate_rows) > 20:
+            _note(f"  ... and {len(result.duplicate_rows) - 20} more")
 
 
 def _parse_as_of(value: str | None) -> datetime:
@@ -104,8 +123,9 @@ def _name_option() -> Callable[[F], F]:
 @click.option(
     "--rules",
     "rules_path",
-    type=click.Path(dir_okay=False),
-    help="Rules file (YAML); see examples/rules.yaml. Required unless a subcommand is given.",
+    type=InputPath(hint=lambda: _example_hint()),
+    help="Rules file (YAML); see examples/rules.yaml (a copy ships with detector: the error for a "
+    "missing file names it). Required unless a subcommand is given.",
 )
 @db_option("SQLite database file.", dest="db_path")
 @click.option(
@@ -164,6 +184,9 @@ def segment(
       detector segment --rules examples/rules.yaml --db detector.db --export cohorts.csv
       detector segment diff --db detector.db            # who moved since the previous run
       detector segment runs --db detector.db
+
+    Exit status: 0 stored, 1 error (bad rules, refused run, no database), 2 usage,
+    75 another run holds the database.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -249,7 +272,7 @@ def segment_diff(db_path: str, name: str, since: str | None, as_csv: bool, as_js
         click.echo(out.getvalue(), nl=False)
     elif records:
         rows = [list(MOVE_COLUMNS)] + [[r[c] for c in MOVE_COLUMNS] for r in records]
-        click.echo(format_table(rows))
+        click.echo(format_table(rows, left=len(MOVE_COLUMNS)))
     _note(
         f"{plural(len(records), 'change')} from run {report.old.id} ({report.old.computed_at[:10]}) "
         f'to run {report.new.id} ({report.new.computed_at[:10]}) of segmentation "{name}"'

@@ -70,6 +70,7 @@ class DetectStorePipeline:
         backlog: int = 4,
         engine_mode: str = "detector",
         render: RenderStage | None = None,
+        standalone: bool = False,
     ) -> None:
         self.crawler = crawler
         self.db_path = db_path
@@ -92,6 +93,10 @@ class DetectStorePipeline:
         self.switched_off: set[str] = set()  # patterns reported as switched off (by origin)
         self.ticker = LoopingCall(self._tick)
         self.render = render
+        #: Under plain ``scrapy crawl domains`` (no DETECTOR_RUN_ID from detector's runner), the
+        #: pipeline records the run itself, holding the database's lock for the whole crawl.
+        self.standalone = standalone
+        self.run_store: Store | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -100,7 +105,7 @@ class DetectStorePipeline:
         workers = s.getint("DETECTOR_DETECT_WORKERS")
         run_id = s.get("DETECTOR_RUN_ID") or new_run_id()
         crawler.stats.set_value("detector/run_id", run_id)
-        return cls(
+        pipeline = cls(
             crawler,
             s.get("DETECTOR_DB"),
             detect=s.getbool("DETECTOR_DETECT"),
@@ -112,7 +117,11 @@ class DetectStorePipeline:
             backlog=s.getint("DETECTOR_WRITE_BACKLOG", 4),
             engine_mode=s.get("DETECTOR_ENGINE_MODE") or "detector",
             render=render_stage(s) if s.getbool("DETECTOR_DETECT") else None,
+            standalone=not s.get("DETECTOR_RUN_ID"),
         )
+        if pipeline.standalone:
+            crawler.signals.connect(pipeline._finish_run, signal=signals.spider_closed)
+        return pipeline
 
     async def open_spider(self) -> None:
         """Open and migrate the database, mirror the library, start the engine processes.
@@ -130,6 +139,8 @@ class DetectStorePipeline:
                 self.writer.close()
 
     async def _open(self) -> None:
+        if self.standalone:
+            self._start_run()
         dirs = self.signatures or None
         library = load_signatures(dirs, layers=self.engine_mode != "wappalyzer")  # what the engine runs
         await self._open_output(library)
@@ -154,6 +165,34 @@ class DetectStorePipeline:
         self.writer = ScanWriter(self.db_path)
         self.writer.start()
         await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
+
+    def _start_run(self) -> None:
+        """``scrapy crawl domains``: take the lock, record the run as a crawl (the spider checked
+        its input already)."""
+        from detector.crawl.runner import options_from_settings
+        from detector.store.store import Store
+
+        settings = self.crawler.settings
+        self.run_store = Store.open(self.db_path, lock="crawl")
+        try:
+            self.run_store.close_dead_runs()
+            self.run_store.start_run(self.run_id, "crawl", planned=None, options=options_from_settings(settings))
+        except BaseException:
+            self.run_store.close()
+            self.run_store = None
+            raise
+
+    def _finish_run(self, reason: str) -> None:
+        """Record how a ``scrapy crawl domains`` run ended, and give the lock back."""
+        store, self.run_store = self.run_store, None
+        if store is None:
+            return
+        try:
+            status = ("failed" if self.failure or self.crawler.stats.get_value("detector/fatal")
+                      else "interrupted" if reason == "shutdown" else "done")
+            store.finish_run(self.run_id, status)
+        finally:
+            store.close()
 
     async def process_item(self, item: Any) -> Any:
         """Detect (in a worker process when there are workers), then buffer the scan row."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
@@ -18,6 +18,12 @@ from scrapy.settings import Settings
 
 from detector.crawl.pipelines import new_run_id
 from detector.errors import DetectorError
+
+
+def network(default: Any) -> Any:
+    """A CrawlOptions field about reaching the sites (proxy, user agent, timeouts, pages...):
+    recorded with the run, and reused by ``refresh`` from the last crawl unless given again."""
+    return field(default=default, metadata={"network": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +36,17 @@ class CrawlOptions:
     keep_subdomains: bool = False
     allow_ip: bool = False
     allow_private: bool = False
-    pages: int = 2
-    concurrency: int = 16
-    per_site: int = 2
-    timeout: float = 15.0
-    retries: int = 1
-    max_size: int = 5 * 1024 * 1024
-    user_agent: str | None = None
-    proxy: str | None = None
-    ignore_robots: bool = False
+    # How to reach the sites: recorded with each run, and reused by `refresh` unless given again
+    # (see network_options()).  A new option of this kind says so with network(...).
+    pages: int = network(2)
+    concurrency: int = network(16)
+    per_site: int = network(2)
+    timeout: float = network(15.0)
+    retries: int = network(1)
+    max_size: int = network(5 * 1024 * 1024)
+    user_agent: str | None = network(None)
+    proxy: str | None = network(None)
+    ignore_robots: bool = network(False)
     detect: bool = True
     workers: int = -1
     signatures: tuple[str, ...] = ()
@@ -50,12 +58,12 @@ class CrawlOptions:
     #: The engine's mode: "detector" (the default) or "wappalyzer" (the reference engine's
     #: results, ``--compat wappalyzer``).  Recorded with the run (``runs.options``).
     engine_mode: str = "detector"
-    dns: bool = True
-    resolver: str | None = None
+    dns: bool = network(True)
+    resolver: str | None = network(None)
     #: The rendered tier: "off", "auto", "on"; None: DETECTOR_RENDER's default (auto).
-    render: str | None = None
-    render_concurrency: int = 4
-    render_timeout: float = 10.0
+    render: str | None = network(None)
+    render_concurrency: int = network(4)
+    render_timeout: float = network(10.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,6 +121,38 @@ def build_settings(opts: CrawlOptions) -> Settings:
     values.update(opts.extra)
     settings.setdict(values, priority="cmdline")
     return settings
+
+
+def options_from_settings(settings: Any) -> dict[str, Any]:
+    """What a run records in ``runs.options``, read back from Scrapy settings (the inverse of
+    :func:`build_settings`, for ``scrapy crawl domains``, which has no CrawlOptions)."""
+    defaults = CrawlOptions(inputs=())
+    return {
+        "db": settings.get("DETECTOR_DB"),
+        "column": settings.get("DETECTOR_COLUMN") or None,
+        "keep_subdomains": settings.getbool("DETECTOR_KEEP_SUBDOMAINS"),
+        "allow_ip": settings.getbool("DETECTOR_ALLOW_IP"),
+        "pages": settings.getint("DETECTOR_PAGES", defaults.pages),
+        "concurrency": settings.getint("CONCURRENT_REQUESTS", defaults.concurrency),
+        "per_site": settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", defaults.per_site),
+        "timeout": settings.getfloat("DOWNLOAD_TIMEOUT", defaults.timeout),
+        "retries": settings.getint("RETRY_TIMES", defaults.retries) if settings.getbool("RETRY_ENABLED", True) else 0,
+        "max_size": settings.getint("DOWNLOAD_MAXSIZE", defaults.max_size),
+        "user_agent": settings.get("USER_AGENT") or None,
+        "proxy": settings.get("DETECTOR_PROXY") or None,
+        "ignore_robots": not settings.getbool("ROBOTSTXT_OBEY", True),
+        "detect": settings.getbool("DETECTOR_DETECT", True),
+        "workers": settings.getint("DETECTOR_DETECT_WORKERS", defaults.workers),
+        "signatures": list(settings.getlist("DETECTOR_SIGNATURES")),
+        "miss_threshold": settings.getint("DETECTOR_MISS_THRESHOLD", defaults.miss_threshold),
+        "allow_private": settings.getbool("DETECTOR_ALLOW_PRIVATE"),
+        "engine_mode": settings.get("DETECTOR_ENGINE_MODE") or defaults.engine_mode,
+        "dns": settings.getbool("DETECTOR_DNS", defaults.dns),
+        "resolver": settings.get("DETECTOR_RESOLVER") or None,
+        "render": settings.get("DETECTOR_RENDER") or None,
+        "render_concurrency": settings.getint("DETECTOR_RENDER_CONCURRENCY", defaults.render_concurrency),
+        "render_timeout": settings.getfloat("DETECTOR_RENDER_TIMEOUT", defaults.render_timeout),
+    }
 
 
 class CrawlError(DetectorError):
@@ -212,6 +252,31 @@ def run_crawl(opts: CrawlOptions, spider: str | type[Any] = "domains") -> CrawlR
     if stats.get("detector/failed"):
         raise CrawlError(f"the crawl failed: {stats['detector/failed']}")
     return CrawlReport(run_id, int(stats.get("detector/invalid_lines", 0)), stats)
+
+
+def network_options() -> tuple[str, ...]:
+    """The CrawlOptions fields marked :func:`network`, in declaration order."""
+    return tuple(f.name for f in fields(CrawlOptions) if f.metadata.get("network"))
+
+
+def option_flag(name: str, value: Any) -> str:
+    """How a person gives an option again: ``--proxy http://...``, ``--ignore-robots``, ``--no-dns``.
+
+    >>> option_flag("user_agent", "bot/1"), option_flag("ignore_robots", True), option_flag("dns", False)
+    ('--user-agent bot/1', '--ignore-robots', '--no-dns')
+    >>> option_flag("proxy", "http://127.0.0.1:8080"), option_flag("ignore_robots", False)
+    ('--proxy http://127.0.0.1:8080', '--obey-robots')
+    """
+    flag = "--" + name.replace("_", "-")
+    if value is True:
+        return flag
+    if value is False:
+        return _OFF_FLAGS.get(name, "--no-" + name.replace("_", "-"))
+    return f"{flag} {value}"
+
+
+#: The "off" spelling of boolean options whose off flag is not ``--no-NAME``.
+_OFF_FLAGS = {"ignore_robots": "--obey-robots"}
 
 
 def _as_dict(opts: CrawlOptions) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from twisted.internet.task import deferLater
 
 from detector.crawl.items import FetchedPage, PageOutcome, PageResult, SiteItem, count_outcome
 from detector.crawl.middlewares import classify_failure, proxy_error_kind
+from detector.errors import DetectorError
 from detector.inputs import DomainEntry, InputError, read_domains, registered_domain
 from detector.store.scans import ScanResult
 from detector.timestamps import utc_now
@@ -42,7 +44,7 @@ LINK_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 _HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", re.IGNORECASE)
 _SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.IGNORECASE)
 #: Error kinds after which plain http:// is tried when https:// failed.
-FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "other"})
+FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "connection_lost", "bad_response", "other"})
 #: 4xx answers that say "not now" rather than "not here".
 TRANSIENT_4XX = frozenset({408, 425, 429})
 
@@ -63,7 +65,7 @@ def page_outcome(kind: str | None, status: int | None = None) -> PageOutcome:
         return "offsite"
     if kind == "http_4xx":
         return "transient" if status in TRANSIENT_4XX else "gone"
-    if kind in ("redirect_loop", "too_large", "not_html", "blocked_address"):
+    if kind in ("redirect_loop", "too_large", "not_html", "blocked_address", "bad_redirect"):
         return "gone"  # the page answers the same way every time: nothing to read there
     return "transient"  # timeout, 5xx, refused, tls, dns, other: may pass on a later run
 
@@ -165,7 +167,26 @@ class DomainsSpider(scrapy.Spider):
         schemes = [s for s in crawler.settings.getlist("DETECTOR_SCHEMES") if s in ("https", "http")]
         spider.schemes = schemes or ["https", "http"]
         spider.run_id = str(crawler.settings.get("DETECTOR_RUN_ID") or "")
+        if not spider.run_id:
+            spider.check_input()
         return spider
+
+    def check_input(self) -> None:
+        """Under plain ``scrapy crawl domains``: a missing, binary or column-less input stops the
+        process now, with one line and the exit status ``detector crawl`` would give (66, 65, 2).
+
+        (``detector crawl`` checks its input before Scrapy starts.)  SystemExit, because Scrapy
+        would log any other exception with a traceback and go on to exit 0 or 1.
+        """
+        from detector.inputs import check_inputs
+
+        try:
+            for warning in check_inputs(self.input_paths(), self.crawler.settings.get("DETECTOR_COLUMN") or None):
+                input_log.warning("%s", warning.removeprefix("warning: "))
+        except DetectorError as exc:
+            code = 2 if isinstance(exc, InputError) else exc.exit_code
+            print(f"Error: {exc}", file=sys.stderr)
+            raise SystemExit(code) from None
 
     # ---------------------------------------------------------------- start
     async def start(self) -> AsyncIterator[scrapy.Request]:
@@ -188,12 +209,17 @@ class DomainsSpider(scrapy.Spider):
         while engine is not None and engine.running and engine.needs_backout():
             await maybe_deferred_to_future(deferLater(_reactor(), 0.01, lambda: None))
 
-    def _entries(self) -> Iterator[Any]:
-        settings = self.crawler.settings
-        raw = self.input or settings.get("DETECTOR_INPUT") or ""
+    def input_paths(self) -> list[str]:
+        """The domain lists to read (``-a input=`` or DETECTOR_INPUT, comma-separated; ``-``: stdin)."""
+        raw = self.input or self.crawler.settings.get("DETECTOR_INPUT") or ""
         paths = [p for p in str(raw).split(",") if p] if raw != "-" else ["-"]
         if not paths:
             raise InputError("no input: give a domain list, e.g. scrapy crawl domains -a input=domains.txt")
+        return paths
+
+    def _entries(self) -> Iterator[Any]:
+        settings = self.crawler.settings
+        paths = self.input_paths()
         return read_domains(
             paths,
             column=settings.get("DETECTOR_COLUMN") or None,
@@ -390,6 +416,10 @@ def _failure_kind(failure: Failure) -> tuple[str, str, Response | None]:
         kind = proxy_error_kind(status, (response.headers.get(b"Proxy-Status") or b"").decode("latin-1"))
         if kind is not None:
             return kind, f"HTTP {status} from the proxy for {response.url}", None
+        if 300 <= status < 400:
+            # A redirect Scrapy would not follow: to file:, data:, ftp:, or with no Location.
+            location = (response.headers.get(b"Location") or b"").decode("latin-1")[:200]
+            return "bad_redirect", f"HTTP {status} from {response.url} to {location or 'nowhere'!r}: not an http(s) URL, not followed", None
         kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
         return kind, f"HTTP {status} from {response.url}", response
     kind, message = classify_failure(exc)

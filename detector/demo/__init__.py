@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import signal
 import ssl
 import tempfile
+import threading
 from pathlib import Path
 
 from detector.demo.vhosts import Site, VirtualHostProxy, load_sites
@@ -73,9 +75,34 @@ class DemoServer:
         self.proxy.stop()
 
 
-def start_demo_server() -> DemoServer:
-    """Serve the demo sites (https and http) through a local proxy on a free port."""
+def start_demo_server(port: int = 0) -> DemoServer:
+    """Serve the demo sites (https and http) through a local proxy on 127.0.0.1 (port 0: a free one).
+
+    Raises OSError when the port cannot be bound (taken by another program).
+    """
     sites = demo_sites()
     hosts = sorted({h for s in sites for h in (s, "*." + s)})
-    proxy = VirtualHostProxy(sites, ssl_context=self_signed_context(hosts)).start()
+    proxy = VirtualHostProxy(sites, ssl_context=self_signed_context(hosts), port=port).start()
     return DemoServer(sites, proxy)
+
+
+def wait_until_stopped(poll: float = 0.2) -> str:
+    """Block until SIGINT (Ctrl-C) or SIGTERM arrives; return its name (``"SIGINT"``).
+
+    The previous handlers are restored afterwards.  Call it from the main thread.
+    """
+    stop = threading.Event()
+    received: list[str] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(poll):  # a timed wait, so the handler runs promptly
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return received[0]

@@ -139,13 +139,21 @@ class VirtualHostProxy:
     def start(self) -> VirtualHostProxy:
         """Serve on a daemon thread; returns once the port is bound."""
         ready = threading.Event()
+        failed: list[OSError] = []
 
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
-            )
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
+                )
+            except OSError as exc:  # the port is taken, or not ours to bind
+                failed.append(exc)
+                loop.close()
+                self._loop = None
+                ready.set()
+                return
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
@@ -156,6 +164,9 @@ class VirtualHostProxy:
         self._thread = threading.Thread(target=run, name="vhost-proxy", daemon=True)
         self._thread.start()
         ready.wait(10)
+        if failed:
+            self._thread.join(10)
+            raise failed[0]
         return self
 
     def stop(self) -> None:

@@ -6,12 +6,14 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from detector.engine.page import Page, normalize_headers
-from detector.errors import PageError
+from detector.errors import BinaryInputError, PageError
+from detector.textinput import check_readable
 
 
 def _open_text(path: Path | str) -> io.TextIOBase:
@@ -21,9 +23,7 @@ def _open_text(path: Path | str) -> io.TextIOBase:
         if head == b"\x1f\x8b":
             return io.TextIOWrapper(gzip.GzipFile(fileobj=stdin), encoding="utf-8")
         return io.TextIOWrapper(stdin, encoding="utf-8")
-    p = Path(path)
-    if not p.exists():
-        raise PageError(f"{p}: no such file")
+    p = check_readable(path)
     with p.open("rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
@@ -37,7 +37,7 @@ def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
     A line that is not a JSON object raises PageError naming the file and line.
     """
     with _open_text(path) as f:
-        for n, line in enumerate(f, 1):
+        for n, line in _numbered_lines(f, path):
             line = line.strip()
             if not line:
                 continue
@@ -49,6 +49,21 @@ def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
                 raise PageError(f"{path} line {n}: expected a JSON object with url, headers and html")
             obj.setdefault("id", n)
             yield obj
+
+
+def _numbered_lines(f: io.TextIOBase, path: Path | str) -> Iterator[tuple[int, str]]:
+    """(number, line) of a cases file; a file that is not UTF-8 text (or not gzip) stops with a message."""
+    n = 0
+    try:
+        for n, line in enumerate(f, 1):
+            if "\0" in line:
+                raise UnicodeDecodeError("utf-8", b"\0", 0, 1, "NUL byte")
+            yield n, line
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise BinaryInputError(
+            f"{path} line {n + 1}: not UTF-8 text ({exc.__class__.__name__}: {exc}). --cases takes JSON Lines: "
+            "one JSON object per line, UTF-8, plain or gzip-compressed; nothing was read past this line."
+        ) from None
 
 
 def page_from_case(case: Mapping[str, Any]) -> Page:
@@ -67,7 +82,7 @@ def page_from_case(case: Mapping[str, Any]) -> Page:
 
 def read_headers_file(path: Path | str) -> dict[str, tuple[str, ...]]:
     """Headers from a file: raw ``Name: value`` lines (a status line is skipped) or JSON."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    text = check_readable(path).read_text(encoding="utf-8", errors="replace")
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:

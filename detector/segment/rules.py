@@ -342,6 +342,20 @@ def uses_removed(rules: Rules) -> bool:
     return any(isinstance(leaf, RemovedTest) for leaf in leaves(rules))
 
 
+def uses_adoption(rules: Rules) -> bool:
+    """Whether a rule tests recent adoption (so each domain's first successful scan is read)."""
+    return any(
+        isinstance(leaf, TechTest) and leaf.first_seen_within is not None for leaf in leaves(rules)
+    )
+
+
+def uses_confidence(rules: Rules) -> bool:
+    """Whether a rule tests ``min_confidence`` (so the detections' confidence must be read)."""
+    return any(
+        isinstance(leaf, TechTest) and leaf.min_confidence is not None for leaf in leaves(rules)
+    )
+
+
 def uses_pages(rules: Rules) -> bool:
     """Whether a rule tests ``pages_seen`` (so the detections' evidence must be read)."""
     return any(isinstance(leaf, TechTest) and leaf.min_pages is not None for leaf in leaves(rules))
@@ -1359,11 +1373,7 @@ def load_rules(
     path: Path | str, vocabulary: Vocabulary, *, columns: Collection[str] | None = UNCHECKED
 ) -> Rules:
     """Read and validate a rules file (``columns``: see :func:`parse_rules`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(
-            f"{path}: cannot read the rules file ({exc.strerror}); check the path"
-        ) from None
+    from detector.textinput import read_text
+
+    text, _ = read_text(path)  # MissingInputError, BinaryInputError; Windows-1252 read as such
     return parse_rules(text, vocabulary, str(path), columns=columns)

@@ -15,11 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from detector.errors import DetectorError
+from detector.errors import EX_TEMPFAIL, DetectorError
 from detector.timestamps import utc_now
-
-#: Exit status of a run refused because another holds the lock (sysexits.h EX_TEMPFAIL).
-EX_TEMPFAIL = 75
 
 
 class LockedError(DetectorError):

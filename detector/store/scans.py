@@ -11,11 +11,12 @@ import json
 import sqlite3
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
-from detector.errors import DetectorError
+from detector.errors import EX_CANTCREAT, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD, Stored, compare
 from detector.store.transaction import transaction
 from detector.timestamps import utc_now
@@ -36,6 +37,9 @@ ERROR_KINDS: dict[str, str] = {
     "too_large": "the response was bigger than the maximum body size",
     "not_html": "the homepage is not an HTML page (an image, a PDF, a binary file)",
     "robots": "robots.txt forbids fetching the homepage (use --ignore-robots to override)",
+    "connection_lost": "the connection closed or was reset before the response was complete",
+    "bad_response": "the server's answer is not HTTP (garbage, another protocol, malformed headers)",
+    "bad_redirect": "the homepage redirected to a URL that is not http(s) (file:, data:, javascript:) or nowhere",
     "blocked_address": "the homepage or a redirect led to a private, loopback, link-local or metadata address "
     "(the message names it); nothing was sent there (use --allow-private for intranet inventories)",
     "other": "any other failure; error_message has the details",
@@ -44,6 +48,18 @@ ERROR_KINDS: dict[str, str] = {
 
 class StorageError(DetectorError):
     """The database cannot be opened, migrated or written."""
+
+
+class ReadOnlyDatabaseError(StorageError):
+    """The database (or its folder) cannot be written by this user: exit 73 (EX_CANTCREAT)."""
+
+    exit_code = EX_CANTCREAT
+
+
+def read_only_message(path: str | Path, reason: object) -> str:
+    """What to do about a database SQLite refuses to write."""
+    return (f"{path}: the database is read-only for this user (SQLite: {reason}). "
+            "Make the file and its folder writable (chmod u+w), or pick another --db; nothing was written.")
 
 
 # ---------------------------------------------------------------------------- values
@@ -140,6 +156,9 @@ def record_scans(
                 _record_one(conn, r, miss_threshold, known)
                 n += 1
     except sqlite3.DatabaseError as exc:
+        if "readonly database" in str(exc).lower():
+            raise ReadOnlyDatabaseError(read_only_message(db.conn.execute("PRAGMA database_list").fetchone()[2],
+                                                          exc)) from None
         raise StorageError(f"cannot write to the database ({exc}); check disk space and permissions") from None
     return n
 
@@ -318,6 +337,36 @@ def finish_run(db: sqlite_utils.Database, run_id: str, status: str = "done") -> 
             "WHERE id = ?",
             (utc_now(), status, run_id),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A past run and the options it recorded (``runs.options``)."""
+
+    id: str
+    command: str
+    started_at: str
+    options: dict[str, Any]
+
+
+def last_run_options(db: sqlite_utils.Database, commands: Iterable[str] = ("crawl",)) -> RecordedRun | None:
+    """The newest run of one of ``commands`` that recorded its options, or None."""
+    names = list(commands)
+    if not names or not db["runs"].exists():
+        return None
+    marks = ", ".join("?" for _ in names)
+    for row in db.query(
+        f"SELECT id, command, started_at, options FROM runs WHERE command IN ({marks}) AND options IS NOT NULL "
+        "ORDER BY started_at DESC, id DESC LIMIT 1",
+        names,
+    ):
+        try:
+            options = json.loads(row["options"])
+        except (TypeError, ValueError):
+            return None
+        if isinstance(options, dict):
+            return RecordedRun(row["id"], row["command"], row["started_at"], options)
+    return None
 
 
 def close_dead_runs(db: sqlite_utils.Database) -> list[str]:

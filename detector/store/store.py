@@ -26,12 +26,14 @@ from detector.store import schema
 from detector.store.history import DEFAULT_MISS_THRESHOLD
 from detector.store.lock import DatabaseLock
 from detector.store.scans import (
+    ReadOnlyDatabaseError,
     ScanResult,
     StorageError,
     add_domains,
     close_dead_runs,
     finish_run,
     mirror_library,
+    read_only_message,
     record_scans,
     start_run,
 )
@@ -56,11 +58,14 @@ class Store:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path, *, lock: str | None = None, busy_timeout: float = BUSY_TIMEOUT) -> Store:
+    def open(cls, path: str | Path, *, lock: str | None = None, busy_timeout: float = BUSY_TIMEOUT,
+             writable: bool = False) -> Store:
         """Open (creating if needed) a database with every migration applied.
 
         ``lock``: the command name to hold the database's lock for until :meth:`close`
         (raises :class:`~detector.store.lock.LockedError` at once if another run holds it).
+        With ``lock`` or ``writable``, a database this user cannot write raises
+        :class:`ReadOnlyDatabaseError` now, before anything is done.
         """
         p = _check_path(path)
         held = DatabaseLock(p, lock) if lock else None
@@ -73,12 +78,16 @@ class Store:
                     with _migration_lock(p, held):
                         db.execute("PRAGMA journal_mode=WAL")
                         schema.migrate(db)
+                if held or writable:
+                    _probe_write(db)
             except BaseException:
                 db.close()
                 raise
         except sqlite3.DatabaseError as exc:
             if held:
                 held.release()
+            if _is_read_only(exc):
+                raise ReadOnlyDatabaseError(read_only_message(path, exc)) from None
             raise StorageError(
                 f"{path}: cannot open or write the database ({exc}). "
                 "Check the file is a SQLite database you may write, or pick another --db."
@@ -176,6 +185,23 @@ def _connect(path: Path, busy_timeout: float) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def _probe_write(db: sqlite_utils.Database) -> None:
+    """Write and roll back, so a read-only database fails here rather than half-way through a run."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE _write_probe (x)")
+    finally:
+        db.execute("ROLLBACK")
+
+
+def _is_read_only(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite refused to write because the file, its journal or its folder is read-only."""
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc).lower()
+    return name.startswith("SQLITE_READONLY") or "readonly database" in text or (
+        name == "SQLITE_CANTOPEN" or "unable to open database file" in text)
 
 
 def _is_wal(db: sqlite_utils.Database) -> bool:
