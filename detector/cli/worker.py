@@ -65,8 +65,9 @@ def connect(url: str, prefix: str, **kwargs: Any) -> RunQueue:
 
 def reject_fetch_options(ctx: click.Context) -> None:
     """With --redis the workers fetch: their options given here would be silently ignored."""
+    # Only what was typed: an environment default (DETECTOR_RENDER) applies to the workers too.
     given = [name for name in FETCH_OPTIONS
-             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
     if given:
         flags = ", ".join("--" + ("no-detect" if n == "no_detect" else n.replace("_", "-")) for n in given)
         raise click.UsageError(f"{flags}: with --redis the workers fetch and detect; give these to "
