@@ -143,6 +143,23 @@ def test_evidence_rules(engine: Engine, compat: Engine, technology: str, present
     assert technology in detect(compat, absent)  # the reference engine takes these
 
 
+def test_path_rules_count_links_on_the_site_only(engine: Engine, compat: Engine) -> None:
+    own = '<a href="https://www.site.example/shop/checkout">Checkout</a>'
+    other = '<a href="https://www.donations.example/give/1/checkout?x=1">Donate</a>'
+    assert "Cart Functionality" in detect(engine, own)
+    assert "Cart Functionality" not in detect(engine, other)
+    assert "Cart Functionality" in detect(compat, other)
+
+
+def test_a_client_side_library_does_not_imply_its_source_language(engine: Engine, compat: Engine) -> None:
+    page = script("/js/fullcalendar.min.js")
+    assert "FullCalendar" in detect(engine, page)
+    assert "TypeScript" not in detect(engine, page)
+    assert "TypeScript" in detect(compat, page)
+    # a server-side implication stays: WordPress runs on PHP
+    assert "PHP" in detect(engine, '<meta name="generator" content="WordPress 6.4">')
+
+
 def test_third_party_cdn_implies_no_infrastructure(engine: Engine, compat: Engine) -> None:
     page = script("https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.17/d3.min.js")
     found = detect(engine, page)

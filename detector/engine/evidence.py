@@ -349,3 +349,37 @@ def script_name_weakness(regex: str, src: str, matched: str) -> bool:
         if not re.fullmatch(rf"{word}(?:[.-]v?\d[\w.-]*?)?(?:\.bundle)?(?:\.min)?\.m?js", name):
             return True
     return False
+
+
+# ---------------------------------------------------------------------- links to other sites
+def site_of(url: str) -> str:
+    """The site (registrable domain, roughly: the last two labels, three under a two-letter
+    country code with a short second level such as ``co.uk``) of an absolute URL's host, or "".
+
+    >>> site_of("https://subs.theverge.com/x"), site_of("//www.bbc.co.uk/"), site_of("/checkout")
+    ('theverge.com', 'bbc.co.uk', '')
+    """
+    m = re.match(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#:]+)", url.strip())
+    if not m:
+        return ""
+    labels = m.group(1).lower().rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def path_rule_elsewhere(href: str, branches: tuple[tuple[str, ...], ...], page_url: str) -> bool:
+    """Whether an anchor found only by path substrings (``a[href*='/checkout']``) links to
+    another site: a path rule says what the site itself serves, and a donation service's
+    ``/checkout`` is not the site's shop.
+
+    >>> b = (("/checkout",),)
+    >>> path_rule_elsewhere("https://www.classy.org/give/1/#!/donation/checkout?x", b, "https://creativecommons.org/")
+    True
+    >>> path_rule_elsewhere("/checkout", b, "https://shop.example/"), path_rule_elsewhere("https://www.shop.example/checkout", b, "https://shop.example/a")
+    (False, False)
+    """
+    if not all(v.startswith("/") for values in branches for v in values):
+        return False
+    target, own = site_of(href), site_of(page_url)
+    return bool(target) and bool(own) and target != own

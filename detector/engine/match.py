@@ -39,6 +39,7 @@ from detector.engine.evidence import (
     is_hint_rel,
     is_share_link,
     loader_confidence,
+    path_rule_elsewhere,
     script_name_weakness,
     short_word_regex,
     split_selector,
@@ -100,6 +101,9 @@ MODES = ("detector", "wappalyzer")
 KEYED_PREFILTER_MIN = 6
 #: Categories of infrastructure a site runs on (see Engine._third_party_infrastructure).
 INFRASTRUCTURE = frozenset({"CDN", "PaaS", "IaaS", "Hosting", "Reverse proxies", "Load balancers"})
+#: Categories of code that runs in the browser (see Engine._source_language).
+CLIENT_SIDE = frozenset({"JavaScript libraries", "JavaScript frameworks", "UI frameworks", "JavaScript graphics",
+                         "Widgets", "Font scripts", "Video players", "Photo galleries", "Rich text editors", "Maps"})
 #: Kinds of hits that come from URLs a page references, not from the site's own responses.
 URL_KINDS = frozenset({"scriptSrc", "scriptLoader", "cdnPath", "html", "dom", "jsGlobal"})
 #: Values longer than protocols allow are matched on their first characters only, which
@@ -810,7 +814,7 @@ class Engine:
             if self.mode == "detector":
                 if rule.anchors is not None:
                     nodes = [x for x in nodes
-                             if x.tag != "a" or _anchor_counts(x.attributes.get("href") or "", rule.anchors)]
+                             if x.tag != "a" or _anchor_counts(x.attributes.get("href") or "", rule.anchors, parsed.url)]
                 # A <link> without an href links nothing (an RSS <link rel=alternate> offers no feed).
                 nodes = [x for x in nodes if x.tag != "link" or (x.attributes.get("href") or "").strip()]
                 hints = [x.tag == "link" and is_hint_rel(x.attributes.get("rel")) for x in nodes]
@@ -914,7 +918,8 @@ class Engine:
                     t = self._index.get(name)
                     if t is None or t in present:
                         continue
-                    if self.mode == "detector" and self._third_party_infrastructure(r, t):
+                    if self.mode == "detector" and (self._third_party_infrastructure(r, t)
+                                                    or self._source_language(r, t)):
                         continue
                     page = r.page or (r.hits[0].url if r.hits else "")
                     resolved.append(_Resolved(t, min(r.confidence, confidence), version, [], [self._techs[r.tech].name],
@@ -934,6 +939,14 @@ class Engine:
             return False
         return bool(implier.hits) and all(h.kind in URL_KINDS for h in implier.hits)
 
+    def _source_language(self, implier: _Resolved, target: int) -> bool:
+        """Whether implying ``target`` names only the language a client-side library is written
+        in (FullCalendar -> TypeScript): the page runs the library's build, not that language."""
+        if "Programming languages" not in self._techs[target].categories:
+            return False
+        categories = self._techs[implier.tech].categories
+        return bool(categories) and all(c in CLIENT_SIDE for c in categories)
+
     def _detection(self, r: _Resolved) -> Detection:
         tech = self._techs[r.tech]
         evidence = [
@@ -945,10 +958,12 @@ class Engine:
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
 
 
-def _anchor_counts(href: str, anchors: tuple[tuple[str, ...], ...]) -> bool:
-    """An anchor found by an href-substring selector counts: on segment boundaries, and not a
-    share button (``wa.me/?text=``, ``/sharer``: it passes the page on, it is not the product)."""
-    return anchor_counts(href, anchors) and not is_share_link(href)
+def _anchor_counts(href: str, anchors: tuple[tuple[str, ...], ...], page_url: str) -> bool:
+    """An anchor found by an href-substring selector counts: on segment boundaries, not a
+    share button (``wa.me/?text=``, ``/sharer``: it passes the page on, it is not the product),
+    and for a path rule (``/checkout``), on the page's own site."""
+    return (anchor_counts(href, anchors) and not is_share_link(href)
+            and not path_rule_elsewhere(href, anchors, page_url))
 
 
 def _refined(name: str, kind: str, text: Any) -> Any:
