@@ -3,6 +3,12 @@ and a 1,000,000-line input accepted with bounded memory.
 
     python3 bench/crawl.py                 # 2,000 sites each way + the 1M-line run
     python3 bench/crawl.py --sites 500 --million-seconds 10
+    python3 bench/crawl.py --compare dns --sites 500 --million-lines 0   # --dns off vs on
+
+With ``--compare dns`` both crawls detect, and a local DNS server (dnslib, in its own
+process, UDP and TCP on 127.0.0.1) answers every ``<name>.test`` with a small zone (MX, a
+long SPF record, verification TXT, NS, SOA, www CNAME, _dmarc TXT); the crawl asks it with
+``--resolver``.
 
 Everything stays on 127.0.0.1: a multi-host server (detector.demo.vhosts, in its own process)
 invents a small realistic site for any ``<prefix><n>.test`` host from the demo sites' pages,
@@ -24,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,6 +74,52 @@ def serve() -> None:
     VirtualHostProxy(lookup).serve_forever()
 
 
+def serve_dns() -> None:
+    """Run a DNS server answering every name with a synthetic zone; print HOST:PORT on stdout."""
+    from dnslib import QTYPE, RR
+    from dnslib.server import BaseResolver, DNSServer
+
+    spf = ('"v=spf1 include:_spf.google.com include:mktomail.com include:_spf.salesforce.com " '
+           '"include:servers.mcsv.net include:sendgrid.net ~all"')
+
+    class Wildcard(BaseResolver):  # type: ignore[misc]
+        def resolve(self, request: Any, handler: Any) -> Any:
+            reply = request.reply()
+            name = str(request.q.qname)
+            qtype = QTYPE[request.q.qtype]
+            zone = {
+                "MX": [f"{name} 300 IN MX 10 aspmx.l.google.com."],
+                "TXT": [f"{name} 300 IN TXT {spf}", f'{name} 300 IN TXT "MS=ms12345678"']
+                if not name.startswith("_dmarc.") else [f'{name} 300 IN TXT "v=DMARC1; p=none"'],
+                "NS": [f"{name} 300 IN NS ns-1.awsdns-01.org."],
+                "SOA": [f"{name} 300 IN SOA ns-1.awsdns-01.org. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400"],
+                "CNAME": [f"{name} 300 IN CNAME d1234abcd.cloudfront.net."] if name.startswith("www.") else [],
+            }
+            for line in zone.get(qtype, []):
+                for rr in RR.fromZone(line):
+                    reply.add_answer(rr)
+            return reply
+
+    udp = DNSServer(Wildcard(), address="127.0.0.1", port=0)
+    port = udp.server.server_address[1]
+    tcp = DNSServer(Wildcard(), address="127.0.0.1", port=port, tcp=True)
+    for s in (udp, tcp):
+        s.server.logger.log_recv = s.server.logger.log_send = lambda *a: None
+        s.server.logger.log_request = s.server.logger.log_reply = lambda *a: None
+        s.server.logger.log_data = s.server.logger.log_error = lambda *a: None
+        s.start_thread()
+    print(f"127.0.0.1:{port}", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def start_dns() -> tuple[subprocess.Popen[str], str]:
+    """The DNS server in a child process, and its HOST:PORT."""
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-dns"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
 def start_server() -> tuple[subprocess.Popen[str], str]:
     """The server in a child process, and its URL."""
     proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
@@ -95,6 +148,8 @@ def child(args: argparse.Namespace) -> None:
             ignore_robots=True,
             timeout=30,
             retries=0,
+            dns=bool(args.resolver),
+            resolver=args.resolver or None,
             extra={"DETECTOR_SCHEMES": ["http"], "LOGSTATS_INTERVAL": 0},
         )
     )
@@ -109,6 +164,8 @@ def child(args: argparse.Namespace) -> None:
                 "failed": int(stats.get("detector/sites_failed", 0)),
                 "pages": pages,
                 "requests": int(stats.get("downloader/request_count", 0)),
+                "dns_ok": int(stats.get("detector/dns/ok", 0)),
+                "dns": {k.removeprefix("detector/dns/"): v for k, v in stats.items() if k.startswith("detector/dns/")},
                 "seconds": round(finish - ready, 2),
                 "pages_per_second": round(pages / max(1e-9, finish - ready), 1),
                 "crawler_cpu_seconds": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime
@@ -123,12 +180,15 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def crawl(input_file: Path, db: Path, proxy: str, *, detect: bool, workers: int, concurrency: int) -> dict[str, float]:
-    """Run a crawl child process and return its figures."""
+def crawl(input_file: Path, db: Path, proxy: str, *, detect: bool, workers: int, concurrency: int,
+          resolver: str = "") -> dict[str, float]:
+    """Run a crawl child process and return its figures (DNS on when a resolver is given)."""
     cmd = [sys.executable, __file__, "--child", "--input", str(input_file), "--db", str(db), "--proxy", proxy,
            "--workers", str(workers), "--concurrency", str(concurrency)]
     if not detect:
         cmd.append("--no-detect")
+    if resolver:
+        cmd += ["--resolver", resolver]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -176,7 +236,7 @@ def million(tmp: Path, proxy: str, lines: int, seconds: float, workers: int) -> 
         for i in range(lines):
             f.write(f"m{i}.test\n")
     db = tmp / "million.db"
-    cmd = [sys.executable, "-m", "detector", "crawl", str(big), "--db", str(db), "--proxy", proxy,
+    cmd = [sys.executable, "-m", "detector", "crawl", str(big), "--db", str(db), "--proxy", proxy, "--no-dns",
            "--workers", str(workers), "--ignore-robots", "--retries", "0", "--json", "--no-progress"]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -213,7 +273,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=-1, help="engine processes (default: one per CPU)")
     ap.add_argument("--million-lines", type=int, default=1_000_000)
     ap.add_argument("--million-seconds", type=float, default=30.0, help="how long to watch the 1M-line crawl")
+    ap.add_argument("--compare", choices=("detect", "dns"), default="detect",
+                    help="what the alternating crawls differ in: detection off/on (default) or --dns off/on")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-dns", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--resolver", default="", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
@@ -223,30 +287,47 @@ def main() -> None:
     if args.serve:
         serve()
         return
+    if args.serve_dns:
+        serve_dns()
+        return
     if args.child:
         child(args)
         return
 
     server, url = start_server()
+    dns_server, resolver = start_dns() if args.compare == "dns" else (None, "")
     try:
         with tempfile.TemporaryDirectory() as tmpdir:
             tmp = Path(tmpdir)
             # Off and on alternate, so a machine busy with something else slows both alike.
             rates: dict[str, list[float]] = {"off": [], "on": []}
+            cpu: dict[str, list[float]] = {"off": [], "on": []}  # crawler CPU per site: load-independent
+            what = "dns" if args.compare == "dns" else "detection"
             for round_no in range(1, args.rounds + 1):
-                for label, detect in (("off", False), ("on", True)):
+                for label, on in (("off", False), ("on", True)):
                     listing = tmp / f"{label}{round_no}.txt"
                     listing.write_text("".join(f"{label}{round_no}x{i}.test\n" for i in range(args.sites)))
-                    r = crawl(listing, tmp / f"{label}{round_no}.db", url, detect=detect,
-                              workers=args.workers, concurrency=args.concurrency)
+                    dns_on = args.compare == "dns" and on
+                    r = crawl(listing, tmp / f"{label}{round_no}.db", url, detect=on or args.compare == "dns",
+                              workers=args.workers, concurrency=args.concurrency, resolver=resolver if dns_on else "")
                     rates[label].append(r["pages_per_second"])
-                    print(f"round {round_no}, detection {label:>3}: {r['domains']:,} sites ({r['failed']} failed), "
-                          f"{r['pages']:,} pages in {r['seconds']:.1f} s = {r['pages_per_second']:.1f} pages/s; "
+                    cpu[label].append(r["crawler_cpu_seconds"] / max(1, r["domains"]))
+                    dns_note = ""
+                    if dns_on:
+                        others = {k: v for k, v in r["dns"].items() if k != "ok"}  # type: ignore[attr-defined]
+                        dns_note = f", DNS answered for {r['dns_ok']:,}" + (f" (not: {others})" if others else "")
+                    print(f"round {round_no}, {what} {label:>3}: {r['domains']:,} sites ({r['failed']} failed{dns_note}), "
+                          f"{r['pages']:,} pages in {r['seconds']:.1f} s = {r['pages_per_second']:.1f} pages/s, "
+                          f"crawler CPU {1000 * r['crawler_cpu_seconds'] / max(1, r['domains']):.1f} ms/site; "
                           f"peak RSS crawler {r['crawler_peak_rss_mb']:.0f} MB, "
                           f"engine worker {r['worker_peak_rss_mb']:.0f} MB", flush=True)
             off, on = max(rates["off"]), max(rates["on"])
-            print(f"best of {args.rounds}: off {off:.1f} pages/s, on {on:.1f} pages/s, ratio on/off {on / off:.2f} "
-                  f"(goal >= 0.60) on {os.cpu_count()} CPUs", flush=True)
+            goal = "goal >= 0.90: at most 10% slower" if args.compare == "dns" else "goal >= 0.60"
+            print(f"best of {args.rounds}, {what}: off {off:.1f} pages/s, on {on:.1f} pages/s, ratio on/off "
+                  f"{on / off:.2f} ({goal}) on {os.cpu_count()} CPUs", flush=True)
+            cpu_off, cpu_on = min(cpu["off"]), min(cpu["on"])
+            print(f"crawler CPU per site (least of {args.rounds}): off {1000 * cpu_off:.1f} ms, on {1000 * cpu_on:.1f} ms "
+                  f"(+{100 * (cpu_on / max(1e-9, cpu_off) - 1):.0f}%); load average {os.getloadavg()[0]:.1f}", flush=True)
             if args.million_lines:
                 m = million(tmp, url, args.million_lines, args.million_seconds, args.workers)
                 print(f"{m['input_lines']:,}-line input ({m['input_mb']} MB) accepted; crawled for "
@@ -261,6 +342,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        if dns_server is not None:
+            dns_server.terminate()
+            dns_server.wait()
 
 
 if __name__ == "__main__":

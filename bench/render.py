@@ -151,6 +151,7 @@ def crawl_time(proxy: str, hosts: list[str], mode: str, tmp: Path) -> dict[str, 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DETECTOR_RENDER": mode}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "detector", "crawl", str(domains), "--db", str(db), "--proxy", proxy,
+                           "--no-dns",
                            "--pages", "0", "--ignore-robots", "--retries", "0", "--render", mode, "--json",
                            "--no-progress"], capture_output=True, text=True, env=env, check=False)
     seconds = time.monotonic() - started

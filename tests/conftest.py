@@ -28,9 +28,13 @@ atexit.register(shutil.rmtree, _CACHE, True)
 
 # Nothing in the suite may leave loopback: the guard covers this process (installed here) and,
 # through the environment, every detector subprocess (detector/__init__ installs it there).
-_EGRESS_LOG = Path(_CACHE) / "egress.log"
+# Once per run: test modules that import tests.conftest run this file a second time.
+if "DETECTOR_EGRESS_LOG" not in os.environ:
+    _EGRESS_DIR = tempfile.mkdtemp(prefix="detector-test-egress-")
+    atexit.register(shutil.rmtree, _EGRESS_DIR, True)
+    os.environ["DETECTOR_EGRESS_LOG"] = str(Path(_EGRESS_DIR) / "egress.log")
+_EGRESS_LOG = Path(os.environ["DETECTOR_EGRESS_LOG"])
 os.environ["DETECTOR_EGRESS"] = "loopback"
-os.environ["DETECTOR_EGRESS_LOG"] = str(_EGRESS_LOG)
 
 from detector import egress
 
@@ -47,36 +51,61 @@ WAPPALYZER_DATA = SHARED / "data" / "wappalyzer"
 
 
 class EgressWatch:
-    """What the egress guard refused during one test, in this process and in its subprocesses."""
+    """What the egress guard refused during one test, in this process and in its subprocesses.
+
+    Each test's subprocesses log to a file of the test's own (``DETECTOR_EGRESS_LOG`` is pointed
+    at it for the test), so nothing another test or a lingering process writes is mixed in;
+    what module- and session-scoped fixtures' subprocesses refuse lands in the run's log,
+    checked when the run ends.
+    """
+
+    _count = 0
 
     def __init__(self) -> None:
+        EgressWatch._count += 1
+        self.log = Path(_CACHE) / f"egress-{EgressWatch._count}.log"
         self.start_attempts = len(egress.attempts)
-        self.start_log = _EGRESS_LOG.stat().st_size if _EGRESS_LOG.exists() else 0
+        self.start_log = 0
 
     def refused(self) -> list[str]:
         """Every refusal since the test began (subprocess ones with their pid)."""
-        found = list(egress.attempts[self.start_attempts:])
-        if _EGRESS_LOG.exists():
-            with _EGRESS_LOG.open(encoding="utf-8") as log:
-                log.seek(self.start_log)
-                mine = f"pid {os.getpid()}:"  # this process's own refusals are in egress.attempts
-                found += [line.rstrip("\n") for line in log if not line.startswith(mine)]
-        return found
+        return list(egress.attempts[self.start_attempts:]) + _log_lines(self.log, self.start_log)
 
     def forget(self) -> None:
         """Accept the refusals so far (a test that provokes one on purpose)."""
         del egress.attempts[self.start_attempts:]
-        self.start_log = _EGRESS_LOG.stat().st_size if _EGRESS_LOG.exists() else 0
+        self.start_log = self.log.stat().st_size if self.log.exists() else 0
+
+
+def _log_lines(path: Path, start: int) -> list[str]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as log:
+        log.seek(start)
+        mine = f"pid {os.getpid()}:"  # this process's own refusals are in egress.attempts
+        return [line.rstrip("\n") for line in log if not line.startswith(mine)]
 
 
 @pytest.fixture(autouse=True)
 def egress_guard() -> Iterator[EgressWatch]:
     """Fail any test that tried to reach beyond 127.0.0.1 (connection or DNS lookup)."""
     watch = EgressWatch()
-    yield watch
+    os.environ["DETECTOR_EGRESS_LOG"] = str(watch.log)
+    try:
+        yield watch
+    finally:
+        os.environ["DETECTOR_EGRESS_LOG"] = str(_EGRESS_LOG)
     refused = watch.refused()
     if refused:
         pytest.fail("the test tried to leave loopback:\n  " + "\n  ".join(refused[:10]), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Refusals by subprocesses of module- or session-scoped fixtures fail the run too."""
+    stray = _log_lines(_EGRESS_LOG, 0)
+    if stray:
+        print("\nthe egress guard refused, outside any test:\n  " + "\n  ".join(stray[:10]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,40 @@ class DumpOutcomesPipeline:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
         return item
+
+
+def memory_kb() -> tuple[int, int]:
+    """(peak RSS, current RSS) of this process in KB, from /proc (Linux); (0, 0) elsewhere."""
+    peak = now = 0
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1])
+                elif line.startswith("VmRSS:"):
+                    now = int(line.split()[1])
+    except OSError:
+        pass
+    return peak, now
+
+
+class MeasurePipeline:
+    """Append, per SiteItem, when it ended and the process's peak and current memory
+    (``TEST_MEASURE`` names the file; the fault matrix crawls its cases one at a time)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> MeasurePipeline:
+        return cls(crawler.settings.get("TEST_MEASURE"))
+
+    def process_item(self, item: Any) -> Any:
+        if isinstance(item, SiteItem):
+            import time
+
+            peak, now = memory_kb()
+            record = {"domain": item.domain, "at": time.time(), "peak_kb": peak, "rss_kb": now}
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        return item

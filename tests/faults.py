@@ -41,6 +41,7 @@ class Fault:
 
     handler: Handler
     tls: str = "ok"  # "ok", "broken" (garbage instead of a handshake), "self-signed", "refused"
+    http: bool = True  # answers plain http (False: the proxy says connection_refused)
     robots: bool = False  # the handler answers /robots.txt too
 
 
@@ -161,8 +162,9 @@ class FaultServer:
                 self._note(Request(method, "https", host, "", headers))
                 fault = self.faults.get(host)
                 if fault is None or fault.tls == "refused":
-                    error = "dns_error" if fault is None else "connection_refused"
-                    writer.write(f"HTTP/1.1 502 Bad Gateway\r\nProxy-Status: faults; error={error}\r\n"
+                    error, reason = ("dns_error", "DNS lookup failed") if fault is None else (
+                        "connection_refused", "Connection refused")
+                    writer.write(f"HTTP/1.1 502 {reason}\r\nProxy-Status: faults; error={error}\r\n"
                                  "Content-Length: 0\r\n\r\n".encode())
                     await writer.drain()
                     return
@@ -192,6 +194,11 @@ class FaultServer:
             fault = self.faults.get(host)
             if fault is None:
                 writer.write(b"HTTP/1.1 502 Bad Gateway\r\nProxy-Status: faults; error=dns_error\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+                await writer.drain()
+                continue
+            if scheme == "http" and not fault.http:
+                writer.write(b"HTTP/1.1 502 Bad Gateway\r\nProxy-Status: faults; error=connection_refused\r\n"
                              b"Content-Length: 0\r\n\r\n")
                 await writer.drain()
                 continue

@@ -200,9 +200,28 @@ def test_accounts_import_reports_blank_and_duplicate_rows(tmp_path: Path) -> Non
     assert result.stdout == f"imported 1 account from {csv_path} (1 new, 0 updated)\n"
     assert result.stderr == (
         "note: skipped 1 rows with an empty url column\n"
-        "note: merged 1 rows whose domain appeared earlier in the file\n"
+        "note: merged 1 row whose domain appeared earlier in the file (rows merge in file "
+        "order: a later non-blank cell wins, a blank one keeps the earlier value):\n"
+        f"  {csv_path} line 4 repeats alpha.test (first on line 2): name: 'A' -> 'A again'; "
+        "url: 'alpha.test' -> 'https://www.alpha.test/shop'\n"
     )
     assert [r["name"] for r in sqlite_utils.Database(path)["accounts"].rows] == ["A again"]
+
+
+def test_accounts_import_names_each_duplicate_and_what_it_changed(tmp_path: Path) -> None:
+    path = tmp_path / "detector.db"
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text(
+        "domain,employees,country\nalpha.test,120,US\nbeta.test,5,GB\nalpha.test,150,\nbeta.test,5,GB\n"
+    )
+    result = CliRunner().invoke(accounts, ["import", str(csv_path), "--db", str(path)])
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[1:] == [
+        f"  {csv_path} line 4 repeats alpha.test (first on line 2): employees: 120 -> 150",
+        f"  {csv_path} line 5 repeats beta.test (first on line 3): no value changed",
+    ]
+    rows = {r["domain"]: r for r in sqlite_utils.Database(path)["accounts"].rows}
+    assert (rows["alpha.test"]["employees"], rows["alpha.test"]["country"]) == (150, "US")
 
 
 @pytest.mark.parametrize(

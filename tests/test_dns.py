@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,17 +172,28 @@ def test_resolver_errors_are_data(dns_server: DnsServer) -> None:
         dns_server.failing.discard("mailco.test")
     assert result.errors["MX"].startswith("servfail:") and result.status == "partial"
     assert "CNAME" in result.records  # www.mailco.test still answered
-    silent = DnsResolver(("127.0.0.1", free_udp_port()), 0.5)
-    timed_out = asyncio.run(silent.lookup("mailco.test"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:  # takes queries, never answers
+        hole.bind(("127.0.0.1", 0))
+        silent = DnsResolver(("127.0.0.1", hole.getsockname()[1]), 0.5)
+        timed_out = asyncio.run(silent.lookup("mailco.test"))
     assert timed_out.status == "failed" and timed_out.errors["MX"].startswith("timeout:")
+    closed = DnsResolver(("127.0.0.1", free_udp_port()), 0.5)  # nothing listens: refused at once
+    refused = asyncio.run(closed.lookup("mailco.test"))
+    assert refused.status == "failed" and all(e.startswith(("other:", "timeout:")) for e in refused.errors.values())
 
 
-def test_reserved_names_never_reach_an_unnamed_resolver() -> None:
-    system = DnsResolver(None, 1.0)
+def test_reserved_names_never_reach_an_unnamed_resolver(tmp_path: Path) -> None:
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("# the system's\nnameserver 127.0.0.1\n", encoding="utf-8")
+    system = DnsResolver(None, 1.0, resolv_conf=str(resolv))
+    assert system.client.host == "127.0.0.1"
     result = asyncio.run(system.lookup("mailco.test"))
     assert result.status == "skipped" and "--resolver" in result.errors["*"]
-    proxied = DnsResolver(None, 1.0, proxied=True)
+    assert system.skip_reason("printer.local") and system.skip_reason("10.0.0.1")
+    proxied = DnsResolver(None, 1.0, proxied=True, resolv_conf=str(resolv))
     assert "--no-dns" in (proxied.skip_reason("example.com") or "")
+    none = DnsResolver(None, 1.0, resolv_conf=str(tmp_path / "missing.conf"))
+    assert "no system resolver" in (none.skip_reason("example.com") or "")
 
 
 @pytest.mark.parametrize(
@@ -241,3 +253,27 @@ def test_unknown_record_type_is_a_library_problem(tmp_path: Path) -> None:
 
 def test_dns_status_doctest_values() -> None:
     assert dns_status({"MX": "nxdomain: x", "TXT": "timeout: y"}) == "partial"
+
+
+def test_wire_format_reads_what_the_server_sends(dns_server: DnsServer) -> None:
+    from detector.crawl.dnswire import TYPES, WireError, decode_answer
+
+    packet = query(dns_server.address, "mailco.test", "SOA").pack()
+    answer = decode_answer(bytes(packet))
+    assert answer.values(TYPES["SOA"]) == [
+        "ns-1.awsdns-01.org awsdns-hostmaster.amazon.com 1 7200 900 1209600 86400"]
+    with pytest.raises(WireError):
+        decode_answer(bytes(packet)[:20])
+    loop = b"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x0f\x00\x01"  # name points at itself
+    with pytest.raises(WireError, match="loop"):
+        decode_answer(loop)
+
+
+@pytest.mark.parametrize(
+    "module", ["detector.crawl.dns", "detector.crawl.dnswire", "detector.engine.network", "detector.store.scans"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from detector import egress
-from tests.servers import run_detector
+from tests.servers import ROOT, run_detector
+
+TEST_SIGNATURES = ROOT / "tests" / "signatures"
 
 
 def test_doctests() -> None:
@@ -46,9 +48,10 @@ def test_loopback_stays_open(egress_guard: Any) -> None:
 
 def test_subprocess_attempt_is_caught(egress_guard: Any) -> None:
     """A ``detector`` subprocess inherits the guard: its attempt is refused and reported to us."""
-    run = run_detector(["detect", "http://192.0.2.1/", "--timeout", "2"], timeout=60)
-    assert run.code == 1
+    run = run_detector(["detect", "http://192.0.2.1/", "--timeout", "2", "--signatures", str(TEST_SIGNATURES)],
+                       timeout=120)
+    assert run.code == 1 and "egress guard: refused a connection to ('192.0.2.1', 80)" in run.err, run.err
     refused = egress_guard.refused()
-    assert len(refused) == 1 and "refused a connection to ('192.0.2.1', 80)" in refused[0], refused
+    assert len(refused) == 1 and "refused a connection to ('192.0.2.1', 80)" in refused[0], (refused, run.err)
     assert refused[0].startswith("pid ")  # written by the subprocess, not by us
     egress_guard.forget()

@@ -132,9 +132,10 @@ def test_probes_cover_the_library() -> None:
         ("http://10.1.2.3/x.js", None, True, ""),
         ("file:///etc/passwd", None, True, "not fetched"),
         ("data:text/javascript,1", None, False, ""),
+        ("http://api.localhost:8080/", "http://127.0.0.1:9", False, "loopback name"),
     ],
     ids=["reserved-name-no-proxy", "reserved-name-via-proxy", "private-ip", "mapped-metadata", "allowed-private",
-         "file-url", "data-url"],
+         "file-url", "data-url", "localhost-via-proxy"],
 )
 def test_network_policy(url: str, proxy: str | None, allow_private: bool, refused: str) -> None:
     renderer = Renderer([], [], RenderSettings(proxy=proxy, allow_private=allow_private))
@@ -180,9 +181,10 @@ def test_hostile_pages_are_closed_at_the_timeout_and_recorded(proxy: VirtualHost
     dialog = snaps["dialog.test"]
     assert (dialog.outcome, dialog.dialogs, dialog.popups, dialog.js) == (
         "rendered", 2, 1, {"InlineStats.version": "9.9"})
-    assert snaps["loop.test"].outcome == "timeout" and snaps["loop.test"].seconds < 8
+    assert snaps["loop.test"].outcome == "timeout" and snaps["loop.test"].seconds < 5 + 5 + 3
     assert snaps["alloc.test"].outcome in ("crashed", "timeout")
-    assert snaps["never.test"].outcome == "timeout" and "domcontentloaded" in snaps["never.test"].message
+    never = snaps["never.test"]  # on a busy machine the whole-page timeout may come first
+    assert never.outcome == "timeout" and ("domcontentloaded" in never.message or "not finished" in never.message)
     assert snaps["inline.test"].outcome == "rendered"  # the browser still works after all that
 
 
@@ -287,7 +289,7 @@ def test_crawl_on_without_chromium_names_the_package(tmp_path: Path, proxy: Virt
 
 @needs_browser
 def test_detect_url_render(proxy: VirtualHostProxy) -> None:
-    base = ["detect", "--proxy", proxy.url, "--no-dns", "--signatures", str(SIGNATURES), "--json"]
+    base = ["detect", "--proxy", proxy.url, "--signatures", str(SIGNATURES), "--json"]
     on = run_detector([*base, "--render", "on", "http://inline.test/", "http://plain.test/"])
     off = run_detector([*base, "--render", "off", "http://inline.test/"])
     assert on.code == 0 and off.code == 0, on.err + off.err

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from detector.crawl.guard import refusal
+from tests.fault_cases import CRAWL
 from tests.faults import Fault, FaultServer, Request, response, static
 from tests.servers import ROOT, rows, run_detector, tls_context
 
@@ -111,15 +112,6 @@ def test_allow_private_opens_it(server: FaultServer, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ by DNS answer, no proxy
 
-CRAWL = """
-import json, sys
-from detector.crawl.runner import CrawlOptions, run_crawl
-opts = json.loads(sys.argv[1])
-opts["inputs"] = tuple(opts["inputs"])
-run_crawl(CrawlOptions(**opts))
-"""
-
-
 @pytest.fixture(scope="module")
 def port80() -> Iterator[tuple[str, FaultServer]]:
     """A server on port 80 of a loopback address of its own (127.x: root may bind port 80)."""
@@ -141,7 +133,7 @@ def resolve_crawl(tmp: Path, address: str, allow_private: bool) -> dict[str, Any
     listing.write_text("intranet.example.org\n", encoding="utf-8")
     db = tmp / f"dns-{allow_private}.db"
     opts = {"inputs": [str(listing)], "db": str(db), "workers": 0, "retries": 0, "timeout": 3, "pages": 0,
-            "detect": False, "allow_private": allow_private, "keep_subdomains": True,
+            "detect": False, "dns": False, "allow_private": allow_private, "keep_subdomains": True,
             "extra": {"DETECTOR_RESOLVE": {"intranet.example.org": address}}}
     proc = subprocess.run([sys.executable, "-c", CRAWL, json.dumps(opts)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})

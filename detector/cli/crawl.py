@@ -18,12 +18,14 @@ from detector.cli.options import (
     reported,
     verbosity,
 )
+from detector.cli.worker import crawl_redis, enqueue_options
 from detector.errors import DetectorError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, metavar="FILE... | -")
 @crawl_options
+@enqueue_options
 @click.pass_context
 def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **options: Any) -> None:
     """Crawl the domains listed in FILE(s) into a SQLite database.
@@ -41,6 +43,10 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
     errors (bad option value, no domain column), 65 when an input is not text, 66 when an
     input file is missing, 73 when the database is read-only, 75 when another crawl or
     refresh holds the database's lock (nothing was done).
+
+    With --redis URL the domains are queued for `detector worker`s on any machines instead
+    (fetch options go to the workers); --wait then stores their results here, else run
+    `detector ingest`. See "Many machines" in the README.
     """
     from detector.crawl.runner import run
     from detector.inputs import InputError, check_inputs, count_lines, has_lines
@@ -60,6 +66,11 @@ def crawl(ctx: click.Context, /, inputs: tuple[str, ...], as_json: bool, **optio
         click.echo(f"warning: {', '.join(inputs)}: no domains (only blank lines, comments or a header); "
                    "nothing was crawled or written.", err=True)
         return
+    if options["redis_url"]:
+        crawl_redis(ctx, inputs, {**options, "as_json": as_json})
+        return
+    if options["wait"]:
+        raise click.UsageError("--wait goes with --redis URL (it waits for the workers' results).")
     check_database(options["db"])
     settings = crawl_settings(ctx, inputs, total, options)
     with reported():

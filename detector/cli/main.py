@@ -19,6 +19,7 @@ from detector.cli.query import datasette_metadata
 from detector.cli.refresh import changes, refresh, status
 from detector.cli.segment import accounts, segment
 from detector.cli.signatures import signatures
+from detector.cli.worker import ingest, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +34,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
 
 
-for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo, datasette_metadata):
+for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo, datasette_metadata,
+                worker, ingest):
     cli.add_command(command)
 
 

@@ -167,6 +167,12 @@ def verbosity(ctx: click.Context, verbose: int) -> int:
     return max(verbose, int(inherited or 0))
 
 
+#: The crawl options that say how to fetch and detect: with ``--redis`` they are the workers'.
+FETCH_OPTIONS = ("allow_private", "pages", "concurrency", "per_site", "timeout", "retries", "max_size",
+                 "user_agent", "proxy", "dns", "resolver", "ignore_robots", "no_detect", "workers", "compat",
+                 "render", "render_concurrency", "render_timeout")
+
+
 def render_option(func: F) -> F:
     """``--render off|auto|on``: the rendered tier (Chromium) for js, dom and xhr rules."""
     return click.option(
@@ -179,6 +185,31 @@ def render_option(func: F) -> F:
 
 def crawl_options(func: F) -> F:
     """Every option of ``detector crawl`` except the input files; ``refresh`` takes them too."""
+    for option in reversed(_crawl_options()):
+        func = option(func)
+    return func
+
+
+def fetch_options(func: F) -> F:
+    """The options of :data:`FETCH_OPTIONS` (``detector worker`` takes these), plus ``-v``."""
+    chosen = {*FETCH_OPTIONS, "signature_dirs", "progress", "verbose"}
+    for option in reversed(_crawl_options()):
+        if option.__name__ in chosen:
+            func = option(func)
+    return func
+
+
+def _named(option: Callable[[F], F]) -> Callable[[F], F]:
+    """The option, named (``__name__``) after the parameter it adds."""
+    def probe() -> None:
+        pass
+
+    params = getattr(option(probe), "__click_params__", [])  # type: ignore[arg-type]
+    option.__name__ = params[0].name if params else ""
+    return option
+
+
+def _crawl_options() -> list[Callable[[F], F]]:
     options = [
         db_option("SQLite database to write (created and migrated)."),
         click.option("--column", help="CSV/TSV column holding the domain (name or 1-based number). Default: auto-detect domain/website/url."),
@@ -211,9 +242,7 @@ def crawl_options(func: F) -> F:
         click.option("--render-timeout", default=10.0, show_default=True, type=click.FloatRange(1.0), help="Seconds per rendered page; a page not done by then is closed and recorded."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return [_named(o) for o in options]
 
 
 def check_signatures(signature_dirs: tuple[str, ...], no_detect: bool, mode: str = "detector") -> None:

@@ -23,6 +23,7 @@ from detector.cli.options import (
     print_summary,
     reported,
 )
+from detector.cli.worker import enqueue_options, redis_option, redis_status, refresh_redis
 from detector.errors import DetectorError
 from detector.store.history import CHANGE_KINDS, DurationError, parse_duration
 
@@ -55,6 +56,7 @@ class DurationParam(click.ParamType):  # type: ignore[type-arg]
 @click.option("--domains", "domains_file", type=InputPath(),
               help="Only consider the domains listed in this file (same formats as crawl; '-' for stdin).")
 @crawl_options
+@enqueue_options
 @click.pass_context
 def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, domains_file: str | None,
             as_json: bool, **options: Any) -> None:
@@ -70,6 +72,9 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
       detector refresh --db /srv/detector.db --older-than 7d --limit 5000
       detector refresh --older-than 0 --domains key-accounts.txt   # these, now
 
+    With --redis URL the stale domains are queued for `detector worker`s instead (see
+    `detector crawl --help`).
+
     Exit status: 0 when the run completed or nothing was stale, 1 when the run failed, 2 for
     usage errors, 65 when --domains is not text, 66 when it is missing, 73 when the database
     is read-only, 75 when another crawl or refresh holds the database's lock (nothing was
@@ -81,6 +86,18 @@ def refresh(ctx: click.Context, /, older_than: timedelta, limit: int | None, dom
     db = options["db"]
     only = _read_domain_file(domains_file, options["column"], options["keep_subdomains"],
                              options["allow_ip"]) if domains_file else None
+    if options["wait"] and not options["redis_url"]:
+        raise click.UsageError("--wait goes with --redis URL (it waits for the workers' results).")
+    if options["redis_url"]:
+        def announce(n: int, left: int) -> None:
+            if not as_json:
+                click.echo(f"Queueing {n:,} stale domain(s)" + (f"; {left:,} more left by --limit" if left else "")
+                           + ".", err=True)
+
+        if not refresh_redis(ctx, {**options, "as_json": as_json}, older_than=older_than, only=only,
+                             limit=limit, announce=announce):
+            click.echo("Nothing to refresh: every chosen domain had a successful scan recently.")
+        return
     settings = crawl_settings(ctx, (), 0, options)
     given = {name for name in options if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
     with reported():
@@ -253,15 +270,24 @@ def _open_existing(db: str) -> Any:
               help="Flag active detections last seen longer ago than this as stale.")
 @click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Stale detections to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(db: str, stale_after: timedelta, show: int, as_json: bool) -> None:
+@redis_option("Show the distributed runs in this Redis instead: queued, leased, done, failed, workers.")
+def status(db: str, stale_after: timedelta, show: int, as_json: bool, redis_url: str | None,
+           redis_prefix: str) -> None:
     """How fresh the database is: scan ages, failing domains, last refresh, stale detections.
+
+    With --redis URL: the runs queued there (queue length, leased, done, failed, stored) and
+    the workers seen in the last minute.
 
     \b
     Example:
       detector status --db /srv/detector.db --stale-after 14d
+      detector status --redis redis://queue.internal:6379/0
 
-    Exit status: 0, 1 when the database cannot be read, 2 for usage errors.
+    Exit status: 0, 1 when the database (or Redis) cannot be read, 2 for usage errors.
     """
+    if redis_url:
+        redis_status(redis_url, redis_prefix, as_json)
+        return
     from detector.store.freshness import status_report
     from detector.store.lock import lock_holder
 

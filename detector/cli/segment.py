@@ -89,7 +89,15 @@ def accounts_import(
             f"note: skipped {result.skipped_blank} rows with an empty {result.domain_column} column"
         )
     if result.duplicates:
-        _note(f"note: merged {result.duplicates} rows whose domain appeared earlier in the file")
+        _note(
+            f"note: merged {plural(result.duplicates, 'row')} whose domain appeared earlier in "
+            "the file (rows merge in file order: a later non-blank cell wins, a blank one keeps "
+            "the earlier value):"
+        )
+        for dup in result.duplicate_rows[:20]:
+            _note(f"  {where} {dup.describe()}")
+        if len(result.duplicate_rows) > 20:
+            _note(f"  ... and {len(result.duplicate_rows) - 20} more")
 
 
 def _parse_as_of(value: str | None) -> datetime:
@@ -176,6 +184,9 @@ def segment(
       detector segment --rules examples/rules.yaml --db detector.db --export cohorts.csv
       detector segment diff --db detector.db            # who moved since the previous run
       detector segment runs --db detector.db
+
+    Exit status: 0 stored, 1 error (bad rules, refused run, no database), 2 usage,
+    75 another run holds the database.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -261,7 +272,7 @@ def segment_diff(db_path: str, name: str, since: str | None, as_csv: bool, as_js
         click.echo(out.getvalue(), nl=False)
     elif records:
         rows = [list(MOVE_COLUMNS)] + [[r[c] for c in MOVE_COLUMNS] for r in records]
-        click.echo(format_table(rows))
+        click.echo(format_table(rows, left=len(MOVE_COLUMNS)))
     _note(
         f"{plural(len(records), 'change')} from run {report.old.id} ({report.old.computed_at[:10]}) "
         f'to run {report.new.id} ({report.new.computed_at[:10]}) of segmentation "{name}"'

@@ -1,12 +1,11 @@
 """The crawl's DNS tier: each domain's MX, TXT, NS, SOA, ``_dmarc`` TXT and ``www`` CNAME, and
 the issuer of the certificate its https connection showed.
 
-Resolution uses dnspython's asyncio resolver on the event loop Scrapy's asyncio reactor runs
-(Scrapy's default reactor): a lookup is a few datagrams on that loop, never a blocked thread,
-and it starts when a domain's homepage is scheduled, so it runs while the page downloads.
-dnspython rather than ``twisted.names``: it retries truncated answers over TCP, reports
-NXDOMAIN, no-data, SERVFAIL and timeouts as distinct exceptions, and bounds each lookup by one
-lifetime, which is what per-record-type errors need; it is one small pure-Python package.
+Resolution uses our small stub client (:mod:`detector.crawl.dnsclient`) on the event loop
+Scrapy's asyncio reactor runs (Scrapy's default reactor): a lookup is a few datagrams on one
+socket of that loop, never a blocked thread, and it starts when a domain's homepage is
+scheduled, so it runs while the page downloads.  Truncated answers are asked again over TCP;
+NXDOMAIN, no data, SERVFAIL, timeouts and other errors are told apart per record type.
 
 :class:`DnsPipeline` (before the detection pipeline) waits for a domain's lookups when its
 :class:`~detector.crawl.items.SiteItem` arrives and attaches them: the records as
@@ -32,8 +31,9 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.reactor import is_asyncio_reactor_installed
 
+from detector.crawl.dnsclient import DnsClient, first_server, system_nameservers
 from detector.crawl.items import SiteItem
-from detector.engine.network import RECORD_TYPES, NetworkFacts, join_txt, normalize_value
+from detector.engine.network import RECORD_TYPES, NetworkFacts, normalize_value
 from detector.errors import DetectorError
 from detector.netpolicy import is_ip_literal, is_reserved_name
 
@@ -118,27 +118,28 @@ def dns_status(errors: Mapping[str, str]) -> str:
 
 
 class DnsResolver:
-    """Looks up a domain's records on the running asyncio loop (dnspython)."""
+    """Looks up a domain's records on the running asyncio loop (see :mod:`detector.crawl.dnsclient`)."""
 
-    def __init__(self, nameserver: tuple[str, int] | None, timeout: float = 5.0, *, proxied: bool = False) -> None:
-        import dns.asyncresolver
-
+    def __init__(self, nameserver: tuple[str, int] | None, timeout: float = 5.0, *, proxied: bool = False,
+                 resolv_conf: str = "/etc/resolv.conf") -> None:
         self.explicit = nameserver is not None
-        #: Traffic goes through an HTTP proxy and no resolver was named: nothing is looked up.
-        self.refused = proxied and not self.explicit
         self.timeout = timeout
-        resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
-        if nameserver is not None:
-            resolver.nameservers = [nameserver[0]]
-            resolver.port = nameserver[1]
-        resolver.timeout = min(timeout, 2.0)  # per try; the lifetime bounds the whole lookup
-        resolver.lifetime = timeout
-        self.resolver = resolver
+        #: Why nothing is looked up at all ("" when lookups run): through an HTTP proxy with no
+        #: resolver named, or no system resolver configured.
+        self.refused = ""
+        if proxied and not self.explicit:
+            self.refused = "DNS cannot go through the HTTP proxy; name a resolver (--resolver) or use --no-dns"
+        if nameserver is None:
+            host = first_server(system_nameservers(resolv_conf))
+            if host is None and not self.refused:
+                self.refused = f"no system resolver is configured ({resolv_conf}); name one with --resolver"
+            nameserver = (host or "127.0.0.1", DEFAULT_PORT)
+        self.client = DnsClient(nameserver[0], nameserver[1], timeout)
 
     def skip_reason(self, domain: str) -> str | None:
         """Why a domain is not looked up at all, or None."""
         if self.refused:
-            return "DNS cannot go through the HTTP proxy; name a resolver (--resolver) or use --no-dns"
+            return self.refused
         if is_ip_literal(domain):
             return "an IP address has no DNS records of its own"
         if is_reserved_name(domain) and not self.explicit:
@@ -153,49 +154,19 @@ class DnsResolver:
             return DnsResult({}, {"*": f"skipped: {reason}"}, "skipped")
         queries = [("MX", domain, "MX"), ("TXT", domain, "TXT"), ("NS", domain, "NS"), ("SOA", domain, "SOA"),
                    ("CNAME", "www." + domain, "CNAME"), ("DMARC", "_dmarc." + domain, "TXT")]
-        answers = await asyncio.gather(*(self._query(name, rdtype) for _, name, rdtype in queries))
+        outcomes = await asyncio.gather(*(self.client.ask(name, rdtype) for _, name, rdtype in queries))
         records: dict[str, tuple[str, ...]] = {}
         errors: dict[str, str] = {}
-        for (key, _, _), (values, error) in zip(queries, answers, strict=True):
-            if values:
-                records[key] = tuple(normalize_value(key, v) for v in values)
-            elif error:
-                errors[key] = error
+        for (key, _, _), outcome in zip(queries, outcomes, strict=True):
+            if outcome.values:
+                records[key] = tuple(normalize_value(key, v) for v in outcome.values)
+            else:
+                errors[key] = outcome.error
         return DnsResult(records, errors, dns_status(errors), round(time.monotonic() - started, 4))
 
-    async def _query(self, name: str, rdtype: str) -> tuple[list[str], str]:
-        import dns.exception
-        import dns.resolver
-
-        try:
-            answer = await self.resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            return [], f"nxdomain: {name} does not exist"
-        except dns.resolver.NoNameservers as exc:
-            return [], f"servfail: {_short(exc)}"
-        except dns.exception.Timeout:
-            return [], f"timeout: no answer for {name} {rdtype} within {self.timeout:g} s"
-        except (dns.exception.DNSException, OSError, ValueError) as exc:
-            return [], f"other: {type(exc).__name__}: {_short(exc)}"
-        values = [_presentation(rdtype, rd) for rd in (answer.rrset or ())]
-        if answer.rrset is not None and rdtype == "CNAME":
-            values = [v for v, rd in zip(values, answer.rrset, strict=True) if rd.rdtype == 5]
-        return values, "" if values else f"no_data: {name} has no {rdtype} record"
-
-
-def _presentation(rdtype: str, rd: Any) -> str:
-    """A record's value as :mod:`detector.engine.network` describes it."""
-    if rdtype == "MX":
-        return str(rd.exchange)
-    if rdtype == "TXT":
-        return join_txt(rd.strings)
-    if rdtype in ("NS", "CNAME"):
-        return str(rd.target)
-    return str(rd.to_text())
-
-
-def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+    def close(self) -> None:
+        """Close the client's socket."""
+        self.client.close()
 
 
 def cert_issuer(response: Any) -> str:
@@ -303,3 +274,5 @@ class DnsPipeline:
         for future in self.lookups.values():
             future.cancel()
         self.lookups.clear()
+        if self.resolver is not None:
+            self.resolver.close()

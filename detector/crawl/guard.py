@@ -46,6 +46,10 @@ class BlockedAddressError(IgnoreRequest):
     """A request the guard refused: its address is private, loopback, metadata..."""
 
 
+class UnsupportedSchemeError(IgnoreRequest):
+    """A redirect to ``file:``, ``data:``, ``ftp:``...: never fetched (error kind ``bad_redirect``)."""
+
+
 class ReservedNameError(IgnoreRequest):
     """A reserved name (``.test``...) that would have gone to a resolver nobody named."""
 
@@ -158,7 +162,7 @@ class GuardMiddleware:
         """Raise for a request that must not be sent (checked on every redirect hop too)."""
         parts = urlsplit(request.url)
         if parts.scheme not in ("http", "https"):
-            raise BlockedAddressError(f"{request.url[:200]}: only http and https are fetched")
+            raise UnsupportedSchemeError(f"{request.url[:200]}: only http and https are fetched")
         host = (parts.hostname or "").lower()
         if self.allow_private:
             return

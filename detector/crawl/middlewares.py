@@ -168,6 +168,8 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
 
     >>> classify_failure(TimeoutError("took too long"))
     ('timeout', 'TimeoutError: took too long')
+    >>> classify_failure(ConnectionResetError("reset by peer"))[0]
+    'connection_lost'
     """
     chain = _chain(exc)
     names = [type(e).__name__ for e in chain]
@@ -175,6 +177,8 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     message = text[:500]
     if "BlockedAddressError" in names:
         return "blocked_address", str(chain[names.index("BlockedAddressError")])[:500]
+    if "UnsupportedSchemeError" in names:
+        return "bad_redirect", str(chain[names.index("UnsupportedSchemeError")])[:500]
     if "ReservedNameError" in names:
         return "dns", str(chain[names.index("ReservedNameError")])[:500]
     if any(n in ("CannotResolveHostError", "DNSLookupError") for n in names):
@@ -187,6 +191,13 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
         return "timeout", message
     if "TunnelError" in names:
         return _classify_tunnel(text), message
+    if "ParseError" in names or "BadHeaders" in names:
+        return "bad_response", message
+    if any(n in ("ResponseDataLossError", "ConnectionLost", "ConnectionDone", "_DataLoss", "PotentialDataLoss",
+                 "ConnectionResetError", "ConnectionAbortedError") for n in names):
+        return "connection_lost", message
+    if "Missing scheme in request url" in text or "UnsupportedURLSchemeError" in names:
+        return "bad_redirect", message
     if "IgnoreRequest" in names:
         if "robots.txt" in text:
             return "robots", message
@@ -194,6 +205,8 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
             return "redirect_loop", message
     if any(n == "DownloadCancelledError" for n in names) and "max size" in text.replace("maxsize", "max size"):
         return "too_large", message
+    if "MaxSizeExceeded" in names or "during decompression" in text:
+        return "too_large", message  # a compression bomb, stopped at --max-size
     if "larger than download max size" in text or "download max size" in text:
         return "too_large", message
     return "other", message

@@ -143,9 +143,7 @@ class DetectStorePipeline:
             self._start_run()
         dirs = self.signatures or None
         library = load_signatures(dirs, layers=self.engine_mode != "wappalyzer")  # what the engine runs
-        self.writer = ScanWriter(self.db_path)
-        self.writer.start()
-        await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
+        await self._open_output(library)
         self.known = frozenset(library.signatures)
         if self.detect:
             self.signatures_version = library.version
@@ -161,6 +159,12 @@ class DetectStorePipeline:
                     self.crawler.stats.set_value("detector/render_note", self.render.note)
         self.ticker.start(1.0, now=False)
         self.crawler.stats.set_value("detector/ready_time", time.time())
+
+    async def _open_output(self, library: Any) -> None:
+        """Start the writer thread and mirror the library (the distributed worker sends to Redis)."""
+        self.writer = ScanWriter(self.db_path)
+        self.writer.start()
+        await maybe_deferred_to_future(self.writer.call(lambda store: store.mirror_library(library)))
 
     def _start_run(self) -> None:
         """``scrapy crawl domains``: take the lock, record the run as a crawl (the spider checked

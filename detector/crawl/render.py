@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from detector.crawl.guard import _is_localhost, refusal
 from detector.engine.browser import PROBE_SCRIPT
 from detector.errors import DetectorError
-from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
+from detector.netpolicy import is_ip_literal, is_reserved_name
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ CHROMIUM_ARGS = (
      "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,DnsOverHttps"),
 )
 _PR_SET_CHILD_SUBREAPER = 36
+#: Seconds a page has to be read after its timeout to load and settle: a slow page is still
+#: read as far as it got; one whose script never yields (an endless loop) is closed then.
+READ_SECONDS = 5.0
 
 
 class RenderError(DetectorError):
@@ -243,11 +247,12 @@ class Renderer:
                     ignore_https_errors=True, service_workers="block", accept_downloads=False,
                     user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
                 )
-                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout)
+                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout + READ_SECONDS)
                 snap.outcome = "rendered"
             except (asyncio.TimeoutError, TimeoutError):
                 snap.outcome = "timeout"
-                snap.message = snap.message or f"not finished within {self.settings.timeout:g} s; the page was closed"
+                snap.message = snap.message or (f"not read within {self.settings.timeout + READ_SECONDS:g} s; "
+                                                "the page was closed")
             except Exception as exc:  # noqa: BLE001 - a page's fault is that page's data
                 text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 snap.outcome = "crashed" if "crash" in text.lower() else "failed"
@@ -264,7 +269,7 @@ class Renderer:
         page = await context.new_page()
         page.on("dialog", lambda dialog: self._dialog(dialog, snap))
         page.on("popup", lambda popup: self._popup(popup, snap))
-        budget = max(0.5, self.settings.timeout - self.settings.settle - 1.0)
+        budget = max(0.5, self.settings.timeout - self.settings.settle)
         try:
             response = await page.goto(snap.url, wait_until="domcontentloaded", timeout=budget * 1000)
             if response is not None:
@@ -339,8 +344,10 @@ class Renderer:
         if self.settings.allow_private:
             return ""
         if is_ip_literal(host):
-            reason = blocked_address_reason(host)
-            return f"{host} is a {reason} address (allow private addresses to fetch it)" if reason else ""
+            reason = refusal(host)
+            return f"{reason} (--allow-private fetches it)" if reason else ""
+        if _is_localhost(host):
+            return f"{host} is a loopback name (--allow-private fetches it)"
         if self.settings.proxy:
             return ""  # the proxy resolves names, as it does for static fetching
         if is_reserved_name(host):
@@ -358,10 +365,9 @@ async def _resolved_refusal(host: str) -> str | None:
     except OSError:
         return None  # the browser's own lookup fails the same way
     for info in infos:
-        address = str(info[4][0])
-        reason = blocked_address_reason(address)
+        reason = refusal(host, str(info[4][0]))
         if reason:
-            return f"{host} resolves to {address}, a {reason} address"
+            return reason
     return None
 
 

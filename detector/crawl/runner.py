@@ -209,9 +209,10 @@ def run(options: CrawlOptions, *, command: str = "crawl", planned: int | None = 
     return CrawlReport(run_id, report.invalid_lines, report.stats, status, summary)
 
 
-def run_crawl(opts: CrawlOptions) -> CrawlReport:
+def run_crawl(opts: CrawlOptions, spider: str | type[Any] = "domains") -> CrawlReport:
     """Crawl the domains of ``opts.inputs`` into ``opts.db``; report the run id and stats.
 
+    ``spider``: the spider (name or class); the distributed worker passes its queue spider.
     Runs the Twisted reactor, so it can be called once per process.
     """
     run_id = opts.run_id or new_run_id()
@@ -235,7 +236,7 @@ def run_crawl(opts: CrawlOptions) -> CrawlReport:
         root.handlers = [logging.NullHandler()]
     try:
         process = CrawlerProcess(settings)
-        crawler = process.create_crawler("domains")
+        crawler = process.create_crawler(spider)
         process.crawl(crawler)
         process.start()
     finally:

@@ -95,4 +95,3 @@ DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, one cont
 DETECTOR_RENDER_TIMEOUT = 10.0  # seconds per rendered page, everything included
 DETECTOR_RENDER_SETTLE = 1.0  # seconds after domcontentloaded for late scripts and globals
 DETECTOR_RENDER_BACKLOG = 64  # sites waiting for the browser before items wait too
-ALLOW_PRIVATE = False  # rendered pages may not fetch private/loopback/metadata addresses

@@ -44,7 +44,7 @@ LINK_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 _HREF = re.compile(rb"""<a\s[^>]{0,400}?href\s*=\s*["']?([^"'\s>#]{1,500})""", re.IGNORECASE)
 _SKIP_EXT = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|gz|mp4|mp3|docx?|xlsx?|pptx?|css|js|xml|json)$", re.IGNORECASE)
 #: Error kinds after which plain http:// is tried when https:// failed.
-FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "other"})
+FALLBACK_KINDS = frozenset({"tls", "refused", "timeout", "connection_lost", "bad_response", "other"})
 #: 4xx answers that say "not now" rather than "not here".
 TRANSIENT_4XX = frozenset({408, 425, 429})
 
@@ -65,7 +65,7 @@ def page_outcome(kind: str | None, status: int | None = None) -> PageOutcome:
         return "offsite"
     if kind == "http_4xx":
         return "transient" if status in TRANSIENT_4XX else "gone"
-    if kind in ("redirect_loop", "too_large", "not_html", "blocked_address"):
+    if kind in ("redirect_loop", "too_large", "not_html", "blocked_address", "bad_redirect"):
         return "gone"  # the page answers the same way every time: nothing to read there
     return "transient"  # timeout, 5xx, refused, tls, dns, other: may pass on a later run
 
@@ -416,6 +416,10 @@ def _failure_kind(failure: Failure) -> tuple[str, str, Response | None]:
         kind = proxy_error_kind(status, (response.headers.get(b"Proxy-Status") or b"").decode("latin-1"))
         if kind is not None:
             return kind, f"HTTP {status} from the proxy for {response.url}", None
+        if 300 <= status < 400:
+            # A redirect Scrapy would not follow: to file:, data:, ftp:, or with no Location.
+            location = (response.headers.get(b"Location") or b"").decode("latin-1")[:200]
+            return "bad_redirect", f"HTTP {status} from {response.url} to {location or 'nowhere'!r}: not an http(s) URL, not followed", None
         kind = "http_4xx" if 400 <= status < 500 else "http_5xx" if status >= 500 else "other"
         return kind, f"HTTP {status} from {response.url}", response
     kind, message = classify_failure(exc)

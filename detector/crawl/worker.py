@@ -62,7 +62,7 @@ def switched_off_messages(origins: Sequence[str], pages: Sequence[FetchedPage]) 
 
     where = pages[0].url if pages else "a page"
     return [f"{origin}: switched off for the rest of the run: it needed more than {BUDGET.seconds:g} s "
-            f"of Python regex time on one page ({where}); rewrite it without lookaround or back references "
+            f"of CPU time in Python regex on one page ({where}); rewrite it without lookaround or back references "
             "so RE2 can run it" for origin in origins]
 
 

@@ -13,31 +13,45 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet import defer
 
 from detector.store.store import Store
 
 T = TypeVar("T")
-Task = Callable[[Store], Any]
 
 
-class ScanWriter:
-    """A thread owning the crawl's :class:`~detector.store.store.Store`; :meth:`call` runs a task on it."""
+class Closeable(Protocol):
+    """What an :class:`OwnerThread` owns: something it opens once and closes at the end."""
 
-    def __init__(self, db_path: str | Path) -> None:
-        self.db_path = db_path
-        self._tasks: queue.SimpleQueue[tuple[Task, defer.Deferred[Any]] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="detector-sqlite-writer", daemon=True)
+    def close(self) -> None:
+        """Release it."""
+
+
+R = TypeVar("R", bound=Closeable)
+
+
+class OwnerThread(Generic[R]):
+    """A thread owning one blocking resource; :meth:`call` runs a task on it, in order.
+
+    The resource is opened on the thread before the first task; the reactor gets each task's
+    result as a Deferred.  :class:`ScanWriter` owns a Store; the distributed worker owns its
+    Redis queue this way (a Redis outage then stalls its results, never the downloads).
+    """
+
+    def __init__(self, opener: Callable[[], R], name: str) -> None:
+        self._opener = opener
+        self._tasks: queue.SimpleQueue[tuple[Callable[[R], Any], defer.Deferred[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ended: defer.Deferred[None] = defer.Deferred()
-        self._store: Store | None = None
+        self._store: R | None = None
 
     def start(self) -> None:
-        """Start the thread; it opens (and migrates) the database before the first task."""
+        """Start the thread; it opens the resource before the first task."""
         self._thread.start()
 
-    def call(self, task: Callable[[Store], T]) -> defer.Deferred[T]:
+    def call(self, task: Callable[[R], T]) -> defer.Deferred[T]:
         """Run ``task(store)`` on the writer thread; the Deferred fires on the reactor with its result."""
         d: defer.Deferred[T] = defer.Deferred()
         self._tasks.put((task, d))
@@ -63,7 +77,7 @@ class ScanWriter:
                 task, d = job
                 try:
                     if self._store is None:
-                        self._store = Store.open(self.db_path)
+                        self._store = self._opener()
                     result = task(self._store)
                 except BaseException as exc:  # noqa: BLE001 - handed to the reactor as the task's failure
                     call_from_thread(d.errback, exc)
@@ -73,3 +87,11 @@ class ScanWriter:
             if self._store is not None:
                 self._store.close()
             call_from_thread(self._ended.callback, None)
+
+
+class ScanWriter(OwnerThread[Store]):
+    """A thread owning the crawl's :class:`~detector.store.store.Store`; :meth:`call` runs a task on it."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        super().__init__(lambda: Store.open(db_path), "detector-sqlite-writer")
+        self.db_path = db_path

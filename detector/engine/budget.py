@@ -2,10 +2,11 @@
 
 RE2 and Hyperscan match in linear time; the few patterns they cannot run (lookaround, back
 references) run on ``re``, where one user pattern such as ``(a+)+!(?=x)`` can take minutes
-on one page.  Each such pattern may spend :data:`BUDGET` ``.seconds`` per page (the engine
-calls :func:`new_page`); past that it is stopped (in the main thread, by ``SIGALRM``: ``re``
-checks for signals while it backtracks) or, elsewhere, noticed when it returns, and switched
-off for the rest of the process.  :func:`take_switched_off` hands each switched-off pattern
+on one page.  Each such pattern may spend :data:`BUDGET` ``.seconds`` of CPU time per page
+(the engine calls :func:`new_page`; CPU time, as ``signatures check`` measures, so a busy
+machine does not switch patterns off); past that it is stopped (in the main thread, by
+``SIGVTALRM``: ``re`` checks for signals while it backtracks) or, elsewhere, noticed when it
+returns, and switched off for the rest of the process.  :func:`take_switched_off` hands each switched-off pattern
 out once, so the crawl reports it once, with its file.
 
 ``DETECTOR_PATTERN_BUDGET`` (seconds, default 0.5; 0 = no budget) sets it for a process.
@@ -63,10 +64,10 @@ def _can_interrupt() -> bool:
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         return False
     if not _handler_installed:
-        current = signal.getsignal(signal.SIGALRM)
+        current = signal.getsignal(signal.SIGVTALRM)
         if current not in (signal.SIG_DFL, signal.SIG_IGN, None, _on_alarm):
-            return False  # the program uses SIGALRM itself: measure only
-        signal.signal(signal.SIGALRM, _on_alarm)
+            return False  # the program uses SIGVTALRM itself: measure only
+        signal.signal(signal.SIGVTALRM, _on_alarm)
         _handler_installed = True
     return True
 
@@ -83,22 +84,22 @@ def search(owner: Any, regex: re.Pattern[str], value: str) -> re.Match[str] | No
     if owner.page != BUDGET.page:
         owner.page, owner.spent = BUDGET.page, 0.0
     left = seconds - owner.spent
-    start = time.perf_counter()
+    start = time.thread_time()
     found: re.Match[str] | None = None
     overrun = False
     if _can_interrupt():
         try:
             _armed.on = True
-            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+            signal.setitimer(signal.ITIMER_VIRTUAL, max(left, 0.001))
             found = regex.search(value)
         except _Overrun:
             overrun = True
         finally:
             _armed.on = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
     else:
         found = regex.search(value)  # cannot be stopped here: measured, switched off after
-    owner.spent = seconds if overrun else owner.spent + time.perf_counter() - start
+    owner.spent = seconds if overrun else owner.spent + time.thread_time() - start
     if owner.spent >= seconds and not owner.switched_off:
         owner.switched_off = True
         BUDGET.switched_off.append(owner)

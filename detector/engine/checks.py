@@ -82,6 +82,76 @@ def iter_patterns(sig: Signature) -> Iterator[tuple[str, Any]]:
                         yield f"dom[{sel!r}].{attr_kind}.{name}", text
 
 
+def dom_selectors(sig: Signature) -> list[str]:
+    """The CSS selectors of a signature's ``dom`` rule."""
+    dom = sig.rules.get("dom")
+    if dom is None:
+        return []
+    return [str(x) for x in (dom if isinstance(dom, Mapping) else as_list(dom))]
+
+
+#: Attribute names that are typos of real ones: a selector on them never matches.
+ATTRIBUTE_TYPOS = {"scr": "src", "herf": "href", "calss": "class", "contnet": "content", "nmae": "name"}
+_ATTR_NAME = re.compile(r"\[\s*([A-Za-z_:][-A-Za-z0-9_:.]*)\s*(?:[~|^$*]?=|\])")
+_SELECTOR_DOC: Any = None
+
+
+def selector_problem(selector: str) -> str:
+    """Why lexbor (the engine's HTML parser) cannot use ``selector``, with the fix; "" when it can.
+
+    >>> selector_problem("a[href*='x'][target='_blank']")
+    ''
+    >>> print(selector_problem("a[href*='//x.com/][target='_blank']"))
+    lexbor cannot parse it: a quoted value is not closed in "a[href*='//x.com/][target='_blank']"; close each '...' before its ]
+    >>> selector_problem("iframe[scr*='x']")
+    'attribute `scr` is a typo: it never matches; write `src`'
+    """
+    global _SELECTOR_DOC
+    from selectolax.lexbor import LexborHTMLParser
+
+    from detector.engine.evidence import split_selector
+
+    if _SELECTOR_DOC is None:
+        _SELECTOR_DOC = LexborHTMLParser("<p></p>")
+    try:
+        _SELECTOR_DOC.css(selector)
+    except Exception:  # noqa: BLE001 - selectolax raises its own error type for any bad selector
+        bad = [b for b in split_selector(selector) if not _parses(b)] or [selector]
+        return f"lexbor cannot parse it: {_selector_fix(bad[0])}"
+    for m in _ATTR_NAME.finditer(selector):
+        fix = ATTRIBUTE_TYPOS.get(m.group(1).lower())
+        if fix:
+            return f"attribute `{m.group(1)}` is a typo: it never matches; write `{fix}`"
+    return ""
+
+
+def _parses(selector: str) -> bool:
+    try:
+        _SELECTOR_DOC.css(selector)
+    except Exception:  # noqa: BLE001 - as above
+        return False
+    return True
+
+
+def _selector_fix(branch: str) -> str:
+    """What is wrong with one branch of a selector that does not parse, and how to fix it."""
+    for q in "'\"":
+        if branch.count(q) % 2:
+            return f"a quoted value is not closed in {branch!r}; close each {q}...{q} before its ]"
+    if branch.count("[") != branch.count("]"):
+        return f"unbalanced [ ] in {branch!r}; close each [attribute] with ]"
+    if branch.count("(") != branch.count(")"):
+        return f"unbalanced ( ) in {branch!r}; close each :pseudo(...) with )"
+    pseudo = re.search(r":(contains|eq|first|last|gt|lt|visible|hidden|checkbox|input|text)\b", branch)
+    if pseudo:
+        return f"`:{pseudo.group(1)}` in {branch!r} is jQuery, not CSS; use a `text` or `attributes` pattern instead"
+    if re.search(r"[>+~]\s*$", branch):
+        return f"{branch!r} ends with a combinator; add the selector it combines with"
+    if re.search(r"\[[^\]=]*=\s*[^\s'\"\]]*[^-\w\s'\"\]][^\]]*\]", branch):
+        return f"an unquoted attribute value in {branch!r} holds characters CSS needs quoted; quote it: [name*='value']"
+    return f"{branch!r} is not a CSS selector lexbor knows; rewrite it in CSS Selectors Level 4 syntax"
+
+
 def worst_case_inputs(pattern: Pattern, size: int = WORST_CASE_SIZE) -> list[str]:
     """Inputs built to make a backtracking matcher work hardest on this pattern.
 
@@ -181,34 +251,84 @@ def check_library(directories: Sequence[Path | str] | None = None, *, timing: bo
                         )
             else:
                 stats["re2"] += 1
-        dom = sig.rules.get("dom")
-        if dom is not None:
-            stats["dom_selectors"] += len(as_list(dom)) if not isinstance(dom, Mapping) else len(dom)
+        for selector in dom_selectors(sig):
+            stats["dom_selectors"] += 1
+            problem = selector_problem(selector)
+            if problem:
+                report.problems.append(f'{sig.path}: "{sig.name}" dom[{selector!r}]: {problem}')
     if not report.problems:
         report.problems += check_examples(library, stats)
     return report
 
 
-def check_examples(library: Library, stats: dict[str, int] | None = None) -> list[str]:
-    """Run every signature's examples: ``match`` pages must detect it, ``no_match`` must not.
+@dataclass(frozen=True, slots=True)
+class ExampleResult:
+    """One example run: which technology, which example, whether it held and why not."""
 
-    Examples test the patterns as written, so they run in the "wappalyzer" mode (the
-    default mode's rules of evidence, which may rightly refuse an example that shows a
-    pattern alone, such as a snippet's comment, have their own tests).
+    technology: str
+    path: str
+    index: int
+    expect: str
+    mode: str
+    ok: bool
+    reason: str = ""
+    #: What the engine reported for the technology (version, evidence), when it detected it.
+    version: str | None = None
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        """``file: "Name" examples[i]``, the place a problem names."""
+        return f'{self.path}: "{self.technology}" examples[{self.index}]'
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {"technology": self.technology, "file": self.path, "index": self.index, "expect": self.expect,
+                "mode": self.mode, "ok": self.ok, "reason": self.reason, "version": self.version,
+                "evidence": list(self.evidence)}
+
+
+def example_mode(sig: Signature) -> str:
+    """The engine mode a signature's examples run in.
+
+    Our own rules (a ``detector/`` layer) are written for the default mode, where inline
+    loader snippets count (the ``script_loader`` source): their examples show a vendor's
+    install as a crawler sees it, so they run in that mode.  Imported rules test the
+    patterns as written, in the "wappalyzer" mode (the default mode's rules of evidence may
+    rightly refuse an example that shows a pattern alone, such as a snippet's comment).
+    """
+    return "detector" if sig.layer else "wappalyzer"
+
+
+def run_examples(library: Library, names: Sequence[str] | None = None) -> list[ExampleResult]:
+    """Run the examples of the named technologies (every one when ``names`` is None).
+
+    A ``match`` page must detect the technology (with the example's ``version`` when it
+    gives one); a ``no_match`` page must not.  Each signature's examples run in its
+    :func:`example_mode`, on an engine of the whole library (so ``implies``, ``excludes``
+    and ``requires`` act as they do in a scan).
     """
     from detector.engine.match import Engine
 
-    with_examples = [s for s in library.signatures.values() if s.examples]
-    if stats is not None:
-        stats["examples"] = sum(len(s.examples) for s in with_examples)
-    if not with_examples:
-        return []
-    engine = Engine(library, mode="wappalyzer")
-    problems = []
-    for sig in with_examples:
+    wanted = set(names) if names is not None else None
+    chosen = [s for s in library.signatures.values() if s.examples and (wanted is None or s.name in wanted)]
+    engines: dict[str, Engine] = {}
+    results: list[ExampleResult] = []
+    for sig in sorted(chosen, key=lambda s: s.name.lower()):
+        mode = example_mode(sig)
+        engine = engines.get(mode)
+        if engine is None:
+            engine = engines[mode] = Engine(library, mode=mode)
         for i, example in enumerate(sig.examples):
-            problems += _run_example(engine, sig, i, example)
-    return problems
+            results += run_example(engine, sig, i, example)
+    return results
+
+
+def check_examples(library: Library, stats: dict[str, int] | None = None) -> list[str]:
+    """Problems of every signature's examples (see :func:`run_examples`), one line each."""
+    if stats is not None:
+        stats["examples"] = sum(len(s.examples) for s in library.signatures.values())
+    return [f"{r.where}: {r.reason}" for r in run_examples(library) if not r.ok]
 
 
 def example_page(spec: Mapping[str, Any]) -> Page:
@@ -246,27 +366,41 @@ def _detect_example(engine: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {d.technology: d for d in engine.detect_site(pages, network)}
 
 
-def _run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[str]:
-    where = f'{sig.path}: "{sig.name}" examples[{i}]'
+def _describe(evidence: Any) -> str:
+    """One line for an evidence: a page detection's Evidence, or a site verdict's dict."""
+    if isinstance(evidence, Mapping):
+        where = f"{evidence.get('source', '')} {evidence.get('key', '')}".strip()
+        return f'{where}: "{evidence.get("match", "")}"'
+    return str(evidence.describe())
+
+
+def run_example(engine: Any, sig: Signature, i: int, example: Any) -> list[ExampleResult]:
+    """The results of one example (one per expectation it holds) on a compiled engine."""
+    def result(expect: str, ok: bool, reason: str = "", det: Any = None) -> ExampleResult:
+        evidence = tuple(_describe(e) for e in det.evidence) if det is not None else ()
+        version = det.version if det is not None else None
+        return ExampleResult(sig.name, sig.path, i, expect, engine.mode, ok, reason, version, evidence)
+
     if not isinstance(example, Mapping) or not ({"match", "no_match"} & set(example)):
-        return [f"{where}: must be {{match: page}} or {{no_match: page}}"]
-    problems = []
+        return [result("?", False, "must be {match: page} or {no_match: page}")]
+    out = []
     for expect in ("match", "no_match"):
         if expect not in example:
             continue
         spec = example[expect]
         if not isinstance(spec, Mapping):
-            problems.append(
-                f"{where}.{expect}: must be a page (url, html, headers, cookies, script_urls, dns, cert_issuer)")
+            out.append(result(expect, False,
+                              f"{expect}: must be a page (url, html, headers, cookies, script_urls, dns, cert_issuer)"))
             continue
         found = _detect_example(engine, spec)
-        if expect == "match" and sig.name not in found:
-            problems.append(f"{where}: the match example is not detected; fix the pattern or the example")
-        elif expect == "match" and "version" in spec and (found[sig.name].version or "") != str(spec["version"]):
-            problems.append(
-                f"{where}: expected version {spec['version']!r}, got {found[sig.name].version!r}; "
-                "fix the \\;version: template or the example"
-            )
-        elif expect == "no_match" and sig.name in found:
-            problems.append(f"{where}: the no_match example is detected; tighten the pattern")
-    return problems
+        det = found.get(sig.name)
+        if expect == "match" and det is None:
+            out.append(result(expect, False, "the match example is not detected; fix the pattern or the example"))
+        elif expect == "match" and "version" in spec and det is not None and (det.version or "") != str(spec["version"]):
+            out.append(result(expect, False, f"expected version {spec['version']!r}, got {det.version!r}; "
+                              "fix the \\;version: template or the example", det))
+        elif expect == "no_match" and det is not None:
+            out.append(result(expect, False, "the no_match example is detected; tighten the pattern", det))
+        else:
+            out.append(result(expect, True, "", det))
+    return out

@@ -49,6 +49,16 @@ def is_hint_rel(rel: str | None) -> bool:
     return bool(rel) and any(word in HINT_RELS for word in (rel or "").lower().split())
 
 
+def tag_rel(tag: str) -> str | None:
+    """The ``rel`` attribute value of a tag's text, or None.
+
+    >>> tag_rel('<link rel="dns-prefetch" href="//x.example">'), tag_rel("<link href=a.css>")
+    ('dns-prefetch', None)
+    """
+    m = _REL.search(tag)
+    return (m.group(1) or m.group(2) or m.group(3)) if m else None
+
+
 def _in_hint_link(html: str, pos: int) -> bool:
     """Whether position ``pos`` of ``html`` lies inside a ``<link rel=(hint)>`` tag."""
     lt = html.rfind("<", max(0, pos - _LOOKBACK), pos + 1)
@@ -253,3 +263,123 @@ REFINED_RULES: dict[tuple[str, str, str], str] = {
     ("Google Analytics", "scriptSrc", r"googletagmanager\.com/gtag/js"):
         r"googletagmanager\.com/gtag/js\?(?:[^#]*&)?id=(?:G|UA)-",
 }
+
+
+# ---------------------------------------------------------------------- share links
+#: Query parameters that carry the text or page a share button passes on.
+_SHARE_PARAMS = frozenset({"text", "url", "u", "body", "title", "summary", "status", "media"})
+#: Path words of share and intent endpoints (``/sharer/sharer.php``, ``/intent/tweet``, ``/shareArticle``).
+_SHARE_PATH = re.compile(r"/(?:sharer|share|shareArticle|intent|pin/create)(?:[/.?]|$)", re.IGNORECASE)
+_RECIPIENT = re.compile(r"\d{6}")
+
+
+def is_share_link(href: str) -> bool:
+    """Whether an anchor's href is a share button's (it passes the page on to another service)
+    rather than a link to the site's own account or chat on it.
+
+    A share endpoint's path (``/sharer``, ``/share``, ``/intent/``, ``/shareArticle``,
+    ``/pin/create``), or a query with a text or URL to pass on (``text=``, ``url=``, ``u=``...)
+    and no recipient (a ``phone=`` or a phone number in the path).
+
+    >>> [is_share_link(h) for h in ("https://wa.me/?text=Hi", "https://api.whatsapp.com/send?p&amp;text=x",
+    ...  "https://www.facebook.com/sharer/sharer.php?u=x", "https://twitter.com/intent/tweet?text=x")]
+    [True, True, True, True]
+    >>> [is_share_link(h) for h in ("https://wa.me/4915112345678?text=Hallo", "https://api.whatsapp.com/send?phone=491511&text=x",
+    ...  "https://www.facebook.com/acme", "https://twitter.com/acme")]
+    [False, False, False, False]
+    """
+    base, _, query = href.replace("&amp;", "&").partition("?")
+    path = base.split("//", 1)[-1].partition("/")[2]
+    if _SHARE_PATH.search("/" + path):
+        return True
+    if not query:
+        return False
+    keys = {part.split("=", 1)[0].lower() for part in query.split("&")}
+    return bool(keys & _SHARE_PARAMS) and "phone" not in keys and not _RECIPIENT.search(path)
+
+
+# ---------------------------------------------------------------------- script file names
+#: Everyday words of front-end code that a few libraries are also named after.  A file
+#: called after one of them is the library only in the library's own distribution name.
+GENERIC_FILE_WORDS = frozenset({"bootstrap", "loader", "lightbox", "epoch", "require", "main", "app", "init",
+                                "core", "common", "config", "vendor", "bundle", "polyfill", "polyfills"})
+_LEAD_WORD = re.compile(r"[a-z]+", re.IGNORECASE)
+
+
+def script_name_weakness(regex: str, src: str, matched: str) -> bool:
+    """Whether a ``scriptSrc`` match does not name the script it is in.
+
+    * The pattern's leading word is glued to the end of another word: ``sp\\.js`` in
+      ``tanxssp.js`` (a pattern that starts with a letter or digit must start a word).
+    * The match starts with an everyday word of front-end code (:data:`GENERIC_FILE_WORDS`:
+      ``bootstrap``, ``loader``, ``lightbox``...) and the script's file name is not that
+      word as a library distributes it (in lower case, maybe with a version, ``.bundle``,
+      ``.min``): ``bootstrap.min.js`` and ``bootstrap-4.3.1.js`` are Bootstrap;
+      ``iomm/latest/bootstrap/loader.js``, ``gdpr-cmp-bootstrap.js`` and Ensighten's
+      ``Bootstrap.js`` are loaders.
+
+    >>> script_name_weakness(r"sp\\.js", "https://a.example/t/tanxssp.js?_v=1", "sp.js")
+    True
+    >>> script_name_weakness(r"sp\\.js", "https://a.example/sp.js", "sp.js")
+    False
+    >>> rx = r"bootstrap(?:[^>]*?)(?:\\.min)?\\.js"
+    >>> [script_name_weakness(rx, u, u[u.lower().index("bootstrap"):]) for u in (
+    ...     "//x.example/iomm/bootstrap/loader.js", "//x.example/js/gdpr-cmp-bootstrap.js",
+    ...     "//nexus.example/Bootstrap.js", "/js/bootstrap/3.3.7/bootstrap.min.js", "/js/bootstrap-4.3.1.bundle.min.js?v=2")]
+    [True, True, True, False, False]
+    """
+    if not matched:
+        return False
+    if regex[:1].isalnum():
+        pos = src.find(matched)
+        boundary = False
+        n = 0
+        while pos >= 0 and n < 16:
+            if pos == 0 or not src[pos - 1].isalnum():
+                boundary = True
+                break
+            pos = src.find(matched, pos + 1)
+            n += 1
+        if not boundary:
+            return True
+    lead = _LEAD_WORD.match(matched)
+    word = lead.group(0).lower() if lead else ""
+    if word in GENERIC_FILE_WORDS:
+        name = src.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1]
+        if not re.fullmatch(rf"{word}(?:[.-]v?\d[\w.-]*?)?(?:\.bundle)?(?:\.min)?\.m?js", name):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------- links to other sites
+def site_of(url: str) -> str:
+    """The site (registrable domain, roughly: the last two labels, three under a two-letter
+    country code with a short second level such as ``co.uk``) of an absolute URL's host, or "".
+
+    >>> site_of("https://subs.theverge.com/x"), site_of("//www.bbc.co.uk/"), site_of("/checkout")
+    ('theverge.com', 'bbc.co.uk', '')
+    """
+    m = re.match(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#:]+)", url.strip())
+    if not m:
+        return ""
+    labels = m.group(1).lower().rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def path_rule_elsewhere(href: str, branches: tuple[tuple[str, ...], ...], page_url: str) -> bool:
+    """Whether an anchor found only by path substrings (``a[href*='/checkout']``) links to
+    another site: a path rule says what the site itself serves, and a donation service's
+    ``/checkout`` is not the site's shop.
+
+    >>> b = (("/checkout",),)
+    >>> path_rule_elsewhere("https://www.classy.org/give/1/#!/donation/checkout?x", b, "https://creativecommons.org/")
+    True
+    >>> path_rule_elsewhere("/checkout", b, "https://shop.example/"), path_rule_elsewhere("https://www.shop.example/checkout", b, "https://shop.example/a")
+    (False, False)
+    """
+    if not all(v.startswith("/") for values in branches for v in values):
+        return False
+    target, own = site_of(href), site_of(page_url)
+    return bool(target) and bool(own) and target != own

@@ -218,3 +218,53 @@ def _absolute_url(url: str, page_url: str, *, relative_ok: bool) -> str:
         return urljoin(page_url, url)
     except ValueError:
         return ""
+
+
+#: Files of one combined script URL looked at.
+MAX_COMBINED = 50
+_MINIFY_F = re.compile(r"[?&]f=([^&#]+)")
+
+
+def combined_parts(url: str) -> list[str]:
+    """The files a combining URL serves in one response, each as its own absolute URL.
+
+    Shapes: ``dir/??a.js,b.js`` (nginx concat, Tengine), ``/min/?f=a.js,b.js`` (Minify, paths
+    from the site's root), and ``dir/a.js;b.js`` or ``dir/a.js,b.js`` (lists in the path).
+    A URL that combines nothing gives nothing.
+
+    >>> combined_parts("https://s.example/min/?f=wp-includes/js/a.js,wp-content/plugins/x/b.js")
+    ['https://s.example/wp-includes/js/a.js', 'https://s.example/wp-content/plugins/x/b.js']
+    >>> combined_parts("https://s.example/js/??a.js,lib/b.js?v=1")
+    ['https://s.example/js/a.js', 'https://s.example/js/lib/b.js']
+    >>> combined_parts("https://s.example/v1/_bundle.min.js;jquery.elastic.js;modernizr.js")
+    ['https://s.example/v1/_bundle.min.js', 'https://s.example/v1/jquery.elastic.js', 'https://s.example/v1/modernizr.js']
+    >>> combined_parts("https://s.example/js/app.js?v=1,2"), combined_parts("https://s.example/a.js")
+    ([], [])
+    """
+    if "," not in url and ";" not in url:
+        return []
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(/[^?#]*)?(\?[^#]*)?", url)
+    if m is None:
+        return []
+    origin, path, query = m.group(1), m.group(2) or "/", m.group(3) or ""
+    if "??" in url:
+        base, _, rest = url.partition("??")
+        parts = rest.split("?", 1)[0].split("#", 1)[0].split(",")
+        base = base if base.endswith("/") else base + "/"
+    elif (f := _MINIFY_F.search(query)) is not None and "," in f.group(1):
+        base, parts = origin + "/", f.group(1).split(",")
+    else:
+        head, _, last = path.rpartition("/")
+        sep = ";" if ";" in last else ","
+        if sep not in last:
+            return []
+        parts = last.split(sep)
+        if sum(1 for p in parts if ".js" in p) < 2:
+            return []
+        base = origin + head + "/"
+    out: list[str] = []
+    for part in parts[:MAX_COMBINED]:
+        part = part.strip().lstrip("/")
+        if part and ".." not in part and ":" not in part:
+            out.append(base + part)
+    return out

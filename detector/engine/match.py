@@ -29,6 +29,8 @@ from typing import Any
 
 from detector.engine import budget
 from detector.engine.cache import cache_path, read_cache, write_cache
+from detector.engine.cdn import HOSTS as CDN_HOSTS
+from detector.engine.cdn import build_index, match_cdn, package_key, stylesheet_urls
 from detector.engine.evidence import (
     REFINED_RULES,
     WEAK_HINT,
@@ -36,14 +38,31 @@ from detector.engine.evidence import (
     anchor_substrings,
     html_weakness,
     is_hint_rel,
+    is_share_link,
     loader_confidence,
+    path_rule_elsewhere,
+    script_name_weakness,
     short_word_regex,
     split_selector,
 )
-from detector.engine.loader import loader_urls
+from detector.engine.globals import (
+    DISTINCTIVE,
+    NAMED,
+    accepts_any_value,
+    global_use,
+    name_strength,
+    usable_name,
+)
+from detector.engine.loader import combined_parts, loader_urls
 from detector.engine.network import VALUE_LIMIT, NetworkFacts
 from detector.engine.page import Page, ParsedPage, parse_page
-from detector.engine.patterns import Pattern, compile_pattern, encode_text, required_literals
+from detector.engine.patterns import (
+    Pattern,
+    compile_pattern,
+    encode_text,
+    parse_pattern,
+    required_literals,
+)
 from detector.engine.prefilter import (
     HyperscanPrefilter,
     LiteralPrefilter,
@@ -76,6 +95,7 @@ SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
     "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer", "js": "js", "xhr": "xhr",
+    "cdnPath": "cdn_path", "jsGlobal": "inline_js",
 }
 #: Network kinds the engine matches on :class:`~detector.engine.network.NetworkFacts`.
 FACT_KINDS = ("dns", "certIssuer")
@@ -85,6 +105,13 @@ EXCERPT = 120
 #: conformance bench measures them).
 MODES = ("detector", "wappalyzer")
 KEYED_PREFILTER_MIN = 6
+#: Categories of infrastructure a site runs on (see Engine._third_party_infrastructure).
+INFRASTRUCTURE = frozenset({"CDN", "PaaS", "IaaS", "Hosting", "Reverse proxies", "Load balancers"})
+#: Categories of code that runs in the browser (see Engine._source_language).
+CLIENT_SIDE = frozenset({"JavaScript libraries", "JavaScript frameworks", "UI frameworks", "JavaScript graphics",
+                         "Widgets", "Font scripts", "Video players", "Photo galleries", "Rich text editors", "Maps"})
+#: Kinds of hits that come from URLs a page references, not from the site's own responses.
+URL_KINDS = frozenset({"scriptSrc", "scriptLoader", "cdnPath", "html", "dom", "jsGlobal"})
 #: Values longer than protocols allow are matched on their first characters only, which
 #: bounds the work of the few patterns that need Python's backtracking ``re``: request
 #: lines (script URLs, the page URL) and cookies beyond 8 KB, header and meta values beyond
@@ -258,6 +285,33 @@ class _PropertyRule:
 
 
 @dataclass(slots=True)
+class _GlobalRule:
+    """A ``js`` rule's global, looked for in inline code (default mode, see detector.engine.globals)."""
+
+    tech: int
+    name: str
+    strength: int
+    confidence: int
+    order: int
+    hyperscan: str | None = None
+    literals: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        # The prefilter looks for the shape that counts for the name's strength, so that
+        # everyday words pass only where a snippet defines them.
+        name = _hs_escape(self.name)
+        left = "(?:^|[^A-Za-z0-9_$])"
+        if self.strength == DISTINCTIVE:
+            self.hyperscan = f"{left}{name}(?:[^A-Za-z0-9_$]|$)"
+        elif self.strength == NAMED:
+            self.hyperscan = rf"{left}{name}\s{{0,8}}\.[A-Za-z_$]"
+        else:
+            self.hyperscan = (rf"{left}{name}\s{{0,8}}=\s{{0,8}}(?:(?:window|self|globalThis|top|parent)\.)?"
+                              rf"{name}\s{{0,8}}\|\|")
+        self.literals = frozenset({self.name.lower()})
+
+
+@dataclass(slots=True)
 class _Gate:
     """A DOM selector's literal gate, in the shape prefilters take."""
 
@@ -346,12 +400,21 @@ class Engine:
         self._short_words: dict[int, re.Pattern[str]] = {}
         self._browser_rules = 0
         self._network_rules = 0
+        #: Default mode: package-CDN name -> technology index (see detector.engine.cdn).
+        self._cdn_index: dict[str, int] = {}
+        #: Default mode: js-rule globals looked for in inline code.
+        self._globals: list[_GlobalRule] = []
         self._compile(library)
+        # Globals are names: case matters, and they stand between non-identifier characters.
+        self._prefilters_globals: Prefilter = (
+            HyperscanPrefilter(self._globals, caseless=False) if self.use_hyperscan else LiteralPrefilter(self._globals))
         self._prefilters: dict[str, Prefilter] = {}
         for kind in TEXT_KINDS:
             entries: list[Any] = list(self._text_rules[kind])
             if kind == "html":
                 entries += [_Gate(d.gate) for d in self._dom]
+                if self.mode == "detector":  # package-CDN hosts in the HTML (stylesheet links)
+                    entries += [_Gate(frozenset({host})) for host in CDN_HOSTS]
             self._prefilters[kind] = self._make_prefilter(entries)
         self._prefilters["scriptSrc"] = self._make_prefilter(self._script_rules)
         # Names with many patterns (server, x-powered-by, generator...) get a prefilter too.
@@ -442,6 +505,10 @@ class Engine:
             for cid in tech.requires_category:
                 cat_req.setdefault(cid, []).append(t)
         self._category_requires = sorted(cat_req.items())
+        if self.mode == "detector":
+            names = build_index((s.name, s.categories, str(s.info.get("website") or "")) for s in ordered)
+            self._cdn_index = {key: self._index[name] for key, name in names.items()}
+            self._compile_globals(ordered)
         self._main = [t for t, tech in enumerate(self._techs) if not tech.requires and not tech.requires_category]
 
     def _pattern(self, sig: Signature, where: str, text: Any, problems: list[str]) -> Pattern | None:
@@ -502,6 +569,31 @@ class Engine:
                 p = self._pattern(sig, f"dns[{key!r}]", text, problems)
                 if p is not None:
                     self._dns_rules.setdefault(rtype, []).append(_Rule(t, kind, rtype, (rank, k, i), p))
+
+    def _compile_globals(self, ordered: Sequence[Signature]) -> None:
+        """The globals of ``js`` rules that accept any value, and the roots of dotted ones
+        (``googletag`` of ``googletag.pubads``) that one technology owns or is named after."""
+        roots: dict[str, set[int]] = {}
+        for t, sig in enumerate(ordered):
+            for key in (sig.rules.get("js") or {}):
+                roots.setdefault(str(key).split(".", 1)[0], set()).add(t)
+        for t, sig in enumerate(ordered):
+            tech_key = package_key(sig.name)
+            chosen: dict[str, int] = {}
+            for key, texts in (sig.rules.get("js") or {}).items():
+                name = str(key).removeprefix("window.")
+                if not usable_name(name):
+                    continue
+                for text in as_list(texts):
+                    spec = parse_pattern(text)
+                    if accepts_any_value(spec.regex):
+                        chosen[name] = max(chosen.get(name, 0), spec.confidence)
+                root = name.split(".", 1)[0]
+                if root != name and usable_name(root) and root not in chosen and (
+                        roots.get(root) == {t} or package_key(root) == tech_key):
+                    chosen[root] = 100
+            for n, (name, confidence) in enumerate(sorted(chosen.items())):
+                self._globals.append(_GlobalRule(t, name, name_strength(name, tech_key), confidence, n))
 
     def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
         spec: Mapping[str, Any]
@@ -652,10 +744,13 @@ class Engine:
         budget.new_page()
         hits: dict[int, list[_Hit]] = {}
         dom_hits: dict[int, list[_Hit]] = {}
-        self._match_text_kinds(parsed, hits, dom_hits)
+        cdn_hosts = self._match_text_kinds(parsed, hits, dom_hits)
         self._match_scripts(parsed, hits)
         if self.mode == "detector":
-            self._match_loader(parsed, hits)
+            loaded = parsed.deferred_src + loader_urls(parsed.script_code, parsed.url)
+            self._match_loader(parsed, loaded, hits)
+            self._match_cdn(parsed, loaded, hits, cdn_hosts)
+            self._match_globals(parsed, hits)
         self._match_keyed(parsed, hits)
         source = parsed.page
         if source.js or source.xhr or source.dom_properties:
@@ -700,6 +795,9 @@ class Engine:
         m = rule.pattern.search(value, accelerated, encoded)
         if m is None:
             return
+        if rule.kind == "scriptSrc" and self.mode == "detector" and script_name_weakness(
+                rule.pattern.regex, value, m.text):
+            return
         weak = html_weakness(value, m.text) if rule.kind == "html" and self.mode == "detector" else ""
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
@@ -714,8 +812,11 @@ class Engine:
                 _Hit(rule.order, rule.tech, rule.kind, rule.key, rule.pattern.regex, m.group(0), "",
                      rule.pattern.spec.confidence, url))
 
-    def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> None:
+    def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> bool:
+        """Match the text kinds (and the DOM rules whose gates pass); return whether a
+        package-CDN host occurs in the HTML (default mode)."""
         acc = self.accelerate
+        cdn_hosts = False
         values = {"url": parsed.url, "html": parsed.html, "text": parsed.text, "css": parsed.css, "scripts": parsed.scripts}
         for kind in TEXT_KINDS:
             value = values[kind]
@@ -746,23 +847,60 @@ class Engine:
                         self._add(hits, rule, value, rule.order, parsed.url, acc, encoded)
                 else:
                     gates.append(i - n)
-            if kind == "html" and parsed.dom is not None:
-                low = html_view.lower() if html_view is not None else value.lower().encode("utf-8", "surrogatepass")
-                self._match_dom(parsed, sorted(gates), dom_hits, low)
+            if kind == "html":
+                dom_gates = len(self._dom)
+                cdn_hosts = any(g >= dom_gates for g in gates)
+                if parsed.dom is not None:
+                    low = html_view.lower() if html_view is not None else value.lower().encode("utf-8", "surrogatepass")
+                    self._match_dom(parsed, sorted(g for g in gates if g < dom_gates), dom_hits, low)
+        return cdn_hosts
 
     def _match_scripts(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
         prefilter = self._prefilters["scriptSrc"]
         rules = self._script_rules
         rank = KIND_RANK["scriptSrc"]
-        for u, src in enumerate(parsed.script_src):
+        srcs = parsed.script_src
+        if self.mode == "detector":
+            srcs = srcs + [part for src in srcs for part in combined_parts(src)]
+        for u, src in enumerate(srcs):
             src = cap_value("scriptSrc", src)  # once per URL, not per candidate pattern
             for i in prefilter.candidates(src):
                 rule = rules[i]
                 self._add(hits, rule, src, (rank, 0, u, rule.order[2]), parsed.url, self.accelerate)
 
-    def _match_loader(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+    def _match_globals(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        """Globals of ``js`` rules that inline code defines or uses (source ``inline_js``)."""
+        code = parsed.script_code
+        if not code or not self._globals:
+            return
+        for i in sorted(self._prefilters_globals.candidates(code)):
+            rule = self._globals[i]
+            found = global_use(code, rule.name, rule.strength)
+            if found:
+                hits.setdefault(rule.tech, []).append(
+                    _Hit((99, 0, rule.order), rule.tech, "jsGlobal", rule.name, "", _excerpt(found, found), "",
+                         loader_confidence(rule.confidence), parsed.url))
+
+    def _match_cdn(self, parsed: ParsedPage, loaded: list[str], hits: dict[int, list[_Hit]], in_html: bool) -> None:
+        """Technologies and versions that package-CDN paths name (source ``cdn_path``): in
+        script URLs and stylesheet links at the rule's full confidence, in URLs that inline
+        code builds at the script_loader's."""
+        index = self._cdn_index
+        if not index:
+            return
+        rank = KIND_RANK["scriptSrc"]
+        strong = [*parsed.script_src, *(stylesheet_urls(parsed.html) if in_html else ())]
+        found = [(t, v, url, 100) for t, v, url in match_cdn(strong, index)]
+        seen = set(strong)
+        found += [(t, v, url, loader_confidence(100))
+                  for t, v, url in match_cdn((x for x in loaded if x not in seen), index)]
+        for u, (t, version, url, confidence) in enumerate(found):
+            hits.setdefault(t, []).append(
+                _Hit((rank, 2, u, 0), t, "cdnPath", "", "package CDN path", _excerpt(url, url), version,
+                     confidence, parsed.url))
+
+    def _match_loader(self, parsed: ParsedPage, urls: list[str], hits: dict[int, list[_Hit]]) -> None:
         """The scriptSrc rules on the script URLs inline code builds (source ``script_loader``)."""
-        urls = loader_urls(parsed.script_code, parsed.url)
         if not urls:
             return
         prefilter = self._prefilters["scriptSrc"]
@@ -777,7 +915,7 @@ class Engine:
             for i in prefilter.candidates(src):
                 rule = rules[i]
                 m = rule.pattern.search(src, acc)
-                if m is None:
+                if m is None or script_name_weakness(rule.pattern.regex, src, m.text):
                     continue
                 hits.setdefault(rule.tech, []).append(
                     _Hit((rank, 1, u, rule.order[2]), rule.tech, "scriptLoader", "", rule.pattern.regex,
@@ -826,7 +964,9 @@ class Engine:
             if self.mode == "detector":
                 if rule.anchors is not None:
                     nodes = [x for x in nodes
-                             if x.tag != "a" or anchor_counts(x.attributes.get("href") or "", rule.anchors)]
+                             if x.tag != "a" or _anchor_counts(x.attributes.get("href") or "", rule.anchors, parsed.url)]
+                # A <link> without an href links nothing (an RSS <link rel=alternate> offers no feed).
+                nodes = [x for x in nodes if x.tag != "link" or (x.attributes.get("href") or "").strip()]
                 hints = [x.tag == "link" and is_hint_rel(x.attributes.get("rel")) for x in nodes]
             if not nodes:
                 continue
@@ -928,12 +1068,34 @@ class Engine:
                     t = self._index.get(name)
                     if t is None or t in present:
                         continue
+                    if self.mode == "detector" and (self._third_party_infrastructure(r, t)
+                                                    or self._source_language(r, t)):
+                        continue
                     page = r.page or (r.hits[0].url if r.hits else "")
                     resolved.append(_Resolved(t, min(r.confidence, confidence), version, [], [self._techs[r.tech].name],
                                               page))
                     present.add(t)
                     changed = True
         return resolved
+
+    def _third_party_infrastructure(self, implier: _Resolved, target: int) -> bool:
+        """Whether implying ``target`` would make the site use another party's infrastructure:
+        the implier is a CDN seen only in URLs the page loads (cdnjs, a vendor's S3 bucket), and
+        the target is infrastructure (a CDN, PaaS, IaaS, hosting).  A page loading files from
+        cdnjs does not run on Cloudflare; the site's own responses would say so."""
+        if not INFRASTRUCTURE.intersection(self._techs[target].categories):
+            return False
+        if "CDN" not in self._techs[implier.tech].categories:
+            return False
+        return bool(implier.hits) and all(h.kind in URL_KINDS for h in implier.hits)
+
+    def _source_language(self, implier: _Resolved, target: int) -> bool:
+        """Whether implying ``target`` names only the language a client-side library is written
+        in (FullCalendar -> TypeScript): the page runs the library's build, not that language."""
+        if "Programming languages" not in self._techs[target].categories:
+            return False
+        categories = self._techs[implier.tech].categories
+        return bool(categories) and all(c in CLIENT_SIDE for c in categories)
 
     def _detection(self, r: _Resolved) -> Detection:
         tech = self._techs[r.tech]
@@ -944,6 +1106,14 @@ class Engine:
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+def _anchor_counts(href: str, anchors: tuple[tuple[str, ...], ...], page_url: str) -> bool:
+    """An anchor found by an href-substring selector counts: on segment boundaries, not a
+    share button (``wa.me/?text=``, ``/sharer``: it passes the page on, it is not the product),
+    and for a path rule (``/checkout``), on the page's own site."""
+    return (anchor_counts(href, anchors) and not is_share_link(href)
+            and not path_rule_elsewhere(href, anchors, page_url))
 
 
 def _refined(name: str, kind: str, text: Any) -> Any:

@@ -20,7 +20,7 @@ Names are lower-case and without the trailing dot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,11 +80,3 @@ def normalize_value(rtype: str, value: str) -> str:
         return value[:VALUE_LIMIT]
     return " ".join(part.rstrip(".") for part in value.lower().split())[:VALUE_LIMIT]
 
-
-def join_txt(strings: Iterable[bytes | str]) -> str:
-    """One TXT record's character-strings as one value (RFC 7208 3.3), bytes read as UTF-8.
-
-    >>> join_txt([b"v=spf1 include:_spf.google.com ", b"include:mktomail.com ~all"])
-    'v=spf1 include:_spf.google.com include:mktomail.com ~all'
-    """
-    return "".join(s.decode("utf-8", "replace") if isinstance(s, bytes) else s for s in strings)

@@ -297,6 +297,10 @@ class ParsedPage:
     css: str
     text: str
     dom: LexborHTMLParser | None
+    #: URLs of ``<script>`` elements without a ``src`` whose URL waits in another attribute
+    #: (``data-src``, ``data-borlabs-script-blocker-src``...): scripts a consent manager or a
+    #: lazy loader will insert.  The default mode matches them as ``script_loader`` URLs.
+    deferred_src: list[str] = field(default_factory=list)
 
 
 #: Elements nested deeper than this are not built into the DOM.  HTML5 tree construction
@@ -353,6 +357,7 @@ def parse_page(page: Page) -> ParsedPage:
     inline: list[str] = []
     code: list[str] = []
     css_parts: list[str] = []
+    deferred: list[str] = []
     text = ""
     origin = _origin(page.url)
     if tree is not None:
@@ -369,6 +374,10 @@ def parse_page(page: Page) -> ParsedPage:
                 src = attrs.get("src")
                 if src and not src.startswith("data:text/javascript;") and len(script_src) < MAX_SCRIPT_URLS:
                     script_src.append(_absolute(src, page.url, origin))
+                elif not src and len(deferred) < MAX_SCRIPT_URLS:
+                    later = _deferred_src(attrs)
+                    if later:
+                        deferred.append(_absolute(later, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
@@ -396,7 +405,24 @@ def parse_page(page: Page) -> ParsedPage:
         css="\n".join(css_parts),
         text=text,
         dom=tree,
+        deferred_src=deferred,
     )
+
+
+def _deferred_src(attrs: Mapping[str, str | None]) -> str:
+    """The URL a ``<script>`` without ``src`` keeps for later: a ``data-*src`` attribute.
+
+    >>> _deferred_src({"type": "text/template", "data-borlabs-script-blocker-src": "//cdn.example/a.js"})
+    '//cdn.example/a.js'
+    >>> _deferred_src({"data-src": "x"}), _deferred_src({"data-srcset": "/a.js"})
+    ('', '')
+    """
+    for name, value in attrs.items():
+        if name.startswith("data-") and name.endswith("src") and value:
+            value = value.strip()
+            if value.startswith(("http://", "https://", "//", "/")) or value.endswith(".js"):
+                return value
+    return ""
 
 
 def _origin(url: str) -> str:

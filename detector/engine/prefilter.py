@@ -85,13 +85,13 @@ class HyperscanPrefilter:
 
     FLAGS = 0
 
-    def __init__(self, entries: Sequence[PrefilterEntry]) -> None:
+    def __init__(self, entries: Sequence[PrefilterEntry], *, caseless: bool = True) -> None:
         assert _hs is not None
         self.always: set[int] = set()
         expressions: list[bytes] = []
         ids: list[int] = []
-        flags = (_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_ALLOWEMPTY
-                 | _hs.HS_FLAG_UTF8)
+        flags = (_hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_ALLOWEMPTY | _hs.HS_FLAG_UTF8
+                 | (_hs.HS_FLAG_CASELESS if caseless else 0))
         for i, e in enumerate(entries):
             expr = e.hyperscan
             if expr is None or expr == "":

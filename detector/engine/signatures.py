@@ -77,6 +77,8 @@ class Signature:
     raw: Mapping[str, Any] = field(default_factory=dict)
     #: The file of the imported definition this one replaces (rules in a ``detector/`` layer).
     overrides: str = ""
+    #: Whether the definition comes from a directory's ``detector/`` layer (our own rules).
+    layer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +183,7 @@ def collect_library(
         for path in layer:
             for sig in _load_file(path, path.read_bytes(), problems):
                 _add_unique(sig, ours, problems)
-                if sig.name in imported:
-                    sig = replace(sig, overrides=imported[sig.name])
+                sig = replace(sig, layer=True, overrides=imported.get(sig.name, ""))
                 signatures[sig.name] = sig
     if not categories:
         problems.append(f"{dirs[0]}: no categories.yaml found; a library needs its categories")

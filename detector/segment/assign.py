@@ -64,6 +64,9 @@ class Account:
     detections: tuple[Seen, ...] = ()
     #: Technologies the site dropped (read only when a rule tests ``removed``).
     removed: tuple[Seen, ...] = ()
+    #: When its first successful scan finished (read only when a rule tests adoption): a
+    #: technology already there then has an unknown adoption date, never a recent one.
+    first_ok_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +223,7 @@ def describe(cond: Condition) -> str:
     """
     if isinstance(cond, TechTest):
         if cond.kind == "category":
-            head = f"a {cond.name} technology"
+            head = f"{_article(cond.name)} {cond.name} technology"
             if cond.at_least > 1:
                 head = f"{cond.at_least} or more {cond.name} technologies"
         else:
@@ -247,6 +250,15 @@ def describe(cond: Condition) -> str:
     return joiner.join(describe(c) for c in cond.items)
 
 
+def _article(word: str) -> str:
+    """``a`` or ``an`` before a word (by its first letter).
+
+    >>> _article("Ecommerce"), _article("Reviews")
+    ('an', 'a')
+    """
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _filter_words(test: TechTest) -> list[str]:
     words = []
     if test.first_seen_within is not None:
@@ -267,12 +279,14 @@ def _seen_words(seen: Seen) -> str:
     return f"runs {seen.technology}{version}, last seen {day_of(seen.last_seen)}"
 
 
-def _seen_detail(seen: Seen, test: TechTest) -> str:
+def _seen_detail(seen: Seen, test: TechTest, first_scan: str | None = None) -> str:
     """The reason for a detection that passed a filtered test: names the dates and figures."""
     version = f" {seen.version}" if seen.version else ""
     parts = []
     if test.first_seen_within is not None or test.first_seen_before is not None:
         parts.append(f"first seen {day_of(seen.first_seen)}")
+        if first_scan and test.first_seen_within is not None:
+            parts[-1] += f" (not there at the first scan, {day_of(first_scan)})"
     parts.append(f"last seen {day_of(seen.last_seen)}")
     if test.min_confidence is not None:
         parts.append(f"confidence {seen.confidence}")
@@ -284,12 +298,15 @@ def _seen_detail(seen: Seen, test: TechTest) -> str:
 class _Stack:
     """One account's detections indexed for lookups (by name and by category)."""
 
-    __slots__ = ("by_category", "by_name", "removed")
+    __slots__ = ("by_category", "by_name", "first_ok_at", "removed")
 
-    def __init__(self, detections: Iterable[Seen], removed: Iterable[Seen] = ()) -> None:
+    def __init__(
+        self, detections: Iterable[Seen], removed: Iterable[Seen] = (), first_ok_at: str | None = None
+    ) -> None:
         self.by_name: dict[str, Seen] = {}
         self.by_category: dict[str, list[Seen]] = {}
         self.removed: dict[str, Seen] = {d.technology: d for d in removed}
+        self.first_ok_at = utc_key(first_ok_at) if first_ok_at else None
         # Names are compared as the signature library spells them: the rules parser maps
         # every name to its canonical spelling and detections carry the library's names.
         by_category = self.by_category
@@ -407,7 +424,7 @@ def _compile_filtered(test: TechTest, moment: datetime) -> _Matcher:
         _days_before(moment, test.first_seen_before) if test.first_seen_before is not None else None
     )
 
-    def passes(seen: Seen) -> bool:
+    def passes(seen: Seen, first_scan: str | None) -> bool:
         if version is not None and not version_matches(version, seen.version):
             return False
         if test.only is not None and seen.technology not in test.only:
@@ -417,7 +434,8 @@ def _compile_filtered(test: TechTest, moment: datetime) -> _Matcher:
         if test.min_pages is not None and seen.pages < test.min_pages:
             return False
         first = utc_key(seen.first_seen or seen.last_seen)
-        if since is not None and first < since:
+        if since is not None and (first < since or (first_scan is not None and first <= first_scan)):
+            # Seen on the domain's first successful scan: adopted then or any time before.
             return False
         return until is None or first <= until
 
@@ -430,11 +448,12 @@ def _compile_filtered(test: TechTest, moment: datetime) -> _Matcher:
         else:
             one = stack.by_name.get(name)
             candidates = (one,) if one is not None else ()
-        found = [s for s in candidates if passes(s)]
+        first_scan = stack.first_ok_at
+        found = [s for s in candidates if passes(s, first_scan)]
         if len(found) < test.at_least or not found:
             return None
         label = f" ({name})" if category else ""
-        reasons = tuple(f"{_seen_detail(s, test)}{label}" for s in found)
+        reasons = tuple(f"{_seen_detail(s, test, first_scan)}{label}" for s in found)
         if test.at_least > 1:
             reasons = (f"{len(found)} {name} technologies (at least {test.at_least})", *reasons)
         return reasons, tuple(found)
@@ -472,7 +491,8 @@ def _compile_field(test: FieldTest) -> _Matcher:
 
 def _negation(cond: Condition) -> str:
     if _only_tech(cond):
-        return f"runs no {describe(cond).replace(' or a ', ' or ').removeprefix('a ')}"
+        words = describe(cond).replace(" or an ", " or ").replace(" or a ", " or ")
+        return f"runs no {words.removeprefix('an ').removeprefix('a ')}"
     return describe(Group("not", (cond,)))
 
 
@@ -540,7 +560,7 @@ class Segmenter:
         detections = account.detections
         if cutoff is not None:
             detections = tuple(d for d in detections if utc_key(d.last_seen) >= cutoff)
-        return _Stack(detections, account.removed)
+        return _Stack(detections, account.removed, account.first_ok_at)
 
     def assign(self, account: Account) -> Assignment:
         """Memberships, score and tier of one (in-market) account."""
@@ -554,10 +574,10 @@ class Segmenter:
             for d in account.detections:
                 (fresh if utc_key(d.last_seen) >= cutoff else old).append(d)
         if old:
-            fresh_stack = _Stack(fresh, account.removed)
-            all_stack = _Stack(account.detections, account.removed)
+            fresh_stack = _Stack(fresh, account.removed, account.first_ok_at)
+            all_stack = _Stack(account.detections, account.removed, account.first_ok_at)
         else:
-            fresh_stack = all_stack = _Stack(account.detections, account.removed)
+            fresh_stack = all_stack = _Stack(account.detections, account.removed, account.first_ok_at)
         memberships: list[Membership] = []
         for rule in self.rules.cohorts:
             # Only a stale detection the rule looks at can change its answer: skip the rest.

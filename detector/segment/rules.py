@@ -342,6 +342,20 @@ def uses_removed(rules: Rules) -> bool:
     return any(isinstance(leaf, RemovedTest) for leaf in leaves(rules))
 
 
+def uses_adoption(rules: Rules) -> bool:
+    """Whether a rule tests recent adoption (so each domain's first successful scan is read)."""
+    return any(
+        isinstance(leaf, TechTest) and leaf.first_seen_within is not None for leaf in leaves(rules)
+    )
+
+
+def uses_confidence(rules: Rules) -> bool:
+    """Whether a rule tests ``min_confidence`` (so the detections' confidence must be read)."""
+    return any(
+        isinstance(leaf, TechTest) and leaf.min_confidence is not None for leaf in leaves(rules)
+    )
+
+
 def uses_pages(rules: Rules) -> bool:
     """Whether a rule tests ``pages_seen`` (so the detections' evidence must be read)."""
     return any(isinstance(leaf, TechTest) and leaf.min_pages is not None for leaf in leaves(rules))

@@ -32,6 +32,8 @@ from detector.segment.rules import (
     Vocabulary,
     load_rules,
     needed_technologies,
+    uses_adoption,
+    uses_confidence,
     uses_pages,
     uses_removed,
 )
@@ -194,6 +196,8 @@ def run(
             needed_technologies(rules, vocabulary),
             removed=uses_removed(rules),
             pages=uses_pages(rules),
+            first_scans=uses_adoption(rules),
+            confidence=uses_confidence(rules),
         )
 
         def guard(counts: Counter[tuple[str, str]], previous: SegmentRun | None) -> None:
@@ -366,7 +370,8 @@ class _Tally:
         left = self.seen
         for i, (item, _, _) in enumerate(self.segmenter.market_steps):
             left -= self.stopped[i]
-            out.append((f"market: {describe(item)}", left))
+            runs = "" if isinstance(item, FieldTest) else "runs "
+            out.append((f"market: {runs}{describe(item)}", left))
         out.append(("scanned successfully", self.scanned))
         if rules.max_age_days is not None:
             out.append((f"scanned within {rules.max_age_days} days", self.scanned - self.stale_scans))

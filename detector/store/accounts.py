@@ -6,7 +6,7 @@ import csv
 import functools
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,30 @@ class AccountsError(DetectorError):
 
 
 @dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A row whose domain appeared on an earlier line, and the values it replaced.
+
+    The rule: rows are merged in file order; a later row's non-blank cells win, its blank
+    cells keep the earlier value.
+    """
+
+    line: int
+    domain: str
+    first_line: int
+    #: (column, earlier value, value kept) for each cell the later row changed.
+    changed: tuple[tuple[str, Value, Value], ...] = ()
+
+    def describe(self) -> str:
+        """One line for the user."""
+        what = (
+            "; ".join(f"{c}: {old!r} -> {new!r}" for c, old, new in self.changed)
+            if self.changed
+            else "no value changed"
+        )
+        return f"line {self.line} repeats {self.domain} (first on line {self.first_line}): {what}"
+
+
+@dataclass(frozen=True, slots=True)
 class ImportResult:
     """What an import did: rows read, accounts written, new ones, blanks skipped, duplicates."""
 
@@ -40,6 +64,7 @@ class ImportResult:
     skipped_blank: int
     duplicates: int
     domain_column: str
+    duplicate_rows: tuple[Duplicate, ...] = ()
 
 
 def typed_value(text: str) -> Value:
@@ -84,9 +109,11 @@ def read_accounts(
         )
     names = _column_names(headers, source, where)
     rows: dict[str, dict[str, Value]] = {}
+    first_lines: dict[str, int] = {}
+    repeated: list[Duplicate] = []
     problems: list[str] = []
     blank = duplicates = count = 0
-    for record in reader:
+    for record in _records(reader, where):
         count += 1
         line = reader.line_num
         raw = (record.get(source) or "").strip()
@@ -107,14 +134,31 @@ def read_accounts(
         if domain in rows:
             duplicates += 1
             merged = rows[domain]
-            merged.update({k: v for k, v in row.items() if v is not None})
+            later = {k: v for k, v in row.items() if v is not None and k != "domain"}
+            changed = tuple(
+                (k, merged.get(k), v) for k, v in later.items() if merged.get(k) != v
+            )
+            repeated.append(Duplicate(line, domain, first_lines[domain], changed))
+            merged.update(later)
         else:
             rows[domain] = row
+            first_lines[domain] = line
     if problems:
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise AccountsError("\n".join(problems[:20]) + more + "\nNothing was imported.")
-    result = ImportResult(count, len(rows), 0, blank, duplicates, source)
+    result = ImportResult(count, len(rows), 0, blank, duplicates, source, tuple(repeated))
     return list(rows.values()), result
+
+
+def _records(reader: csv.DictReader[str], where: str) -> Iterator[dict[str, Any]]:
+    """The reader's rows; a line csv cannot read is an AccountsError naming it."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise AccountsError(
+            f"{where} line {reader.line_num + 1}: not readable as CSV ({exc}); quote fields holding line breaks "
+            "or quotes, or save the file again from a spreadsheet. Nothing was imported."
+        ) from None
 
 
 def _column_names(headers: Iterable[str], source: str, where: str) -> dict[str, str]:
@@ -174,6 +218,7 @@ def import_accounts(
         result.skipped_blank,
         result.duplicates,
         result.domain_column,
+        result.duplicate_rows,
     )
 
 

@@ -64,7 +64,8 @@ class Move:
 
     domain: str
     change: str  # "entered", "left", "tier"
-    cohort: str
+    cohort: str  # "" for a tier change
+    #: The account's primary cohort before and after (its tier, for a tier change).
     before: str
     after: str
     reason: str
@@ -111,11 +112,15 @@ def iter_accounts(
     *,
     removed: bool = False,
     pages: bool = False,
+    first_scans: bool = False,
+    confidence: bool = False,
 ) -> Iterator[Account]:
     """Accounts with their scan state and active detections, streamed in domain order.
 
     ``technologies`` limits the detections read to those a rule can look at; ``removed``
-    reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence).
+    reads the dropped ones too, ``pages`` counts the pages each was seen on (from evidence),
+    ``first_scans`` reads when each domain's first successful scan finished, ``confidence``
+    each detection's confidence (otherwise taken as 100: no rule looks at it).
     """
     has_domains = db.table("domains").exists()
     if source.table == "accounts":
@@ -127,9 +132,10 @@ def iter_accounts(
     else:
         columns = []
         sql = f"select d.domain, d.last_ok_at, {_LAST_FAILURE} from domains d order by d.domain"
-    groups = _detection_groups(db, technologies, "active", pages)
+    firsts = _first_scans(db) if first_scans else {}
+    groups = _detection_groups(db, technologies, "active", pages=pages, confidence=confidence)
     pending = next(groups, None)
-    gone = _detection_groups(db, technologies, "removed", False) if removed else iter(())
+    gone = _detection_groups(db, technologies, "removed", dropped=True) if removed else iter(())
     pending_gone = next(gone, None)
     cursor = db.conn.execute(sql)
     for row in cursor:
@@ -148,11 +154,25 @@ def iter_accounts(
                 dropped = pending_gone[1]
                 pending_gone = next(gone, None)
         fields: dict[str, AccountValue] = dict(zip(columns, row[3:]))
-        yield Account(domain, fields, row[1], row[2], seen, dropped)
+        yield Account(domain, fields, row[1], row[2], seen, dropped, firsts.get(domain))
+
+
+def _first_scans(db: sqlite_utils.Database) -> dict[str, str]:
+    """When each domain's first successful scan finished."""
+    if not db.table("scans").exists():
+        return {}
+    sql = "select domain, min(finished_at) from scans where status = 'ok' group by domain"
+    return {r[0]: r[1] for r in db.execute(sql) if r[1]}
 
 
 def _detection_groups(
-    db: sqlite_utils.Database, technologies: Collection[str] | None, status: str, pages: bool
+    db: sqlite_utils.Database,
+    technologies: Collection[str] | None,
+    status: str,
+    *,
+    pages: bool = False,
+    confidence: bool = False,
+    dropped: bool = False,
 ) -> Iterator[tuple[str, tuple[Seen, ...]]]:
     """Detections of a status grouped by domain, in domain order (the merge side of iter_accounts)."""
     if not db.table("detections").exists():
@@ -167,35 +187,36 @@ def _detection_groups(
             parsed = categories[text] = tuple(json.loads(text))
         return parsed
 
-    # Pages a technology was seen on: the distinct `page` values of its evidence.
-    page_count = (
-        "(select count(distinct json_extract(e.value, '$.page')) from json_each(evidence) e)"
-        if pages
-        else "0"
-    )
+    # Only the columns a rule looks at: this loop runs once per detection (millions).
+    extra = []
+    if confidence or pages or dropped:
+        extra = [
+            "coalesce(confidence, 100)",
+            # Pages a technology was seen on: the distinct `page` values of its evidence.
+            "(select count(distinct json_extract(e.value, '$.page')) from json_each(evidence) e)"
+            if pages
+            else "0",
+            "removed_at",
+        ]
     sql = (
-        "select domain, technology, version, categories, last_seen, first_seen, confidence, "
-        f"{page_count}, removed_at from detections where status = ?"
+        "select domain, technology, version, categories, last_seen, first_seen"
+        + "".join(", " + e for e in extra)
+        + " from detections where status = ?"
     )
     params: list[str] = [status]
     if technologies is not None:
         sql += " and technology in (select value from json_each(?))"
         params.append(json.dumps(sorted(technologies)))
     cursor = db.conn.execute(sql + " order by domain", params)
-    for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
-        yield domain, tuple(
-            Seen(
-                r[1],
-                r[2] or None,
-                parse(r[3]),
-                r[4] or "",
-                r[5] or "",
-                100 if r[6] is None else int(r[6]),
-                int(r[7] or 0),
-                r[8],
+    if extra:
+        for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
+            yield domain, tuple(
+                Seen(r[1], r[2] or None, parse(r[3]), r[4] or "", r[5] or "", int(r[6]), int(r[7]), r[8])
+                for r in rows
             )
-            for r in rows
-        )
+        return
+    for domain, rows in itertools.groupby(cursor, key=operator.itemgetter(0)):
+        yield domain, tuple(Seen(r[1], r[2] or None, parse(r[3]), r[4] or "", r[5] or "") for r in rows)
 
 
 Guard = Callable[[Counter[tuple[str, str]], "SegmentRun | None"], None]
@@ -224,21 +245,33 @@ def write_segmentation(
     """
     counts: Counter[tuple[str, str]] = Counter()
     run_id = 0
+    # The same detections back many memberships, the same bonuses many scores: encode once.
+    encoded: dict[Any, tuple[str, str]] = {}
+    breakdowns: dict[tuple[tuple[str, float], ...], str] = {}
 
-    def member_rows(a: Assignment, out: list[tuple[Any, ...]]) -> None:
-        for m in a.memberships:
-            column = "stale" if m.stale else (f"tier {a.tier}" if a.tier else "no tier")
-            counts[(m.cohort, column)] += 1
-            technologies = sorted({s.technology for s in m.evidence})
-            evidence = [
+    def evidence_json(evidence: tuple[Seen, ...]) -> tuple[str, str]:
+        found = encoded.get(evidence)
+        if found is None:
+            technologies = sorted({s.technology for s in evidence})
+            details = [
                 {
                     "technology": s.technology,
                     "version": s.version,
                     "first_seen": s.first_seen or None,
                     "last_seen": s.last_seen,
                 }
-                for s in m.evidence
+                for s in evidence
             ]
+            found = encoded[evidence] = (json.dumps(technologies), json.dumps(details))
+            if len(encoded) > 100_000:
+                encoded.clear()
+        return found
+
+    def member_rows(a: Assignment, out: list[tuple[Any, ...]]) -> None:
+        tier_column = f"tier {a.tier}" if a.tier else "no tier"
+        for m in a.memberships:
+            counts[(m.cohort, "stale" if m.stale else tier_column)] += 1
+            technologies, evidence = evidence_json(m.evidence)
             known = m.cohort != UNKNOWN
             out.append(
                 (
@@ -249,8 +282,8 @@ def write_segmentation(
                     a.score if known else None,
                     int(m.stale),
                     m.reason,
-                    json.dumps(technologies),
-                    json.dumps(evidence),
+                    technologies,
+                    evidence,
                     computed_at,
                     run_id,
                 )
@@ -258,21 +291,27 @@ def write_segmentation(
 
     def account_row(a: Assignment) -> tuple[Any, ...]:
         first: dict[str, str] = {}
+        live: list[str] = []
+        stale: list[str] = []
         for m in a.memberships:
+            (stale if m.stale else live).append(m.cohort)
             for seen in m.evidence:
                 if seen.technology not in first:
                     first[seen.technology] = seen.first_seen[:10]
+        breakdown = breakdowns.get(a.breakdown)
+        if breakdown is None:
+            breakdown = breakdowns[a.breakdown] = json.dumps(dict(a.breakdown))
         return (
             run_id,
             a.domain,
             a.primary,
-            json.dumps([m.cohort for m in a.memberships if not m.stale]),
-            json.dumps([m.cohort for m in a.memberships if m.stale]),
+            _names_json(live),
+            _names_json(stale),
             a.tier,
             a.score,
-            json.dumps(dict(a.breakdown)),
+            breakdown,
             json.dumps({m.cohort: m.reason for m in a.memberships}, ensure_ascii=False),
-            json.dumps(first),
+            json.dumps(first) if first else "{}",
         )
 
     with transaction(db) as conn:
@@ -345,6 +384,15 @@ def write_segmentation(
         if guard is not None:
             guard(counts, previous)
     return counts
+
+
+def _names_json(names: Sequence[str]) -> str:
+    """A JSON list of cohort names (validated: letters, digits, - and _ only).
+
+    >>> _names_json(["integration", "maturity-basic"]), _names_json([])
+    ('["integration", "maturity-basic"]', '[]')
+    """
+    return '["' + '", "'.join(names) + '"]' if names else "[]"
 
 
 def _flush(
@@ -479,9 +527,7 @@ def diff_runs(db: sqlite_utils.Database, old: SegmentRun, new: SegmentRun) -> li
         new_tier = b[4] if b else None
         if old_tier != new_tier:
             score = f"score {_points(a[5] if a else None)} -> {_points(b[5] if b else None)}"
-            moves.append(
-                Move(domain, "tier", b[1] if b else "", _tier(old_tier), _tier(new_tier), score)
-            )
+            moves.append(Move(domain, "tier", "", _tier(old_tier), _tier(new_tier), score))
     return moves
 
 
@@ -597,7 +643,10 @@ def write_export(
     suffix = path.suffix.lower()
     rows = export_rows(db, run)
     if fmt != "plain":
-        rows = ({export_name(k, fmt): v for k, v in row.items()} for row in rows)
+        ours = {"domain", *EXPORT_KEYS}
+        rows = (
+            {export_name(k, fmt) if k in ours else k: v for k, v in row.items()} for row in rows
+        )
     with path.open("w", encoding="utf-8", newline="") as fh:
         if suffix == ".json":
             return _write_json(fh, rows)
@@ -615,26 +664,35 @@ def _write_json(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def _flat(value: Any) -> Any:
-    """A list or mapping as one CSV cell: ``a;b``, ``key: value | key: value``."""
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return " | ".join(
-            f"{k}: {v:+g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
-        )
-    return value
+def _flat_dict(value: Mapping[str, Any]) -> str:
+    """A mapping as one CSV cell: ``key: value | key: value`` (points signed).
+
+    >>> _flat_dict({"displacement": 40.0, "closed-won": -100.0}), _flat_dict({"a": "b"})
+    ('displacement: +40 | closed-won: -100', 'a: b')
+    """
+    return " | ".join(
+        f"{k}: {v:+g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
+    )
 
 
 def _write_csv(fh: TextIO, rows: Iterable[dict[str, Any]]) -> int:
-    writer: csv.DictWriter[str] | None = None
+    writer: Any = None
     n = 0
+    lists: list[str] = []
+    dicts: list[str] = []
     for row in rows:
-        flat = {k: _flat(v) for k, v in row.items()}
         if writer is None:
-            writer = csv.DictWriter(fh, fieldnames=list(flat))
-            writer.writeheader()
-        writer.writerow(flat)
+            # Our columns, possibly renamed by --format: the lists and mappings to flatten.
+            keys = list(row)
+            lists = [k for k in keys if isinstance(row[k], list)]
+            dicts = [k for k in keys if isinstance(row[k], dict)]
+            writer = csv.writer(fh)
+            writer.writerow(keys)
+        for k in lists:
+            row[k] = ";".join(row[k])
+        for k in dicts:
+            row[k] = _flat_dict(row[k])
+        writer.writerow(row.values())
         n += 1
     if writer is None:
         fh.write(",".join(("domain", *EXPORT_KEYS)) + "\n")
@@ -670,8 +728,8 @@ def size_table(
     return out
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
-    """Align a table: first column left, the others right.
+def format_table(rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Align a table: the first ``left`` columns left, the others right.
 
     >>> print(format_table([["cohort", "total"], ["integration", "12"]]))
     cohort       total
@@ -680,6 +738,6 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -37,6 +37,9 @@ ERROR_KINDS: dict[str, str] = {
     "too_large": "the response was bigger than the maximum body size",
     "not_html": "the homepage is not an HTML page (an image, a PDF, a binary file)",
     "robots": "robots.txt forbids fetching the homepage (use --ignore-robots to override)",
+    "connection_lost": "the connection closed or was reset before the response was complete",
+    "bad_response": "the server's answer is not HTTP (garbage, another protocol, malformed headers)",
+    "bad_redirect": "the homepage redirected to a URL that is not http(s) (file:, data:, javascript:) or nowhere",
     "blocked_address": "the homepage or a redirect led to a private, loopback, link-local or metadata address "
     "(the message names it); nothing was sent there (use --allow-private for intranet inventories)",
     "other": "any other failure; error_message has the details",
@@ -133,16 +136,23 @@ def record_scans(
     *,
     miss_threshold: int = DEFAULT_MISS_THRESHOLD,
     known: Container[str] | None = None,
+    once_per_run: bool = False,
 ) -> int:
     """Write scans, domains, detections and change events in one transaction; return how many scans.
 
     ``known``: the technologies the scans' signature library can detect (None: all); only
-    those can be missed (see :func:`detector.store.history.compare`).
+    those can be missed (see :func:`detector.store.history.compare`).  ``once_per_run``: skip
+    a scan whose run already has a scan of that domain (a writer replaying results it had
+    committed before it was killed stores nothing twice); the count leaves skipped ones out.
     """
     n = 0
     try:
         with transaction(db) as conn:
             for r in results:
+                if once_per_run and conn.execute(
+                    "SELECT 1 FROM scans WHERE run_id = ? AND domain = ? LIMIT 1", (r.run_id, r.domain)
+                ).fetchone():
+                    continue
                 _record_one(conn, r, miss_threshold, known)
                 n += 1
     except sqlite3.DatabaseError as exc:
@@ -292,15 +302,27 @@ def _evidence(d: SiteDetection) -> str:
 
 
 def start_run(
-    db: sqlite_utils.Database, run_id: str, command: str, *, planned: int | None, options: Mapping[str, Any]
+    db: sqlite_utils.Database,
+    run_id: str,
+    command: str,
+    *,
+    planned: int | None,
+    options: Mapping[str, Any],
+    resume: bool = False,
 ) -> None:
-    """Record that a run began (status ``running`` until :func:`finish_run`)."""
+    """Record that a run began (status ``running`` until :func:`finish_run`).
+
+    ``resume``: a run already recorded (its writer was stopped and started again) is
+    ``running`` again under this process, its start time and options kept.
+    """
     import os
 
+    upsert = (" ON CONFLICT (id) DO UPDATE SET status = 'running', finished_at = NULL, pid = excluded.pid, "
+              "domains_planned = COALESCE(excluded.domains_planned, runs.domains_planned)") if resume else ""
     with transaction(db):
         db.conn.execute(
             "INSERT INTO runs (id, command, started_at, status, pid, domains_planned, options) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            "VALUES (?, ?, ?, 'running', ?, ?, ?)" + upsert,
             (run_id, command, utc_now(), os.getpid(), planned, json.dumps(dict(options), sort_keys=True)),
         )
 

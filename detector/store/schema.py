@@ -328,6 +328,12 @@ def _m008_render(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE scans ADD COLUMN render_note TEXT")
 
 
+def _m009_run_domain_index(db: sqlite_utils.Database) -> None:
+    # The distributed writer asks "has this run stored this domain?" before each scan (a replayed
+    # result must not be stored twice); by run_id alone that is a scan of the whole run.
+    db.execute("CREATE INDEX IF NOT EXISTS scans_run_domain ON scans(run_id, domain)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -340,6 +346,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "segment history: segment_runs, segment_accounts; cohorts by segmentation", _m006_segment_history),
     (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
     (8, "rendered tier: scans.render, scans.render_note", _m008_render),
+    (9, "index scans(run_id, domain): the distributed writer stores each domain once per run", _m009_run_domain_index),
 ]
 
 

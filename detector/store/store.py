@@ -129,9 +129,14 @@ class Store:
         *,
         miss_threshold: int = DEFAULT_MISS_THRESHOLD,
         known: Container[str] | None = None,
+        once_per_run: bool = False,
     ) -> int:
-        """Write scans with their detections and change events in one transaction."""
-        return record_scans(self.db, results, miss_threshold=miss_threshold, known=known)
+        """Write scans with their detections and change events in one transaction.
+
+        ``once_per_run``: skip scans whose (run, domain) is stored already; return how many were written.
+        """
+        return record_scans(self.db, results, miss_threshold=miss_threshold, known=known,
+                            once_per_run=once_per_run)
 
     def add_domains(self, domains: Iterable[str], *, now: str | None = None) -> None:
         """Register domains in one transaction (``added_at`` kept for known ones)."""
@@ -141,9 +146,10 @@ class Store:
         """Replace the technologies and categories tables from a signature library, atomically."""
         mirror_library(self.db, library)
 
-    def start_run(self, run_id: str, command: str, *, planned: int | None, options: Mapping[str, Any]) -> None:
-        """Record that a run began; call it holding the lock."""
-        start_run(self.db, run_id, command, planned=planned, options=options)
+    def start_run(self, run_id: str, command: str, *, planned: int | None, options: Mapping[str, Any],
+                  resume: bool = False) -> None:
+        """Record that a run began (``resume``: or began again); call it holding the lock."""
+        start_run(self.db, run_id, command, planned=planned, options=options, resume=resume)
 
     def finish_run(self, run_id: str, status: str = "done") -> None:
         """Record a run's end."""
