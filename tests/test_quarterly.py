@@ -88,7 +88,7 @@ def run_block(lines: list[str], cwd: Path, proxy_url: str, monkeypatch: pytest.M
             args, target = args[: args.index(">")], args[args.index(">") + 1]
         if args[0] == "crawl":
             # A full crawl runs the reactor: in a subprocess, through the local proxy.
-            args += ["--proxy", proxy_url, "--workers", "0", "--timeout", "5", "--retries", "0"]
+            args += ["--proxy", proxy_url, "--no-dns", "--workers", "0", "--timeout", "5", "--retries", "0"]
             run = run_detector(args, cwd=cwd)
             assert run.code == 0, f"{line}: {run.err}"
             stdout = run.out

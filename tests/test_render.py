@@ -71,10 +71,17 @@ def test_static_evidence_keeps_a_detection_static(engine: Engine) -> None:
     assert "tier" not in d.to_dict() and d.to_dict()["evidence"][0].get("tier") is None
 
 
+#: What the static tier sees of those pages: a global the inline code uses by name (the
+#: inline_js source), never the value or version only a browser computes.
+STATIC_NAMES = {"inline.test": {"InlineStats"}, "late.test": {"LateChat"}}
+
+
 @pytest.mark.parametrize("host", [*RENDERED_SITES, "plain.test"])
 def test_static_tier_does_not_see_them(engine: Engine, host: str) -> None:
-    names = {d.technology for d in engine.detect_site([Page.from_http(f"http://{host}/", body=html_of(host))])}
-    assert names & {"InlineStats", "BundleKit", "LateChat", "WidgetDom", "FeedApi"} == set()
+    found = {d.technology: d for d in engine.detect_site([Page.from_http(f"http://{host}/", body=html_of(host))])}
+    seen = set(found) & {"InlineStats", "BundleKit", "LateChat", "WidgetDom", "FeedApi"}
+    assert seen == STATIC_NAMES.get(host, set())
+    assert all(not found[name].version for name in seen)
 
 
 @pytest.mark.parametrize(
@@ -246,15 +253,16 @@ def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, 
     before = zombies()
     _, db = crawl(tmp_path, proxy, "auto", [*RENDERED_SITES, "plain.test"], workers=1)  # rendered pages pickled
     assert found(db) == {
-        "inline.test": {"InlineStats": ("2.4.1", {"rendered"})},
+        # static sees the name in the inline code; only the browser reads the version
+        "inline.test": {"InlineStats": ("2.4.1", {"rendered", "static"})},
         "external.test": {"BundleKit": (None, {"rendered"}), "WidgetDom": ("3.1", {"rendered"}),
                           "FeedApi": (None, {"rendered"})},
-        "late.test": {"LateChat": (None, {"rendered"})},
+        "late.test": {"LateChat": (None, {"static"})},  # found statically, nothing more to read: not rendered
         "plain.test": {"PressCMS": ("5.2", {"static"})},
     }
     scans = {r["domain"]: (r["render"], r["render_note"]) for r in rows(db, "SELECT * FROM scans")}
-    assert scans["plain.test"] == (None, None)
-    assert scans["inline.test"] == ("rendered", "scripts name InlineStats")
+    assert scans["plain.test"] == (None, None) and scans["late.test"][0] is None
+    assert scans["inline.test"][0] == "rendered" and "InlineStats" in scans["inline.test"][1]
     assert scans["external.test"][0] == "rendered"
     assert zombies() - before == set()  # the crawl reaped what the browser left
 
@@ -262,7 +270,8 @@ def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, 
 @needs_browser
 def test_crawl_off_is_static_only(tmp_path: Path, proxy: VirtualHostProxy) -> None:
     _, db = crawl(tmp_path, proxy, "off", [*RENDERED_SITES, "plain.test"])
-    assert found(db) == {"plain.test": {"PressCMS": ("5.2", {"static"})}}
+    assert found(db) == {"plain.test": {"PressCMS": ("5.2", {"static"})},
+                         "inline.test": {"InlineStats": (None, {"static"})}, "late.test": {"LateChat": (None, {"static"})}}
     assert {r["render"] for r in rows(db, "SELECT render FROM scans")} == {None}
 
 
@@ -296,6 +305,7 @@ def test_detect_url_render(proxy: VirtualHostProxy) -> None:
     pages = {r["url"]: {t["name"]: (t["version"], [e.get("tier", "static") for e in t["evidence"]])
                         for t in r["technologies"]} for r in on.json()}  # type: ignore[union-attr]
     # The rendered DOM shows the generator meta too: evidence of both tiers, the static one first.
-    assert pages == {"http://inline.test/": {"InlineStats": ("2.4.1", ["rendered"])},
+    assert pages == {"http://inline.test/": {"InlineStats": ("2.4.1", ["static", "rendered", "rendered"])},
                      "http://plain.test/": {"PressCMS": ("5.2", ["static", "rendered"])}}
-    assert [r["technologies"] for r in off.json()] == [[]]  # type: ignore[union-attr]
+    off_found = [{t["name"]: t["version"] for t in r["technologies"]} for r in off.json()]  # type: ignore[union-attr]
+    assert off_found == [{"InlineStats": None}]  # named in the inline code; the version needs the browser
