@@ -28,7 +28,9 @@ class DetectorExit(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click reads ``exit_code`` from the instance; click 8.5 types it as a class variable,
+        # so it is set without an annotation-checked assignment (both 8.4 and 8.5 pass mypy).
+        setattr(self, "exit_code", exit_code)  # noqa: B010
 
 
 class LockedExit(DetectorExit):
@@ -38,10 +40,12 @@ class LockedExit(DetectorExit):
         super().__init__(message, EX_TEMPFAIL)
 
 
-def exit_for(exc: DetectorError) -> DetectorExit:
-    """The click error for a library error: its message and its exit status (1, 65, 66, 73, 75)."""
+def exit_for(exc: DetectorError, hint: str | None = None) -> DetectorExit:
+    """The click error for a library error: its message (and a hint after it) and its exit
+    status (1, 65, 66, 73, 75)."""
     code = int(getattr(exc, "exit_code", 1))
-    return LockedExit(str(exc)) if code == EX_TEMPFAIL else DetectorExit(str(exc), code)
+    message = f"{exc} {hint}" if hint else str(exc)
+    return LockedExit(message) if code == EX_TEMPFAIL else DetectorExit(message, code)
 
 
 class InputPath(click.Path):
@@ -61,11 +65,7 @@ class InputPath(click.Path):
             try:
                 check_readable(str(value))
             except DetectorError as exc:
-                hint = self.hint() if self.hint else None
-                error = exit_for(exc)
-                if hint:
-                    error.message += " " + hint
-                raise error from None
+                raise exit_for(exc, self.hint() if self.hint else None) from None
         return super().convert(value, param, ctx)
 
 
