@@ -146,7 +146,13 @@ SLOW_MODULES = frozenset({
     "test_corpus.py",
     "test_demo.py",
     "test_demo_serve.py",
+    "test_distributed.py",
+    "test_dns.py",
+    "test_fault_matrix.py",
+    "test_quarterly.py",
     "test_refresh_reuse.py",
+    "test_render.py",
+    "test_ssrf.py",
     "test_site_crawl.py",
     "test_walkthrough.py",
 })
