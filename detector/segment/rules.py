@@ -243,61 +243,6 @@ def mentioned(cond: Condition) -> tuple[frozenset[str], frozenset[str]]:
     return names, categories
 
 
-def field_tests(rules: Rules) -> list[FieldTest]:
-    """Every firmographic test in the rules (market, cohorts, tier bonuses), in file order."""
-    out: list[FieldTest] = []
-
-    def walk(cond: Condition) -> None:
-        if isinstance(cond, FieldTest):
-            out.append(cond)
-        elif isinstance(cond, Group):
-            for item in cond.items:
-                walk(item)
-
-    walk(rules.market)
-    for c in rules.cohorts:
-        walk(c.condition)
-    for bonus in rules.tiers.bonuses if rules.tiers else ():
-        walk(bonus.condition)
-    return sorted(out, key=lambda t: t.line)
-
-
-def check_columns(rules: Rules, columns: Collection[str] | None) -> None:
-    """Raise RulesError when a firmographic test names a column the accounts do not have.
-
-    ``columns`` None means no accounts were imported (only crawled domains).
-    """
-    tests = field_tests(rules)
-    if columns is None:
-        if not tests:
-            return
-        lines = list(dict.fromkeys(str(t.line) for t in tests))
-        names = sorted({t.column for t in tests})
-        where = f"line {lines[0]}" if len(lines) == 1 else f"lines {', '.join(lines)}"
-        what = "column" if len(names) == 1 else "columns"
-        raise RulesError(
-            f"{rules.source} {where}: the rules test the account {what} "
-            f"{', '.join(f'`{n}`' for n in names)}, but no accounts were imported; "
-            "run `detector accounts import FILE.csv` first"
-        )
-    problems = []
-    for test in tests:
-        if test.column not in columns:
-            # A misspelt keyword (`technolgy: Shopify`) reads as a column test: say so.
-            keyword = difflib.get_close_matches(test.column, LEAF_KEYS + GROUP_KEYS, 1, 0.8)
-            hint = (
-                f'; did you mean the keyword "{keyword[0]}"?'
-                if keyword
-                else did_you_mean(test.column, columns)
-                or f"; the columns are: {', '.join(sorted(columns))}"
-            )
-            problems.append(
-                f'{rules.source} line {test.line}: no account column "{test.column}"{hint}'
-            )
-    if problems:
-        raise RulesError("\n".join(dict.fromkeys(problems)))
-
-
 def needed_technologies(rules: Rules, vocabulary: Vocabulary) -> frozenset[str]:
     """Every technology a rule can look at: named ones plus the members of named categories.
 
@@ -1307,7 +1252,7 @@ def _yaml_problem(where: str, exc: yaml.YAMLError) -> str:
     return f"{where}{line}: this is not valid YAML ({problem}); fix the syntax at that line"
 
 
-#: ``columns`` default: do not check account columns (check_columns does it later).
+#: ``columns`` default: do not check account columns (a caller without accounts at hand, such as a rules check).
 UNCHECKED: Collection[str] = frozenset({"\0unchecked"})
 
 
