@@ -96,6 +96,9 @@ def crawl_tables(
                     "removed_at": None,
                 }
             )
+    # Detections name their technology (a foreign key), as the crawl's library mirror provides.
+    db["technologies"].insert_all(  # type: ignore[union-attr]
+        ({"name": t, "categories": json.dumps(c)} for t, c in CATEGORIES.items()), ignore=True)
     db["detections"].insert_all(rows)  # type: ignore[union-attr]
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from detector.engine.signatures import slugify
 from detector.errors import EX_CANTCREAT, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD, Stored, compare
 from detector.store.transaction import transaction
@@ -176,6 +177,9 @@ def record_scan(
 
 def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, known: Container[str] | None) -> None:
     counted = r.counts_misses
+    ok_at = r.finished_at if r.status == "ok" else None
+    # The domain first: scans and detections name it (foreign keys, migration 10).
+    conn.execute(_UPSERT_DOMAIN, (r.domain, r.started_at, r.finished_at, r.status, ok_at))
     cursor = conn.execute(
         "INSERT INTO scans (run_id, domain, started_at, finished_at, status, error_kind, "
         "error_message, http_status, final_url, offsite, pages, signatures_version, pages_failed, counted, "
@@ -206,8 +210,6 @@ def _record_one(conn: sqlite3.Connection, r: ScanResult, miss_threshold: int, kn
         ),
     )
     scan_id = cursor.lastrowid
-    ok_at = r.finished_at if r.status == "ok" else None
-    conn.execute(_UPSERT_DOMAIN, (r.domain, r.started_at, r.finished_at, r.status, ok_at))
     if r.status != "ok" or not r.detected:
         return  # a failed scan, or one without detection, says nothing about technologies
     _apply_detections(conn, r, scan_id, counted, miss_threshold, known)
@@ -242,6 +244,14 @@ def _apply_detections(
     )
     by_name = {d.technology: d for d in r.detections}
     at = r.finished_at
+    if plan.inserted:
+        # A technology the mirrored library lacks (none mirrored yet, or a detection from
+        # another library) gets its row, marked not in the library, so the detection keeps it.
+        conn.executemany(
+            "INSERT INTO technologies (name, categories, slug, in_library) VALUES (?, ?, ?, 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            [(name, _categories(by_name[name]), slugify(name)) for name in plan.inserted],
+        )
     for name in plan.inserted:
         d = by_name[name]
         conn.execute(
@@ -388,7 +398,12 @@ def add_domains(db: sqlite_utils.Database, domains: Iterable[str], *, now: str |
 
 
 def mirror_library(db: sqlite_utils.Database, library: Any) -> None:
-    """Copy the signature library's technologies and categories into their tables."""
+    """Copy the signature library's technologies and categories into their tables.
+
+    Technologies are updated in place (detections name them: migration 10's foreign keys).
+    One the library no longer has stays while a detection names it, with ``in_library = 0``;
+    otherwise it is deleted.
+    """
     groups = getattr(library, "groups", {}) or {}
     cats = list(library.categories.values())
     cat_groups = {c.name.lower(): [groups.get(g, g) if isinstance(g, int) else g for g in c.groups] for c in cats}
@@ -402,32 +417,39 @@ def mirror_library(db: sqlite_utils.Database, library: Any) -> None:
                     tech_groups.append(str(g))
         pricing = info.get("pricing")
         tech_rows.append(
-            {
-                "name": sig.name,
-                "categories": json.dumps(list(sig.categories)),
-                "groups": json.dumps(tech_groups),
-                "website": info.get("website"),
-                "description": info.get("description"),
-                "saas": _flag(info.get("saas")),
-                "oss": _flag(info.get("oss")),
-                "pricing": json.dumps(list(pricing)) if pricing else None,
-                "cpe": info.get("cpe"),
-            }
+            (
+                sig.name,
+                json.dumps(list(sig.categories)),
+                json.dumps(tech_groups),
+                info.get("website"),
+                info.get("description"),
+                _flag(info.get("saas")),
+                _flag(info.get("oss")),
+                json.dumps(list(pricing)) if pricing else None,
+                info.get("cpe"),
+                slugify(sig.name),
+                info.get("icon"),
+            )
         )
     cat_rows = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "priority": c.priority,
-            "groups": json.dumps([str(g) for g in cat_groups.get(c.name.lower(), [])]),
-        }
+        (c.id, c.name, c.priority, json.dumps([str(g) for g in cat_groups.get(c.name.lower(), [])]))
         for c in cats
     ]
-    with transaction(db):
-        db.conn.execute("DELETE FROM technologies")
-        db.conn.execute("DELETE FROM categories")
-        db.table("technologies").insert_all(tech_rows, pk="name", batch_size=500)
-        db.table("categories").insert_all(cat_rows, pk="id", batch_size=500)
+    with transaction(db) as conn:
+        conn.execute("UPDATE technologies SET in_library = 0")
+        conn.executemany(
+            "INSERT INTO technologies (name, categories, groups, website, description, saas, oss, pricing, cpe, "
+            "slug, icon, in_library) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET categories = excluded.categories, groups = excluded.groups, "
+            "website = excluded.website, description = excluded.description, saas = excluded.saas, "
+            "oss = excluded.oss, pricing = excluded.pricing, cpe = excluded.cpe, slug = excluded.slug, "
+            "icon = excluded.icon, in_library = 1",
+            tech_rows,
+        )
+        conn.execute("DELETE FROM technologies WHERE in_library = 0 "
+                     "AND name NOT IN (SELECT DISTINCT technology FROM detections)")
+        conn.execute("DELETE FROM categories")
+        conn.executemany("INSERT INTO categories (id, name, priority, groups) VALUES (?, ?, ?, ?)", cat_rows)
 
 
 def _flag(value: Any) -> int | None:

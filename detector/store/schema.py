@@ -8,10 +8,12 @@ killed half-way leaves nothing behind and simply runs again at the next open.  A
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
 
+from detector.engine.signatures import slugify
 from detector.store.transaction import transaction
 from detector.timestamps import utc_now
 
@@ -334,6 +336,82 @@ def _m009_run_domain_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS scans_run_domain ON scans(run_id, domain)")
 
 
+
+#: The links migration 10 adds (table -> column -> parent table and key).  Datasette shows them
+#: as links; SQLite refuses a row that names an unknown parent (``PRAGMA foreign_keys`` is on
+#: in every connection a Store opens).
+FOREIGN_KEYS: dict[str, dict[str, tuple[str, str]]] = {
+    "scans": {"domain": ("domains", "domain")},
+    "detections": {"domain": ("domains", "domain"), "technology": ("technologies", "name")},
+}
+
+
+def _m010_foreign_keys(db: sqlite_utils.Database) -> None:
+    # SQLite adds a foreign key only by rebuilding the table.  Every column (whatever earlier
+    # migrations added), every row, index and view is kept; migrate() runs this with foreign
+    # keys off, as SQLite's documented rebuild asks, and checks them before it commits.
+    db.execute("ALTER TABLE technologies ADD COLUMN slug TEXT")
+    db.execute("ALTER TABLE technologies ADD COLUMN icon TEXT")
+    # 1: in the signature library of the last crawl; 0: known only from detections (a
+    # technology since removed from the library, or one recorded without the library mirrored).
+    db.execute("ALTER TABLE technologies ADD COLUMN in_library INTEGER NOT NULL DEFAULT 1")
+    # Parents for rows that name none, so no row is lost: a domain scanned before it was
+    # registered, a technology the library no longer has.
+    db.execute("INSERT INTO domains (domain, added_at) SELECT domain, min(started_at) FROM scans "
+               "WHERE domain NOT IN (SELECT domain FROM domains) GROUP BY domain")
+    db.execute("INSERT INTO domains (domain, added_at) SELECT domain, min(first_seen) FROM detections "
+               "WHERE domain NOT IN (SELECT domain FROM domains) GROUP BY domain")
+    db.execute("INSERT INTO technologies (name, categories, in_library) SELECT technology, max(categories), 0 "
+               "FROM detections WHERE technology NOT IN (SELECT name FROM technologies) GROUP BY technology")
+    db.conn.executemany("UPDATE technologies SET slug = ? WHERE name = ?",
+                        [(slugify(r[0]), r[0]) for r in db.execute("SELECT name FROM technologies")])
+    views = [(r[0], r[1]) for r in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' AND sql IS NOT NULL")]
+    for name, _ in views:  # a view naming a dropped table would stop ALTER TABLE RENAME
+        db.execute(f"DROP VIEW {name}")
+    for table, links in FOREIGN_KEYS.items():
+        _rebuild_with_foreign_keys(db, table, links)
+    for _, sql in views:
+        db.execute(sql)
+    # "Domains running X", newest first, one page at a time (Datasette's who_runs) without a
+    # sort; "members of a cohort by tier" without a scan.  See bench/query.py.
+    db.execute("CREATE INDEX IF NOT EXISTS detections_technology_status_seen "
+               "ON detections(technology, status, last_seen)")
+    db.execute("CREATE INDEX IF NOT EXISTS cohort_members_cohort_tier ON cohort_members(cohort, tier)")
+    bad = [tuple(r) for t in FOREIGN_KEYS for r in db.execute(f"PRAGMA foreign_key_check({t})")]
+    if bad:
+        raise sqlite3.IntegrityError(f"migration 10: rows without their parent remain: {bad[:5]}")
+
+
+def _rebuild_with_foreign_keys(db: sqlite_utils.Database, table: str, links: dict[str, tuple[str, str]]) -> None:
+    columns = list(db.execute(f"PRAGMA table_info({table})"))  # cid, name, type, notnull, default, pk
+    indexes = [r[0] for r in db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])]
+    keys = [c[1] for c in sorted((c for c in columns if c[5]), key=lambda c: c[5])]
+    rowid = len(keys) == 1 and next(c[2] for c in columns if c[1] == keys[0]).upper() == "INTEGER"
+    parts = []
+    for _cid, name, kind, notnull, default, _pk in columns:
+        part = f'"{name}" {kind}'.rstrip()
+        if rowid and keys == [name]:
+            part += " PRIMARY KEY"  # the rowid: scan ids (changes.scan_id) stay as they are
+        if notnull:
+            part += " NOT NULL"
+        if default is not None:
+            part += f" DEFAULT {default}"
+        if name in links:
+            parent, key = links[name]
+            part += f' REFERENCES {parent}("{key}")'
+        parts.append(part)
+    if keys and not rowid:
+        parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in keys) + ")")
+    names = ", ".join(f'"{c[1]}"' for c in columns)
+    db.execute(f"CREATE TABLE {table}_rebuilt ({', '.join(parts)})")
+    db.execute(f"INSERT INTO {table}_rebuilt ({names}) SELECT {names} FROM {table}")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
+    for sql in indexes:
+        db.execute(sql)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 #: Numbered migrations, applied in order once each.  Append; never edit a released one.
@@ -347,6 +425,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "dns tier: scans.dns_status, scans.dns_errors, scans.cert_issuer", _m007_dns),
     (8, "rendered tier: scans.render, scans.render_note", _m008_render),
     (9, "index scans(run_id, domain): the distributed writer stores each domain once per run", _m009_run_domain_index),
+    (10, ("foreign keys: scans.domain, detections.domain -> domains, detections.technology -> technologies; "
+          "technologies.slug/icon/in_library; indexes for the canned queries"), _m010_foreign_keys),
 ]
 
 
@@ -363,14 +443,22 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
 
     The caller holds the database's lock (see :meth:`detector.store.store.Store.open`), so two
     processes never migrate at once; the check is repeated inside each transaction anyway.
+    Foreign keys are off while migrating (a table rebuild drops the old table; see
+    :func:`_m010_foreign_keys`, which checks them itself) and back as they were after.
     """
     applied = []
-    for number, name, func in MIGRATIONS:
-        with transaction(db):
-            db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
-            if db.execute("SELECT 1 FROM _migrations WHERE id = ?", [number]).fetchone():
-                continue
-            func(db)
-            db.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", [number, name, utc_now()])
-        applied.append(number)
+    enforced = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for number, name, func in MIGRATIONS:
+            with transaction(db):
+                db.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
+                if db.execute("SELECT 1 FROM _migrations WHERE id = ?", [number]).fetchone():
+                    continue
+                func(db)
+                db.execute("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                           [number, name, utc_now()])
+            applied.append(number)
+    finally:
+        db.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
     return applied

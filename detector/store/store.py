@@ -184,6 +184,9 @@ def _connect(path: Path, busy_timeout: float) -> sqlite_utils.Database:
     conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA synchronous=NORMAL")
+    # Every connection enforces the links of migration 10 (a scan or detection names a known
+    # domain, a detection a known technology); SQLite leaves them off unless asked.
+    db.execute("PRAGMA foreign_keys=ON")
     return db
 
 
