@@ -96,6 +96,9 @@ def build(db: sqlite_utils.Database, n_accounts: int, n_detections: int, seed: i
         ok = stamp(NOW - timedelta(days=age, hours=rng.randint(0, 23)))
         domains.append((domain, ok, ok, "ok", ok))
         scanned.append((domain, age, ok))
+    # Parents first: detections name their domain and technology (foreign keys, migration 10).
+    conn.executemany("insert into domains values (?,?,?,?,?)", domains)
+    conn.executemany("insert or ignore into technologies (name, categories) values (?, ?)", cats.items())
     base, extra = divmod(n_detections, len(scanned))
     for j, (domain, age, ok) in enumerate(scanned):
         want = base + (1 if j < extra else 0)
@@ -115,7 +118,6 @@ def build(db: sqlite_utils.Database, n_accounts: int, n_detections: int, seed: i
             conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?,?)", detections)
             detections.clear()
     conn.executemany("insert into detections values (?,?,?,?,?,?,?,?,?,?,?)", detections)
-    conn.executemany("insert into domains values (?,?,?,?,?)", domains)
     conn.executemany(
         "insert into accounts (domain, imported_at, name, industry, employees, country) "
         "values (?,?,?,?,?,?)",
