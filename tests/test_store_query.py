@@ -82,3 +82,46 @@ def test_datasette_metadata_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["datasette-metadata", "--db", str(tmp_path / "accounts.db")])
     assert result.exit_code == 0, result.output
     assert "accounts" in json.loads(result.output)["databases"]
+
+
+# ---------------------------------------------------------------------------- detector technologies
+
+
+def technologies(store: Store, *args: str) -> tuple[int, str]:
+    store.close()
+    res = CliRunner().invoke(cli, ["technologies", "--db", str(store.path), *args])
+    return res.exit_code, res.output
+
+
+def test_technologies_of_a_domain_as_a_table(store: Store) -> None:
+    code, out = technologies(store, "new.test", "down.test", "--removed")
+    assert code == 0, out
+    assert out.splitlines() == [
+        "domain     technology          version  status   first_seen  last_seen",
+        "down.test  (last scan: error)",
+        f"new.test   PressCMS                     active   {OLD[:10]}  {RECENT[:10]}",
+        f"new.test   Shopy                        removed  {OLD[:10]}  {OLD[:10]}",
+    ]
+
+
+def test_domains_running_a_technology_in_each_format(store: Store) -> None:
+    code, out = technologies(store, "--technology", "presscms", "--format", "line")
+    assert (code, out) == (0, "new.test [PressCMS]\nold.test [PressCMS]\n")
+    code, out = technologies(store, "--technology", "PressCMS", "--json")
+    assert [(d["domain"], [t["name"] for t in d["technologies"]]) for d in json.loads(out)] == [
+        ("new.test", ["PressCMS"]), ("old.test", ["PressCMS"])]
+    code, nl = technologies(store, "--technology", "PressCMS", "--nl")
+    assert [json.loads(x) for x in nl.splitlines()] == json.loads(out)
+    code, out = technologies(store, "old.test", "--format", "wappalyzer")
+    [record] = [json.loads(x) for x in out.splitlines()]
+    assert record["urls"] == {"https://old.test/": {"status": None}}
+    assert record["technologies"] == [{
+        "slug": "presscms", "name": "PressCMS", "description": None, "confidence": 100, "version": None,
+        "icon": None, "website": "https://presscms.example", "cpe": None,
+        "categories": [{"id": 1, "slug": "cms", "name": "CMS"}]}]
+
+
+def test_technologies_of_a_missing_database_says_so(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["technologies", "--db", str(tmp_path / "none.db")])
+    assert res.exit_code == 1 and "no such database" in res.output
+    assert not (tmp_path / "none.db").exists()

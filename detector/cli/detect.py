@@ -12,6 +12,13 @@ from typing import Any
 
 import click
 
+from detector.cli.formats import (
+    format_options,
+    line,
+    resolve_format,
+    wappalyzer_record,
+    wappalyzer_technology,
+)
 from detector.cli.options import (
     check_proxy,
     compat_option,
@@ -36,8 +43,7 @@ from detector.textinput import check_readable
               help="Analyse every HTML page of a HAR capture (with the scripts it loaded).")
 @click.option("--cases", "cases_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="JSON Lines cases (id, url, status, headers, html), .gz or plain, '-' for stdin.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
-@click.option("--nl", "as_nl", is_flag=True, help="Print one JSON object per page and line.")
+@format_options("page")
 @click.option("--timeout", default=15.0, show_default=True, type=click.FloatRange(0.1, 600),
               help="Seconds per live fetch.")
 @click.option("--min-confidence", default=0, show_default=True, type=click.IntRange(0, 100),
@@ -53,6 +59,7 @@ def detect(
     headers_file: Path | None,
     har_file: Path | None,
     cases_file: Path | None,
+    fmt: str | None,
     as_json: bool,
     as_nl: bool,
     timeout: float,
@@ -69,14 +76,15 @@ def detect(
       detector detect https://example.com
       detector detect --html page.html --url https://example.com/ --headers headers.txt
       detector detect --cases pages.jsonl.gz --nl
+      detector detect --har capture.har --format line      # page [Tech:version,...]
+      detector detect --html page.html --url https://example.com/ --format wappalyzer
       detector detect --compat wappalyzer --html page.html
       detector detect --render on https://example.com     # what a browser sees, too
     """
     sources = sum(bool(x) for x in (urls, html_file, har_file, cases_file))
     if sources != 1:
         raise click.UsageError("give URLs, or exactly one of --html, --har, --cases")
-    if as_json and as_nl:
-        raise click.UsageError("--json and --nl are exclusive")
+    output = resolve_format(fmt, as_json, as_nl)
     if (page_url or headers_file) and not html_file:
         raise click.UsageError("--url and --headers go with --html")
     check_proxy(proxy)
@@ -90,7 +98,7 @@ def detect(
     browser = _browser(engine, render, proxy) if urls else None
     try:
         pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout, proxy)
-        _emit(engine, pages if browser is None else browser.pages(pages), as_json, as_nl, min_confidence)
+        _emit(engine, pages if browser is None else browser.pages(pages), output, min_confidence)
     except DetectorError as exc:
         raise exit_for(exc) from None
     finally:
@@ -206,7 +214,7 @@ def fetch_page(url: str, timeout: float, proxy: str | None = None) -> Any:
         ) from None
 
 
-def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: bool, min_confidence: int) -> None:
+def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], output: str, min_confidence: int) -> None:
     out = sys.stdout  # CliRunner swaps sys.stdout, so this is read at call time
     collected = []
     first = True
@@ -218,17 +226,39 @@ def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], as_json: bool, as_nl: b
             detections = engine.detect(page)
         found = [d for d in detections if d.confidence >= min_confidence]
         record = {"id": ident, "url": page.url, "technologies": [d.to_dict() for d in found]}
-        if as_nl:
+        if output == "nl":
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        elif as_json:
+        elif output == "json":
             collected.append(record)
+        elif output == "wappalyzer":
+            out.write(json.dumps(_wappalyzer(engine.library, page.url or str(ident), page.status, found),
+                                 ensure_ascii=False) + "\n")
+        elif output == "line":
+            out.write(line(page.url or str(ident), [(d.technology, d.version) for d in _by_name(found)]) + "\n")
         else:
             if not first:
                 out.write("\n")
             first = False
             _print_table(out, ident, page.url, found)
-    if as_json:
+    if output == "json":
         out.write(json.dumps(collected, ensure_ascii=False, indent=2) + "\n")
+
+
+def _by_name(found: Iterable[Any]) -> list[Any]:
+    return sorted(found, key=lambda d: d.technology.lower())
+
+
+def _wappalyzer(library: Any, url: str, status: int | None, found: Iterable[Any]) -> dict[str, Any]:
+    """One page as Wappalyzer's JSON: its URL and status, each technology with the library's
+    slug, description, icon, website, cpe and category ids."""
+    ids = {c.name: c.id for c in library.categories.values()}
+    techs = []
+    for d in found:
+        sig = library.signatures.get(d.technology)
+        info = sig.info if sig is not None else {}
+        techs.append(wappalyzer_technology(d.technology, d.version, d.confidence, info,
+                                           [(ids.get(c), c) for c in d.categories]))
+    return wappalyzer_record(url, status, techs)
 
 
 def _as_detection(verdict: Any) -> Any:

@@ -15,7 +15,7 @@ import click
 
 from detector.cli.crawl import crawl, demo
 from detector.cli.detect import detect
-from detector.cli.query import datasette_metadata
+from detector.cli.query import datasette_metadata, technologies
 from detector.cli.refresh import changes, refresh, status
 from detector.cli.segment import accounts, segment
 from detector.cli.signatures import signatures
@@ -35,7 +35,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo, datasette_metadata,
-                worker, ingest):
+                technologies, worker, ingest):
     cli.add_command(command)
 
 
