@@ -111,3 +111,11 @@ def test_help_documents_the_formats() -> None:
     assert code == 0
     for word in ("--format", "wappalyzer", "line", "Same as --format json"):
         assert word in out
+
+
+def test_readme_documents_the_formats_and_the_technologies_command() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for needle in ("--format wappalyzer", "--format line", "`detector technologies`", "--technology Shopify"):
+        assert needle in text, f"README does not mention {needle}"
+    res = CliRunner().invoke(cli, ["technologies", "--help"])
+    assert res.exit_code == 0 and "Examples:" in res.output and "--format" in res.output
