@@ -45,7 +45,16 @@ _TABLES: dict[str, dict[str, Any]] = {
         "facets": ["kind", "technology"],
     },
     "runs": {"description": "Every crawl, refresh and demo run.", "facets": ["command", "status"]},
-    "technologies": {"description": "The signature library: every technology detector knows."},
+    "technologies": {
+        "description": "The signature library: every technology detector knows, and any a detection names.",
+        "columns": {
+            "slug": "Wappalyzer's slug of the name",
+            "icon": "the icon file name in Wappalyzer's icon set",
+            "in_library": "1: in the library of the last crawl; 0: known only from detections (removed from the "
+                          "library since, or detected with another library)",
+        },
+        "facets": ["in_library"],
+    },
     "categories": {"description": "Technology categories of the signature library."},
     "accounts": {"description": "Accounts imported with `detector accounts import` (firmographics)."},
     "cohorts": {
