@@ -99,6 +99,10 @@ def test_an_existing_database_migrates_with_no_row_lost(tmp_path: Path) -> None:
                "VALUES ('lost.test', 'PressCMS', ?, ?)", [AT, AT])
     db.execute("INSERT INTO changes (domain, technology, kind, at, scan_id) VALUES ('a.test', 'PressCMS', 'added', ?, 11)",
                [AT])
+    # What a later migration might have added before this one runs: a column, a trigger.
+    db.execute("ALTER TABLE scans ADD COLUMN later_note TEXT NOT NULL DEFAULT 'kept'")
+    db.execute("CREATE TABLE scan_log (scan_id INTEGER)")
+    db.execute("CREATE TRIGGER scans_logged AFTER INSERT ON scans BEGIN INSERT INTO scan_log VALUES (new.id); END")
     tables = ("scans", "detections", "changes", "technologies")
     before = {t: sorted(map(tuple, db.execute(f"SELECT * FROM {t}"))) for t in tables}
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
@@ -131,3 +135,5 @@ def test_an_existing_database_migrates_with_no_row_lost(tmp_path: Path) -> None:
         # and the writer goes on as before on the migrated file
         store.record_scans([scan("a.test", "PressCMS", at="2026-11-02T10:00:00Z")])
         assert after_db.execute("SELECT count(*) FROM scans").fetchone()[0] == 4
+        assert after_db.execute("SELECT max(id), min(later_note) FROM scans").fetchone() == (13, "kept")
+        assert [r[0] for r in after_db.execute("SELECT scan_id FROM scan_log")] == [13]  # the trigger too

@@ -390,8 +390,10 @@ def _m010_foreign_keys(db: sqlite_utils.Database) -> None:
 
 def _rebuild_with_foreign_keys(db: sqlite_utils.Database, table: str, links: dict[str, tuple[str, str]]) -> None:
     columns = list(db.execute(f"PRAGMA table_info({table})"))  # cid, name, type, notnull, default, pk
-    indexes = [r[0] for r in db.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])]
+    # Its indexes and triggers (a later migration may add some before this one runs) go with it.
+    kept = [r[0] for r in db.execute(
+        "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND tbl_name = ? AND sql IS NOT NULL "
+        "ORDER BY type = 'trigger'", [table])]
     keys = [c[1] for c in sorted((c for c in columns if c[5]), key=lambda c: c[5])]
     rowid = len(keys) == 1 and next(c[2] for c in columns if c[1] == keys[0]).upper() == "INTEGER"
     parts = []
@@ -414,7 +416,7 @@ def _rebuild_with_foreign_keys(db: sqlite_utils.Database, table: str, links: dic
     db.execute(f"INSERT INTO {table}_rebuilt ({names}) SELECT {names} FROM {table}")
     db.execute(f"DROP TABLE {table}")
     db.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
-    for sql in indexes:
+    for sql in kept:
         db.execute(sql)
 
 
