@@ -125,3 +125,14 @@ def test_technologies_of_a_missing_database_says_so(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["technologies", "--db", str(tmp_path / "none.db")])
     assert res.exit_code == 1 and "no such database" in res.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_technologies_names_what_it_does_not_know(store: Store) -> None:
+    store.close()
+    res = CliRunner().invoke(cli, ["technologies", "--db", str(store.path), "old.test", "nowhere.test"])
+    assert res.exit_code == 0
+    assert res.stdout.splitlines()[1].split()[:2] == ["old.test", "PressCMS"]
+    assert res.stderr == f"note: not in {store.path}: nowhere.test (crawl them first: detector crawl FILE --db {store.path})\n"
+    res = CliRunner().invoke(cli, ["technologies", "--db", str(store.path), "--technology", "PresCMS"])
+    assert (res.exit_code, res.stdout) == (0, "No domains.\n")
+    assert f'no technology is named "PresCMS" in {store.path}' in res.stderr and "PressCMS" in res.stderr

@@ -51,7 +51,7 @@ def technologies(domains: tuple[str, ...], db: str, technology: str | None, remo
 
     Exit status: 0, 1 when the database cannot be read, 2 for usage errors.
     """
-    from detector.cli.refresh import _open_existing
+    from detector.cli.refresh import _known_technology, _open_existing
     from detector.store.query import category_ids, stored_technologies
 
     output = resolve_format(fmt, as_json, as_nl)
@@ -59,8 +59,14 @@ def technologies(domains: tuple[str, ...], db: str, technology: str | None, remo
     try:
         found = stored_technologies(database, domains, technology=technology, removed=removed)
         ids = category_ids(database) if output == "wappalyzer" else {}
+        unknown = _known_technology(database, technology, db) if technology and not found else None
     finally:
         database.close()
+    listed = {d.domain for d in found}
+    missing = [d for d in dict.fromkeys(x.strip().lower() for x in domains) if d not in listed]
+    if missing and not technology:
+        click.echo(f"note: not in {db}: {', '.join(missing)} (crawl them first: detector crawl FILE --db {db})",
+                   err=True)
     if output == "json":
         click.echo(json.dumps([d.to_dict() for d in found], indent=2, ensure_ascii=False))
     elif output == "nl":
@@ -77,6 +83,8 @@ def technologies(domains: tuple[str, ...], db: str, technology: str | None, remo
             click.echo(line(d.domain, [(t.name, t.version) for t in d.technologies]))
     else:
         click.echo(_table(found))
+    if unknown:
+        click.echo(unknown, err=True)
 
 
 def _table(found: list[Any]) -> str:
