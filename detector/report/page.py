@@ -26,6 +26,7 @@ CSS = """
 --ok:#2e8b57;--err:#c0392b;--t1:#17467d;--t2:#3f7fc4;--t3:#9cc3ea;--none:#b3bcc5;--stale:#e3a21a;
 --added:#2e8b57;--removed:#c0392b}
 *{box-sizing:border-box}
+[hidden]{display:none !important}
 html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
 color:var(--fg);background:var(--bg)}
