@@ -28,7 +28,7 @@ from detector.store.report import read_report
 from detector.store.scans import ScanResult
 from detector.store.store import Store
 from detector.timestamps import format_time
-from tests.conftest import TEST_SIGNATURES
+from tests.conftest import ROOT, TEST_SIGNATURES
 
 #: A Wednesday: its week starts on Monday 2026-11-23.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -308,8 +308,12 @@ def test_write_report_replaces_a_file_atomically(db: Path, tmp_path: Path) -> No
     assert [p.name for p in tmp_path.iterdir() if "report" in p.name] == ["report.html"]  # no temporary file left
 
 
-def test_help_has_examples() -> None:
+def test_help_has_examples_and_the_readme_every_option() -> None:
     result = CliRunner().invoke(cli, ["report", "--help"])
     assert result.exit_code == 0
     assert "detector report --db detector.db -o report.html" in result.output
-    assert "-o, --output" in result.output and "--top" in result.output and "Exit status" in result.output
+    assert "-o, --output" in result.output and "Exit status" in result.output
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "detector report --db detector.db -o report.html" in readme
+    for option in set(re.findall(r"(--[a-z][a-z-]+)", result.output)) - {"--help"}:
+        assert option in readme, f"README does not mention report option {option}"
