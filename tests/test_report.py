@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from detector.cli import cli
 from detector.engine.signatures import load_signatures
 from detector.engine.verdict import SiteDetection
-from detector.report import build_report, write_report
+from detector.report import ReportOptions, build_report, write_report
 from detector.segment.assign import Assignment, Membership
 from detector.segment.rules import Vocabulary, parse_rules
 from detector.store.cohorts import write_segmentation
@@ -131,7 +131,7 @@ class Page(html.parser.HTMLParser):
 
 
 def page_of(db: Path, **options: Any) -> tuple[str, Page]:
-    text, _, _ = build_report(db, now=NOW, **options)
+    text, _, _ = build_report(db, ReportOptions(now=NOW, **options))
     return text, Page(text)
 
 
@@ -141,7 +141,7 @@ def page_of(db: Path, **options: Any) -> tuple[str, Page]:
 def test_reads_every_section(db: Path) -> None:
     segment(db)
     with Store.open(db) as store:
-        data = read_report(store.db, top=10, weeks=4, now=NOW)
+        data = read_report(store.db, ReportOptions(top=10, weeks=4, now=NOW))
     assert [(t.name, t.domains, t.detail) for t in data.technologies] == [
         ("PressCMS", 3, "CMS"), (EVIL_TECH, 1, EVIL_CATEGORY), ("Shopy", 1, "Ecommerce")]
     assert data.technology_total == 3
@@ -169,7 +169,7 @@ def test_reads_every_section(db: Path) -> None:
 
 def test_no_segmentation_reads_as_none(db: Path) -> None:
     with Store.open(db) as store:
-        assert read_report(store.db, now=NOW).segmentations is None
+        assert read_report(store.db, ReportOptions(now=NOW)).segmentations is None
 
 
 # ---------------------------------------------------------------------------- the page
@@ -302,7 +302,7 @@ def test_cli_refuses_bad_output_and_options(db: Path, tmp_path: Path, args: list
 def test_write_report_replaces_a_file_atomically(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     out.write_text("old")
-    written = write_report(db, out, now=NOW)
+    written = write_report(db, out, ReportOptions(now=NOW))
     assert (written.domains, written.domains_listed, written.size) == (7, 7, out.stat().st_size)
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir() if "report" in p.name] == ["report.html"]  # no temporary file left

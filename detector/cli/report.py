@@ -42,15 +42,16 @@ def report(db: str, output: str, top: int, weeks: int, rows: int, stale_after: t
     Exit status: 0, 1 when the database does not exist or cannot be read, 2 for usage
     errors, 73 when the output file cannot be written (nothing was written).
     """
-    from detector.report import build_report, write_report
+    from detector.report import ReportOptions, build_report, write_report
 
+    options = ReportOptions(top=top, weeks=weeks, rows=rows, stale_after=stale_after)
     if output == "-":
         with reported():
-            page, _, _ = build_report(db, top=top, weeks=weeks, rows=rows, stale_after=stale_after)
+            page, _, _ = build_report(db, options)
         click.echo(page, nl=False)
         return
     with reported():
-        written = write_report(db, output, top=top, weeks=weeks, rows=rows, stale_after=stale_after)
+        written = write_report(db, output, options)
     listed = (f"; the table lists {written.domains_listed:,} of them (--rows)"
               if written.domains_listed < written.domains else "")
     click.echo(f"Wrote {written.path} ({written.size / 1024:,.0f} KB): {written.domains:,} domain(s){listed}. "

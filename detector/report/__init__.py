@@ -29,15 +29,14 @@ import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from detector.errors import EX_CANTCREAT, DetectorError
 from detector.report.page import render_html
-from detector.store.report import read_report
+from detector.store.report import ReportOptions, read_report
 from detector.store.store import Store
 
-__all__ = ["ReportError", "ReportOutputError", "WrittenReport", "build_report", "write_report"]
+__all__ = ["ReportError", "ReportOptions", "ReportOutputError", "WrittenReport", "build_report", "write_report"]
 
 
 class ReportError(DetectorError):
@@ -76,15 +75,7 @@ def _version() -> str:
         return ""
 
 
-def build_report(
-    db_path: str | Path,
-    *,
-    top: int = 15,
-    weeks: int = 12,
-    rows: int = 5000,
-    stale_after: timedelta = timedelta(days=30),
-    now: datetime | None = None,
-) -> tuple[str, int, int]:
+def build_report(db_path: str | Path, options: ReportOptions | None = None) -> tuple[str, int, int]:
     """The report page for an existing database, with how many domains it holds and lists.
 
     Raises :class:`ReportError` when the database does not exist (nothing is created), and the
@@ -96,20 +87,11 @@ def build_report(
             f"detector crawl domains.txt --db {db_path}"
         )
     with Store.open(db_path) as store:
-        data = read_report(store.db, top=top, weeks=weeks, rows=rows, stale_after=stale_after, now=now)
+        data = read_report(store.db, options)
     return render_html(data, database=str(db_path), version=_version()), data.domain_total, len(data.domains)
 
 
-def write_report(
-    db_path: str | Path,
-    output: str | Path,
-    *,
-    top: int = 15,
-    weeks: int = 12,
-    rows: int = 5000,
-    stale_after: timedelta = timedelta(days=30),
-    now: datetime | None = None,
-) -> WrittenReport:
+def write_report(db_path: str | Path, output: str | Path, options: ReportOptions | None = None) -> WrittenReport:
     """Write the report of ``db_path`` to ``output`` (replaced atomically: a reader never sees half a file)."""
     out = Path(output)
     folder = out.parent
@@ -118,7 +100,7 @@ def write_report(
                                 "nothing was written.")
     if out.is_dir():
         raise ReportOutputError(f"{output}: is a folder. Give a file name, e.g. -o {out / 'report.html'}.")
-    page, total, listed = build_report(db_path, top=top, weeks=weeks, rows=rows, stale_after=stale_after, now=now)
+    page, total, listed = build_report(db_path, options)
     data = page.encode("utf-8")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)

@@ -73,45 +73,39 @@ def _open(height: float, label: str, css: str) -> str:
 
 def bar_chart(bars: Sequence[Bar], *, label: str, unit: str = "", css: str = "") -> str:
     """Horizontal bars, one row each: the label (and note) above, the bar with its value below."""
-    row, top = 40, 4
-    scale_max = max((b.value for b in bars), default=0) or 1
-    room = WIDTH - 72  # leaves space for the value after the longest bar
-    out = [_open(top + row * len(bars), label, css)]
-    for i, b in enumerate(bars):
-        y = top + i * row
-        note = f'<tspan class="note"> {esc(b.note)}</tspan>' if b.note else ""
-        out.append(f'<text class="label" x="0" y="{y + 13}">{esc(b.label)}{note}</text>')
-        width = room * b.value / scale_max
-        if b.value > 0:
-            out.append(
-                f'<rect class="bar {esc(b.css)}" x="0" y="{y + 18}" width="{max(width, 2):.1f}" height="14" rx="2">'
-                f"<title>{esc(b.label)}: {b.value:,}{esc(unit)}</title></rect>"
-            )
-        out.append(f'<text class="value" x="{width + 6:.1f}" y="{y + 30}">{b.value:,}</text>')
-    out.append("</svg>")
-    return "".join(out)
+    return _rows([(b.label, b.note, ((b.css, b.value, f"{b.value:,}{unit}"),)) for b in bars], label, css)
 
 
 def stacked_chart(stacks: Sequence[Stack], *, label: str, css: str = "") -> str:
     """Horizontal stacked bars (one row per stack, parts left to right), the total after each."""
+    return _rows([(s.label, "", tuple((c, v, f"{name}: {v:,}") for c, v, name in s.parts)) for s in stacks],
+                 label, css)
+
+
+def _rows(rows: Sequence[tuple[str, str, tuple[tuple[str, int, str], ...]]], label: str, css: str) -> str:
+    """One row per (label, note, parts): the label above, the parts' bars side by side below, then their sum.
+
+    A part is (CSS class, value, its tooltip after the row's label).
+    """
     row, top = 40, 4
-    scale_max = max((s.total for s in stacks), default=0) or 1
+    scale_max = max((sum(v for _, v, _ in parts) for _, _, parts in rows), default=0) or 1
     room = WIDTH - 72  # leaves space for the value after the longest bar
-    out = [_open(top + row * len(stacks), label, css)]
-    for i, s in enumerate(stacks):
+    out = [_open(top + row * len(rows), label, css)]
+    for i, (name, note, parts) in enumerate(rows):
         y = top + i * row
-        out.append(f'<text class="label" x="0" y="{y + 13}">{esc(s.label)}</text>')
+        extra = f'<tspan class="note"> {esc(note)}</tspan>' if note else ""
+        out.append(f'<text class="label" x="0" y="{y + 13}">{esc(name)}{extra}</text>')
         x = 0.0
-        for part_css, value, name in s.parts:
+        for part_css, value, tip in parts:
             if value <= 0:
                 continue
             width = room * value / scale_max
             out.append(
                 f'<rect class="bar {esc(part_css)}" x="{x:.1f}" y="{y + 18}" width="{max(width, 2):.1f}" height="14">'
-                f"<title>{esc(s.label)}, {esc(name)}: {value:,}</title></rect>"
+                f"<title>{esc(name)}: {esc(tip)}</title></rect>"
             )
             x += width
-        out.append(f'<text class="value" x="{x + 6:.1f}" y="{y + 30}">{s.total:,}</text>')
+        out.append(f'<text class="value" x="{x + 6:.1f}" y="{y + 30}">{sum(v for _, v, _ in parts):,}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -149,18 +149,24 @@ class ReportData:
     domain_total: int
 
 
-def read_report(
-    db: sqlite_utils.Database,
-    *,
-    top: int = 15,
-    weeks: int = 12,
-    rows: int = 5000,
-    stale_after: timedelta = timedelta(days=30),
-    now: datetime | None = None,
-) -> ReportData:
-    """Read every section of the report: ``top`` technologies and categories, ``weeks`` weeks
-    of changes, the first ``rows`` domains (by name), staleness judged by ``stale_after``."""
-    moment = (now or clock_now()).astimezone(timezone.utc)
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """What the report covers: ``top`` technologies and categories, ``weeks`` weeks of changes,
+    the first ``rows`` domains (by name), staleness judged by ``stale_after``, as of ``now``
+    (None: the clock, see :func:`detector.timestamps.now`)."""
+
+    top: int = 15
+    weeks: int = 12
+    rows: int = 5000
+    stale_after: timedelta = timedelta(days=30)
+    now: datetime | None = None
+
+
+def read_report(db: sqlite_utils.Database, options: ReportOptions | None = None) -> ReportData:
+    """Read every section of the report (the default ``ReportOptions()`` when None)."""
+    options = options or ReportOptions()
+    top, weeks, rows, stale_after = options.top, options.weeks, options.rows, options.stale_after
+    moment = (options.now or clock_now()).astimezone(timezone.utc)
     techs, tech_total = technology_adoption(db, top)
     cats, cat_total = category_adoption(db, top)
     health = scan_health(db, stale_after=stale_after, now=moment)
