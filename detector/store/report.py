@@ -343,7 +343,8 @@ def domain_rows(
             "SELECT domain, technology, coalesce(version, ''), total FROM ("
             "  SELECT domain, technology, version, count(*) OVER (PARTITION BY domain) AS total,"
             "         row_number() OVER (PARTITION BY domain ORDER BY confidence DESC, technology) AS rank"
-            f"  FROM detections WHERE status = 'active' AND domain IN ({marks})"
+            # "+status": look rows up by the key (domain, ...), not by the status index (13x slower).
+            f"  FROM detections WHERE +status = 'active' AND domain IN ({marks})"
             ") WHERE rank <= ? ORDER BY domain, rank",
             [*chunk, DOMAIN_TECHNOLOGIES],
         ):
