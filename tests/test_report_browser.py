@@ -4,7 +4,8 @@ on a desktop and a phone viewport, and printable.
 The database is crawled from the demo's sites on a local proxy (``detector demo``), its accounts
 imported and segmented with the example rules, then one hostile scan is added through the
 Store.  Every request the page makes is routed: only ``file:`` and ``data:`` URLs may pass.
-Skips, saying why, where Playwright or Chromium is missing (.ci/run installs both).
+The browser test skips, saying why, where Playwright or Chromium is missing (.ci/run installs
+both); the page's own count of bars is checked against the database without a browser too.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from detector.store.scans import ScanResult
 from detector.store.store import Store
 from detector.timestamps import utc_now
 from tests.servers import ROOT, rows, run_detector
+from tests.test_report import Page as HtmlPage
 
 BROWSER = unavailable_reason()
-pytestmark = pytest.mark.skipif(BROWSER is not None, reason=f"the report cannot be rendered here: {BROWSER}")
+needs_browser = pytest.mark.skipif(BROWSER is not None, reason=f"the report cannot be rendered here: {BROWSER}")
 
 EVIL_TECH = '<script>alert("x")</script>Evil'
 EVIL_DOMAIN = "evil-<img src=x onerror=alert(1)>.test"
@@ -174,6 +176,15 @@ def render(report: Path, shots: Path) -> tuple[Seen, dict[str, Any]]:
     return seen, found
 
 
+def test_report_of_a_crawled_database_draws_its_data(report: Path) -> None:
+    page = HtmlPage(report.read_text(encoding="utf-8"))
+    expected = expected_bars(report.parent / "detector.db")
+    assert {fig: len(page.bars(fig)) for fig in expected} == expected
+    shown = "".join(page.text)
+    assert EVIL_TECH in shown and EVIL_DOMAIN in shown and EVIL_TECH not in report.read_text(encoding="utf-8")
+
+
+@needs_browser
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     db = report.parent / "detector.db"
     seen, found = render(report, tmp_path)
