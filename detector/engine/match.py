@@ -37,12 +37,12 @@ from detector.engine.evidence import (
     anchor_counts,
     anchor_substrings,
     html_weakness,
-    script_weakness,
     is_hint_rel,
     is_share_link,
     loader_confidence,
     path_rule_elsewhere,
     script_name_weakness,
+    script_weakness,
     short_word_regex,
     split_selector,
 )
