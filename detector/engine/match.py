@@ -42,6 +42,7 @@ from detector.engine.evidence import (
     loader_confidence,
     path_rule_elsewhere,
     script_name_weakness,
+    script_weakness,
     short_word_regex,
     split_selector,
 )
@@ -798,7 +799,12 @@ class Engine:
         if rule.kind == "scriptSrc" and self.mode == "detector" and script_name_weakness(
                 rule.pattern.regex, value, m.text):
             return
-        weak = html_weakness(value, m.text) if rule.kind == "html" and self.mode == "detector" else ""
+        weak = ""
+        if self.mode == "detector":
+            if rule.kind == "html":
+                weak = html_weakness(value, m.text)
+            elif rule.kind == "scripts":
+                weak = script_weakness(value, m.text)
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
                  rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
