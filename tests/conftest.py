@@ -153,6 +153,7 @@ SLOW_MODULES = frozenset({
     "test_query_local.py",
     "test_refresh_reuse.py",
     "test_render.py",
+    "test_report_browser.py",
     "test_ssrf.py",
     "test_site_crawl.py",
     "test_walkthrough.py",
