@@ -27,8 +27,9 @@ KEEP = 6
 _STALE_TMP_SECONDS = 3600
 
 # The modules whose code shapes a compiled engine: a change to any of them invalidates the cache.
+# cdn.py (the package index) and globals.py (the globals' strengths) shape it too.
 _ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py", "evidence.py",
-                "loader.py")
+                "loader.py", "cdn.py", "globals.py")
 
 
 def cache_directory() -> Path:
