@@ -32,10 +32,14 @@ from detector.engine.cache import cache_path, read_cache, write_cache
 from detector.engine.cdn import HOSTS as CDN_HOSTS
 from detector.engine.cdn import build_index, match_cdn, package_key, stylesheet_urls
 from detector.engine.evidence import (
+    POLICY_HEADERS,
     REFINED_RULES,
+    WEAK_BUCKET,
     WEAK_HINT,
+    WEAK_POLICY,
     anchor_counts,
     anchor_substrings,
+    foreign_bucket,
     html_weakness,
     is_hint_rel,
     is_share_link,
@@ -293,6 +297,8 @@ class _GlobalRule:
     strength: int
     confidence: int
     order: int
+    #: For the root of a rule's dotted path: the members of which code must name one.
+    members: tuple[str, ...] = ()
     hyperscan: str | None = None
     literals: frozenset[str] | None = None
 
@@ -590,6 +596,8 @@ class Engine:
         for t, sig in enumerate(ordered):
             tech_key = package_key(sig.name)
             chosen: dict[str, int] = {}
+            members: dict[str, set[str]] = {}
+            direct: set[str] = set()
             for key, texts in (sig.rules.get("js") or {}).items():
                 name = str(key).removeprefix("window.")
                 if not usable_name(name):
@@ -598,12 +606,19 @@ class Engine:
                     spec = parse_pattern(text)
                     if accepts_any_value(spec.regex):
                         chosen[name] = max(chosen.get(name, 0), spec.confidence)
-                root = name.split(".", 1)[0]
-                if root != name and usable_name(root) and root not in chosen and (
+                        direct.add(name)
+                root, _, rest = name.partition(".")
+                if rest and usable_name(root) and root not in direct and (
                         roots.get(root) == {t} or package_key(root) == tech_key):
                     chosen[root] = 100
+                    # The rule names a member (google_tag_params.ecomm_pagetype): the root
+                    # counts where code names one of the members too, unless the root is the
+                    # technology's own name.
+                    if package_key(root) != tech_key:
+                        members.setdefault(root, set()).add(rest.split(".", 1)[0])
             for n, (name, confidence) in enumerate(sorted(chosen.items())):
-                self._globals.append(_GlobalRule(t, name, name_strength(name, tech_key), confidence, n))
+                needs = () if name in direct else tuple(sorted(members.get(name, ())))
+                self._globals.append(_GlobalRule(t, name, name_strength(name, tech_key), confidence, n, needs))
 
     def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
         spec: Mapping[str, Any]
@@ -808,7 +823,14 @@ class Engine:
         if rule.kind == "scriptSrc" and self.mode == "detector" and script_name_weakness(
                 rule.pattern.regex, value, m.text):
             return
-        weak = html_weakness(value, m.text) if rule.kind == "html" and self.mode == "detector" else ""
+        weak = ""
+        if self.mode == "detector":
+            if rule.kind == "html":
+                weak = html_weakness(value, m.text)
+            elif rule.kind == "headers" and rule.key in POLICY_HEADERS:
+                weak = WEAK_POLICY
+            elif rule.kind == "scriptSrc" and foreign_bucket(value, m.text, url):
+                weak = WEAK_BUCKET
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
                  rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
@@ -887,6 +909,8 @@ class Engine:
             return
         for i in sorted(self._prefilters_globals.candidates(code)):
             rule = self._globals[i]
+            if rule.members and not any(member in code for member in rule.members):
+                continue
             found = global_use(code, rule.name, rule.strength)
             if found:
                 hits.setdefault(rule.tech, []).append(
@@ -933,7 +957,8 @@ class Engine:
                 hits.setdefault(rule.tech, []).append(
                     _Hit((rank, 1, u, rule.order[2]), rule.tech, "scriptLoader", "", rule.pattern.regex,
                          _excerpt(m.text, src), rule.pattern.version_for(m),
-                         loader_confidence(rule.pattern.spec.confidence), parsed.url)
+                         loader_confidence(rule.pattern.spec.confidence), parsed.url,
+                         weak=WEAK_BUCKET if foreign_bucket(src, m.text, parsed.url) else "")
                 )
 
     def _match_keyed(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
