@@ -168,10 +168,25 @@ def loader_urls(code: str, page_url: str = "") -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     script_words: list[int] | None | bool = None  # where the word "script" starts, found once
+
+    def after_script(pos: int) -> bool:
+        """Whether the word ``script`` ends within CONTEXT characters before ``pos``."""
+        nonlocal script_words
+        if script_words is None:
+            script_words = _script_words(code)
+        lo = max(0, pos - CONTEXT)
+        if script_words is False:
+            return _SCRIPT_WORD.search(code, lo, pos) is not None
+        assert not isinstance(script_words, bool)
+        return _word_between(script_words, lo, pos - len("script"))
+
     for pos, kind, quote in _anchors(code):
         if len(out) >= MAX_LOADER_URLS:
             break
-        url = _clean(_chain(code, pos, quote))
+        raw = _chain(code, pos, quote)
+        if kind != 2 and "j" not in raw and "J" not in raw and "\\" not in raw and not after_script(pos):
+            continue  # no code path can be in it (no "j", no escape), and no "script" before it
+        url = _clean(raw)
         if not url:
             continue
         if kind == 4:
@@ -183,16 +198,8 @@ def loader_urls(code: str, page_url: str = "") -> list[str]:
         dot = path.rfind(".")
         if dot >= 0 and path[dot + 1 :].lower() in _NOT_CODE:
             continue
-        if kind != 2 and not _CODE_PATH.search(url):
-            if script_words is None:
-                script_words = _script_words(code)
-            lo = max(0, pos - CONTEXT)
-            if script_words is not False:
-                assert not isinstance(script_words, bool)
-                if not _word_between(script_words, lo, pos - len("script")):
-                    continue
-            elif not _SCRIPT_WORD.search(code, lo, pos):
-                continue
+        if kind != 2 and not _CODE_PATH.search(url) and not after_script(pos):
+            continue
         seen.add(url)
         out.append(url)
     return out
