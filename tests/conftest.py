@@ -152,6 +152,7 @@ SLOW_MODULES = frozenset({
     "test_quarterly.py",
     "test_refresh_reuse.py",
     "test_render.py",
+    "test_report_browser.py",
     "test_ssrf.py",
     "test_site_crawl.py",
     "test_walkthrough.py",

@@ -104,9 +104,12 @@ def test_a_url_already_in_a_script_tag_is_not_counted_twice(engine: Engine) -> N
         ("s.src = 'https://a.example/pixel.gif?x=1'", []),
         ("var x = 'https://'; // nothing follows", []),
         ("s.src = 'data:text/javascript,alert(1)'", []),
+        ("js.src=p+'://platform.example.com/widgets.js';", ["https://platform.example.com/widgets.js"]),
+        ("var u = q + '://cdn.example.com/logo.png';", []),
     ],
     ids=["relative-src", "absolute", "protocol-relative", "concat-variable", "no-script-context", "proto-variable",
-         "document-write", "template", "json-links", "image", "bare-scheme", "data-url"],
+         "document-write", "template", "json-links", "image", "bare-scheme", "data-url",
+         "scheme-variable", "scheme-variable-image"],
 )
 def test_loader_urls(code: str, expected: list[str]) -> None:
     assert loader_urls(code, "https://site.example/page") == expected

@@ -81,6 +81,42 @@ def test_deferred_script_urls_count_as_loader_urls(engine: Engine, compat: Engin
     assert "cdnjs" not in detect(engine, '<img data-src="https://cdnjs.cloudflare.com/ajax/libs/x/1.0/x.png">')
 
 
+def test_scripts_a_consent_manager_holds_count_as_loader_urls(engine: Engine, compat: Engine) -> None:
+    held = ('<script type="text/plain" data-vendor="acme" data-content="&lt;script '
+            'src=&quot;https://static.cleverpush.com/channel/loader/abc.js&quot; async&gt;&lt;/script&gt;"></script>')
+    found = detect(engine, held)
+    assert {e.source for e in found["CleverPush"].evidence} == {"script_loader"}
+    assert "CleverPush" not in detect(compat, held)
+    # markup without a script, or outside a data-* attribute, holds no script URL
+    assert "CleverPush" not in detect(engine, '<script type="text/plain" data-content="&lt;p&gt;static.cleverpush.com/x.js&lt;/p&gt;"></script>')
+    assert "CleverPush" not in detect(engine, '<script title="&lt;script src=https://static.cleverpush.com/a.js&gt;"></script>')
+
+
+def test_scripts_in_ie_conditional_comments_count_as_loader_urls(engine: Engine, compat: Engine) -> None:
+    page = '<!--[if lt IE 9]><script src="http://s1.site.example/compat/modernizr.js"></script><![endif]--><p>x</p>'
+    found = detect(engine, page)
+    assert {e.source for e in found["Modernizr"].evidence} == {"script_loader"}
+    assert "Modernizr" not in detect(compat, page)
+    # a plain comment is not markup
+    assert "Modernizr" not in detect(engine, '<!-- <script src="/compat/modernizr.js"></script> -->')
+
+
+def test_wordpress_plugin_folders_in_any_asset_url(engine: Engine, compat: Engine) -> None:
+    wp = '<meta name="generator" content="WordPress 6.4.2">'
+    css = wp + "<link rel='stylesheet' href='https://site.example/wp-content/plugins/contact-form-7/includes/css/styles.css'>"
+    found = detect(engine, css)
+    assert "asset_path" in {e.source for e in found["Contact Form 7"].evidence}
+    font = wp + "<style>@font-face { src: url('/wp-content/themes/twentysixteen/genericons/Genericons.woff'); }</style>"
+    assert [e.source for e in detect(engine, font)["Twenty Sixteen"].evidence] == ["asset_path"]
+    image = wp + '<img src="https://site.example/wp-content/plugins/contact-form-7/images/ajax-loader.gif">'
+    assert [e.source for e in detect(engine, image)["Contact Form 7"].evidence] == ["asset_path"]
+    assert "Contact Form 7" not in detect(compat, image)
+    # a folder no rule names, a look-alike path, and a plugin page on another site are nothing
+    assert "Contact Form 7" not in detect(engine, wp + '<img src="/wp-content/plugins/contact-form-77/x.png">')
+    assert "Contact Form 7" not in detect(engine, wp + '<a href="https://wordpress.org/plugins/contact-form-7/">CF7</a>')
+    assert "Contact Form 7" not in detect(engine, wp + '<a href="/blog/wp-content-plugins/contact-form-7/">tips</a>')
+
+
 GLOBALS = [
     ("Matomo Analytics", inline("var _paq = window._paq || []; _paq.push(['trackPageView']);"),
      inline("console.log('_paq is not defined'); x._paq = 1;")),

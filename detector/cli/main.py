@@ -17,6 +17,7 @@ from detector.cli.crawl import crawl, demo
 from detector.cli.detect import detect
 from detector.cli.query import datasette_metadata
 from detector.cli.refresh import changes, refresh, status
+from detector.cli.report import report
 from detector.cli.segment import accounts, segment
 from detector.cli.signatures import signatures
 from detector.cli.worker import ingest, worker
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 for command in (detect, signatures, crawl, refresh, changes, status, accounts, segment, demo, datasette_metadata,
-                worker, ingest):
+                worker, ingest, report):
     cli.add_command(command)
 
 

@@ -26,11 +26,6 @@ KEEP = 6
 #: A temporary file this old is left over from a killed writer.
 _STALE_TMP_SECONDS = 3600
 
-# The modules whose code shapes a compiled engine: a change to any of them invalidates the cache.
-# cdn.py (the package index) and globals.py (the globals' strengths) shape it too.
-_ENGINE_CODE = ("match.py", "patterns.py", "prefilter.py", "signatures.py", "page.py", "cache.py", "evidence.py",
-                "loader.py", "cdn.py", "globals.py")
-
 
 def cache_directory() -> Path:
     """Where compiled engines are cached: $DETECTOR_CACHE_DIR, else $XDG_CACHE_HOME/detector."""
@@ -42,11 +37,13 @@ def cache_directory() -> Path:
 
 
 def code_version() -> str:
-    """A short hash of the engine modules' source: any change to them invalidates the cache."""
+    """A short hash of the source of every module of the engine package (cdn, globals and
+    assets build indexes at compile time too): any change to them invalidates the cache."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in _ENGINE_CODE:
-        digest.update((here / name).read_bytes())
+    for path in sorted(here.glob("*.py")):  # every engine module: a new one counts too
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

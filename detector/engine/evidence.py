@@ -419,3 +419,88 @@ def path_rule_elsewhere(href: str, branches: tuple[tuple[str, ...], ...], page_u
         return False
     target, own = site_of(href), site_of(page_url)
     return bool(target) and bool(own) and target != own
+
+
+# ------------------------------------------------------------- commented-out code
+#: Why a ``scripts`` hit is weak: every occurrence sits in a JavaScript comment.
+WEAK_CODE_COMMENT = "commented-out code"
+#: Characters of a line looked at before a hit to tell a ``//`` comment (a longer prefix,
+#: as in minified code, which keeps no comments, is taken as code).
+_LINE_LOOKBACK = 2000
+#: String literals and ``//`` on one line: a ``//`` outside every literal opens a comment.
+_LINE_TOKENS = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\\n]|\\.)*`|//""")
+
+
+def _line_comment_before(code: str, line_start: int, pos: int) -> bool:
+    """Whether a ``//`` outside string literals occurs on the line before ``pos`` (the
+    line is read past ``pos`` so that a literal holding ``pos`` is read whole)."""
+    if pos - line_start > _LINE_LOOKBACK or code.find("//", line_start, pos) < 0:
+        return False
+    line_end = code.find("\n", pos)
+    end = min(line_end if line_end >= 0 else len(code), pos + _LINE_LOOKBACK)
+    for m in _LINE_TOKENS.finditer(code, line_start, end):
+        if m.start() >= pos:
+            return False
+        if m.group(0) == "//":
+            return True
+    return False
+
+
+def in_js_comment(code: str, pos: int) -> bool:
+    """Whether position ``pos`` of inline JavaScript ``code`` lies inside a comment.
+
+    A ``//`` comment is told by scanning the line before ``pos`` for string literals; a
+    ``/* */`` comment by the last ``/*`` before ``pos`` having no ``*/`` after it (and not
+    sitting in a literal of its line).  Regular-expression literals are not told apart from
+    code, so a ``//`` or ``/*`` inside one may be taken for a comment: the rule is then weak
+    where it should be strong, never the other way round.
+
+    >>> in_js_comment("var a = 1; // ga('send', 'pageview')", 20)
+    True
+    >>> in_js_comment("var u = 'https://x.example/a.js'; ga('send')", 35)
+    False
+    >>> in_js_comment("window.DSN = 'https://0123@sentry.example/10';", 23)
+    False
+    >>> in_js_comment("/* ga('send');\\n */ go();", 5), in_js_comment("/* x */ ga('send');", 9)
+    (True, False)
+    """
+    line_start = code.rfind("\n", 0, pos) + 1
+    if _line_comment_before(code, line_start, pos):
+        return True
+    opened = code.rfind("/*", 0, pos)
+    if opened < 0 or code.find("*/", opened + 2, pos) >= 0:
+        return False
+    open_line = code.rfind("\n", 0, opened) + 1
+    if opened - open_line > _LINE_LOOKBACK:
+        return False
+    # The /* opens a comment unless a literal of its line, or a // comment, holds it.
+    for m in _LINE_TOKENS.finditer(code, open_line, opened + 2):
+        if m.group(0) == "//":
+            if m.start() < opened:
+                return False
+        elif m.start() <= opened < m.end():
+            return False
+    return True
+
+
+def script_weakness(code: str, matched: str) -> str:
+    """Why a ``scripts`` match is weak ("" when it is not): every occurrence of the matched
+    text in the inline code is inside a JavaScript comment (code that never runs).
+
+    >>> script_weakness("/* ga('send','pageview'); */ var x;", "ga('send','pageview')")
+    'commented-out code'
+    >>> script_weakness("// ga('send','pageview')\\nga('send','pageview');", "ga('send','pageview')")
+    ''
+    """
+    if not matched or ("//" not in code and "/*" not in code):
+        return ""
+    pos = code.find(matched)
+    n = 0
+    while pos >= 0 and n < _MAX_OCCURRENCES:
+        if not in_js_comment(code, pos):
+            return ""
+        pos = code.find(matched, pos + 1)
+        n += 1
+    if pos >= 0 or n == 0:
+        return ""
+    return WEAK_CODE_COMMENT

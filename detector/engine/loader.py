@@ -10,7 +10,8 @@ recovers those URLs from the text of inline scripts, in general (no vendor is na
   parts up to the first operand that is not a literal), including a parenthesised
   ternary on the scheme, ``('https:' == location.protocol ? 'https://ssl' : 'http://www')
   + '.example.com/ga.js'`` (each branch gives one URL);
-* a host-and-path literal added to a scheme variable, ``proto + 'cdn.example/a.js'``;
+* a host-and-path literal added to a scheme variable, ``proto + 'cdn.example/a.js'`` or
+  ``p + '://platform.example/widgets.js'``;
 * a literal assigned to a ``src`` (``s.src = '/js/a.js'``, ``{src: "..."}``,
   ``setAttribute('src', '...')``), which may be relative: it is resolved against the page URL.
   This covers the ``createElement('script')`` pattern, whose URL is always set this way.
@@ -124,7 +125,8 @@ def _anchors(code: str) -> list[tuple[int, int, str]]:
     """(position of a literal's body, kind, quote) of every anchor, in order of position.
 
     Kinds: 1 a literal that starts with a scheme or ``//``; 2 a literal assigned to a
-    ``src``; 4 a host-and-path literal added to something (a scheme variable).
+    ``src``; 4 a host-and-path literal added to something (a scheme variable); 5 a literal
+    that starts with ``://`` (added to a scheme variable, ``p + '://host/a.js'``).
     """
     found: dict[int, tuple[int, str]] = {}
     for n, m in enumerate(_SLASHES.finditer(code)):
@@ -138,6 +140,10 @@ def _anchors(code: str) -> list[tuple[int, int, str]]:
             j -= 6
         elif low.endswith("http:"):
             j -= 5
+        elif low.endswith(":") and code[j - 2 : j - 1] in _QUOTES and j >= 2:
+            # p + '://host/path': the scheme is a variable (http or https).
+            found.setdefault(j - 1, (5, code[j - 2]))
+            continue
         quote = code[j - 1 : j]
         if quote and quote in _QUOTES:
             found.setdefault(j, (1, quote))
@@ -191,6 +197,8 @@ def loader_urls(code: str, page_url: str = "") -> list[str]:
             continue
         if kind == 4:
             url = "https://" + url
+        elif kind == 5:
+            url = "https" + url
         url = _absolute_url(url, page_url, relative_ok=kind == 2)
         if not url or url in seen:
             continue

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine import budget
+from detector.engine.assets import asset_folders
+from detector.engine.assets import build_index as build_asset_index
 from detector.engine.cache import cache_path, read_cache, write_cache
 from detector.engine.cdn import HOSTS as CDN_HOSTS
 from detector.engine.cdn import build_index, match_cdn, package_key, stylesheet_urls
@@ -46,6 +48,7 @@ from detector.engine.evidence import (
     loader_confidence,
     path_rule_elsewhere,
     script_name_weakness,
+    script_weakness,
     short_word_regex,
     split_selector,
 )
@@ -99,7 +102,7 @@ SOURCE_NAMES = {
     "cookies": "cookie", "headers": "header", "meta": "meta", "scriptSrc": "script_src",
     "scripts": "script", "html": "html", "text": "text", "css": "css", "url": "url", "dom": "dom",
     "scriptLoader": "script_loader", "dns": "dns", "certIssuer": "cert_issuer", "js": "js", "xhr": "xhr",
-    "cdnPath": "cdn_path", "jsGlobal": "inline_js",
+    "cdnPath": "cdn_path", "jsGlobal": "inline_js", "assetPath": "asset_path",
 }
 #: Network kinds the engine matches on :class:`~detector.engine.network.NetworkFacts`.
 FACT_KINDS = ("dns", "certIssuer")
@@ -115,7 +118,7 @@ INFRASTRUCTURE = frozenset({"CDN", "PaaS", "IaaS", "Hosting", "Reverse proxies",
 CLIENT_SIDE = frozenset({"JavaScript libraries", "JavaScript frameworks", "UI frameworks", "JavaScript graphics",
                          "Widgets", "Font scripts", "Video players", "Photo galleries", "Rich text editors", "Maps"})
 #: Kinds of hits that come from URLs a page references, not from the site's own responses.
-URL_KINDS = frozenset({"scriptSrc", "scriptLoader", "cdnPath", "html", "dom", "jsGlobal"})
+URL_KINDS = frozenset({"scriptSrc", "scriptLoader", "cdnPath", "html", "dom", "jsGlobal", "assetPath"})
 #: Values longer than protocols allow are matched on their first characters only, which
 #: bounds the work of the few patterns that need Python's backtracking ``re``: request
 #: lines (script URLs, the page URL) and cookies beyond 8 KB, header and meta values beyond
@@ -408,6 +411,8 @@ class Engine:
         self._network_rules = 0
         #: Default mode: package-CDN name -> technology index (see detector.engine.cdn).
         self._cdn_index: dict[str, int] = {}
+        #: Default mode: WordPress plugin/theme folder -> technology index (see detector.engine.assets).
+        self._asset_index: dict[tuple[str, str], int] = {}
         #: Default mode: js-rule globals looked for in inline code.
         self._globals: list[_GlobalRule] = []
         self._compile(library)
@@ -524,6 +529,8 @@ class Engine:
         if self.mode == "detector":
             names = build_index((s.name, s.categories, str(s.info.get("website") or "")) for s in ordered)
             self._cdn_index = {key: self._index[name] for key, name in names.items()}
+            folders = build_asset_index((s.name, s.rules) for s in ordered)
+            self._asset_index = {key: self._index[name] for key, name in folders.items()}
             self._compile_globals(ordered)
         self._main = frozenset(t for t, tech in enumerate(self._techs) if not tech.requires and not tech.requires_category)
 
@@ -776,6 +783,7 @@ class Engine:
             self._match_loader(parsed, loaded, hits)
             self._match_cdn(parsed, loaded, hits, cdn_hosts)
             self._match_globals(parsed, hits)
+            self._match_assets(parsed, hits)
         self._match_keyed(parsed, hits)
         source = parsed.page
         if source.js or source.xhr or source.dom_properties:
@@ -827,6 +835,8 @@ class Engine:
         if self.mode == "detector":
             if rule.kind == "html":
                 weak = html_weakness(value, m.text)
+            elif rule.kind == "scripts":
+                weak = script_weakness(value, m.text)
             elif rule.kind == "headers" and rule.key in POLICY_HEADERS:
                 weak = WEAK_POLICY
             elif rule.kind == "scriptSrc" and foreign_bucket(value, m.text, url):
@@ -935,6 +945,19 @@ class Engine:
             hits.setdefault(t, []).append(
                 _Hit((rank, 2, u, 0), t, "cdnPath", "", "package CDN path", _excerpt(url, url), version,
                      confidence, parsed.url))
+
+    def _match_assets(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
+        """WordPress plugins and themes whose folder the page's URLs name (source ``asset_path``)."""
+        index = self._asset_index
+        if not index or "/wp-content/" not in parsed.html:
+            return
+        rank = KIND_RANK["scriptSrc"]
+        for u, (kind, slug, excerpt) in enumerate(asset_folders(parsed.html)):
+            t = index.get((kind, slug))
+            if t is not None:
+                hits.setdefault(t, []).append(
+                    _Hit((rank, 3, u, 0), t, "assetPath", "", f"wp-content/{kind}/{slug}/", excerpt, "", 100,
+                         parsed.url))
 
     def _match_loader(self, parsed: ParsedPage, urls: list[str], hits: dict[int, list[_Hit]]) -> None:
         """The scriptSrc rules on the script URLs inline code builds (source ``script_loader``)."""

@@ -299,7 +299,9 @@ class ParsedPage:
     dom: LexborHTMLParser | None
     #: URLs of ``<script>`` elements without a ``src`` whose URL waits in another attribute
     #: (``data-src``, ``data-borlabs-script-blocker-src``...): scripts a consent manager or a
-    #: lazy loader will insert.  The default mode matches them as ``script_loader`` URLs.
+    #: lazy loader will insert, script URLs a consent manager holds in a ``data-*`` attribute,
+    #: and scripts inside IE conditional comments.  The default mode matches them as
+    #: ``script_loader`` URLs.
     deferred_src: list[str] = field(default_factory=list)
 
 
@@ -378,6 +380,8 @@ def parse_page(page: Page) -> ParsedPage:
                     later = _deferred_src(attrs)
                     if later:
                         deferred.append(_absolute(later, page.url, origin))
+                    for held in _held_script_srcs(attrs):
+                        deferred.append(_absolute(held, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
@@ -387,6 +391,9 @@ def parse_page(page: Page) -> ParsedPage:
                 css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
         text = body_node.text(deep=True, separator="") if body_node is not None else ""
+    if "<!--[if" in html:
+        for held in _conditional_script_srcs(html)[: max(0, MAX_SCRIPT_URLS - len(deferred))]:
+            deferred.append(_absolute(held, page.url, origin))
     seen = set(script_src)
     for extra in page.script_urls[:MAX_SCRIPT_URLS]:
         if extra not in seen:
@@ -423,6 +430,50 @@ def _deferred_src(attrs: Mapping[str, str | None]) -> str:
             if value.startswith(("http://", "https://", "//", "/")) or value.endswith(".js"):
                 return value
     return ""
+
+
+#: ``<script ... src=...>`` in markup that an attribute holds (a consent manager's
+#: ``data-content="&lt;script src=...&gt;"``); the parser has decoded the entities.
+_HELD_SCRIPT = re.compile(r"""<script\b[^>]{0,500}?\bsrc\s{0,5}=\s{0,5}["']?([^"'\s>]{1,1024})""", re.IGNORECASE)
+#: Script URLs read from the attributes of one element.
+_MAX_HELD = 8
+
+
+def _held_script_srcs(attrs: Mapping[str, str | None]) -> list[str]:
+    """Script URLs in markup that a ``<script>`` without ``src`` holds in a ``data-*``
+    attribute, for a consent manager to insert once the visitor agrees.
+
+    >>> _held_script_srcs({"type": "text/plain", "data-content": '<script src="https://cdn.example/a.js" async></script>'})
+    ['https://cdn.example/a.js']
+    >>> _held_script_srcs({"data-content": "<p>no script</p>"}), _held_script_srcs({"title": "<script src=x.js>"})
+    ([], [])
+    """
+    found: list[str] = []
+    for name, value in attrs.items():
+        if name.startswith("data-") and value and "<" in value:
+            found.extend(m.group(1) for m in _HELD_SCRIPT.finditer(value))
+    return found[:_MAX_HELD]
+
+
+#: An IE conditional comment: markup that Internet Explorer ran, which HTML5 parsers keep as
+#: a comment.  Its scripts are the site's (shims such as html5shiv, respond.js, Modernizr).
+_CONDITIONAL = re.compile(r"<!--\[if [^\]]{1,40}\]>(.{0,20000}?)<!\[endif\]-->", re.DOTALL | re.IGNORECASE)
+#: Conditional comments read per page.
+_MAX_CONDITIONAL = 32
+
+
+def _conditional_script_srcs(html: str) -> list[str]:
+    """Script URLs inside IE conditional comments (``<!--[if lt IE 9]><script src=...>``).
+
+    >>> _conditional_script_srcs('<!--[if lt IE 9]><script src="/js/html5shiv.js"></script><![endif]-->')
+    ['/js/html5shiv.js']
+    """
+    found: list[str] = []
+    for n, m in enumerate(_CONDITIONAL.finditer(html)):
+        if n >= _MAX_CONDITIONAL:
+            break
+        found.extend(s.group(1) for s in _HELD_SCRIPT.finditer(m.group(1)))
+    return found[:MAX_SCRIPT_URLS]
 
 
 def _origin(url: str) -> str:
