@@ -2,13 +2,18 @@
 """Engine speed against the peers, on the same pages in the same run.
 
     python bench/engine.py [--corpus ../shared/corpus/dev.jsonl.gz] [--peer wappalyzer-python3 ...]
-                           [--repeat 3] [--no-peers] [--python]
+                           [--repeat 3] [--no-peers] [--python] [--baseline TREE [--rounds 3]]
 
 Prints the engine's load time, median / p95 / max milliseconds per page, pages/s and memory
 (RSS after loading, peak RSS), then runs each peer through ../shared/bench/run_peer.py on the
 same pages (installing it with setup_peers.sh when missing) and prints the ratio of medians.
 Per-page time covers what the peers' time covers: building the page object from url, headers
 and HTML, and the analysis.
+
+``--baseline TREE`` times another checkout of detector (an older commit's worktree) against
+this one instead: each round runs both in fresh processes, one after the other (alternating
+which goes first), and the ratio of medians is printed per round and over the rounds, in wall
+and in CPU time (CPU time is steadier on a shared machine), with the load average.
 """
 
 from __future__ import annotations
@@ -26,11 +31,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from detector.engine.cases import iter_cases, page_from_case
-from detector.engine.match import Engine
+
+def engine_api() -> tuple[Any, Any, Any]:
+    """(Engine, iter_cases, page_from_case) of the detector on sys.path (this layout or the
+    older one of a baseline tree, where they lived in detector.engine and detector.cases)."""
+    try:
+        from detector.engine.cases import iter_cases, page_from_case
+        from detector.engine.match import Engine
+    except ImportError:
+        from detector.cases import iter_cases, page_from_case  # type: ignore[no-redef]
+
+        from detector.engine import Engine  # type: ignore[no-redef,attr-defined]
+    return Engine, iter_cases, page_from_case
 
 
 def rss_mb() -> float:
@@ -49,6 +63,7 @@ def peak_mb() -> float:
 
 
 def run_engine(corpus: Path, repeat: int, accelerate: bool, cache: bool = True) -> dict[str, Any]:
+    Engine, iter_cases, page_from_case = engine_api()
     before = rss_mb()
     t0 = time.perf_counter()
     engine = Engine.from_directories(None, accelerate=accelerate, cache=cache)
@@ -56,13 +71,16 @@ def run_engine(corpus: Path, repeat: int, accelerate: bool, cache: bool = True) 
     loaded = rss_mb()
     cases = list(iter_cases(corpus))
     times: list[list[float]] = [[] for _ in cases]
+    cpu: list[list[float]] = [[] for _ in cases]
     found = 0
     for r in range(repeat):
         for i, case in enumerate(cases):
             static = {k: v for k, v in case.items() if k != "script_urls"}
+            c1 = time.process_time()
             t1 = time.perf_counter()
             detections = engine.detect(page_from_case(static))
             times[i].append(time.perf_counter() - t1)
+            cpu[i].append(time.process_time() - c1)
             if r == 0:
                 found += len(detections)
     per_page = sorted(statistics.median(t) for t in times)
@@ -71,6 +89,7 @@ def run_engine(corpus: Path, repeat: int, accelerate: bool, cache: bool = True) 
         "pages": n,
         "load_seconds": load,
         "median_ms": statistics.median(per_page) * 1000,
+        "median_cpu_ms": statistics.median(statistics.median(t) for t in cpu) * 1000,
         "p95_ms": per_page[min(n - 1, int(0.95 * n))] * 1000,
         "max_ms": per_page[-1] * 1000,
         "pages_per_second": n / sum(per_page),
@@ -105,6 +124,42 @@ def run_peer(peer: str, corpus: Path, repeat: int) -> dict[str, Any] | None:
         return dict(json.loads(summary_path.read_text()))
 
 
+def run_tree(tree: Path, corpus: Path, repeat: int) -> dict[str, Any]:
+    """run_engine of the detector in ``tree``, in a fresh process (its own imports and cache)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(tree), "--corpus", str(corpus),
+           "--repeat", str(repeat)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tree), check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"timing {tree} failed: {done.stderr.strip()[-600:]}")
+    return dict(json.loads(done.stdout))
+
+
+def compare(baseline: Path, corpus: Path, repeat: int, rounds: int) -> dict[str, Any]:
+    """Both trees timed alternately for ``rounds`` rounds; print and return the ratios."""
+    load_before = os.getloadavg()
+    wall: list[float] = []
+    cpu: list[float] = []
+    for r in range(rounds):
+        order = [("this", ROOT), ("baseline", baseline)]
+        if r % 2:
+            order.reverse()
+        got = {name: run_tree(tree, corpus, repeat) for name, tree in order}
+        mine, base = got["this"], got["baseline"]
+        wall.append(mine["median_ms"] / base["median_ms"])
+        cpu.append(mine["median_cpu_ms"] / base["median_cpu_ms"])
+        print(f"round {r + 1}: this {mine['median_ms']:.2f} ms/page ({mine['median_cpu_ms']:.2f} CPU), "
+              f"baseline {base['median_ms']:.2f} ms ({base['median_cpu_ms']:.2f} CPU) -> "
+              f"{wall[-1]:.2f}x wall, {cpu[-1]:.2f}x CPU")
+    load_after = os.getloadavg()
+    result = {"baseline": str(baseline), "rounds": rounds, "ratio_wall": statistics.median(wall),
+              "ratio_cpu": statistics.median(cpu), "load_before": load_before, "load_after": load_after}
+    print(f"median ratio over {rounds} rounds: {result['ratio_wall']:.2f}x wall, {result['ratio_cpu']:.2f}x CPU "
+          f"(this tree / {baseline}); load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+          f"on {os.cpu_count()} CPUs")
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=SHARED / "corpus" / "dev.jsonl.gz")
@@ -114,10 +169,27 @@ def main() -> int:
     ap.add_argument("--python", action="store_true", help="also time the pure-Python path")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     ap.add_argument("--no-cache", action="store_true", help="compile the library from its YAML (cold load)")
+    ap.add_argument("--baseline", type=Path, metavar="TREE",
+                    help="time this checkout against another one (e.g. a worktree of an older commit)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --baseline: alternating rounds (default 3)")
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.corpus.exists():
         print(f"corpus not found: {args.corpus}", file=sys.stderr)
         return 2
+    if args.worker:
+        sys.path.insert(0, str(args.worker.resolve()))
+        print(json.dumps(run_engine(args.corpus, args.repeat, accelerate=True)))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    if args.baseline:
+        if not (args.baseline / "detector").is_dir():
+            print(f"--baseline: no detector package in {args.baseline}", file=sys.stderr)
+            return 2
+        summary = compare(args.baseline.resolve(), args.corpus.resolve(), args.repeat, args.rounds)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        return 0
     results: dict[str, dict[str, Any] | None] = {}
     mine = run_engine(args.corpus, args.repeat, accelerate=True, cache=not args.no_cache)
     results["detector"] = mine

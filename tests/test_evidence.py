@@ -141,3 +141,88 @@ def test_folded_set_cookie_feeds_cookie_rules(engine: Engine, compat: Engine) ->
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+def detected(engine: Engine, url: str, html: str, headers: dict[str, str] | None = None) -> dict[str, list[str]]:
+    page = Page.from_http(url, headers=headers or {}, body=html)
+    return {d.technology: [e.weak for e in d.evidence] for d in engine.detect(page)}
+
+
+CSP = {"Content-Security-Policy": "default-src 'self'; connect-src 'self' https://s3.amazonaws.com https://api.example"}
+
+
+def test_a_policy_allowance_alone_is_no_detection(engine: Engine, compat: Engine) -> None:
+    # a security policy lists what the page may load, not what it loads
+    assert "Amazon S3" not in detected(engine, "https://site.example/", "<p>x</p>", CSP)
+    assert "Amazon Web Services" not in detected(engine, "https://site.example/", "<p>x</p>", CSP)
+    assert "Amazon S3" in detected(compat, "https://site.example/", "<p>x</p>", CSP)
+    # beside strong evidence it stays, marked weak
+    both = detected(engine, "https://site.example/", '<script src="https://site-assets.s3.amazonaws.com/app.js"></script>',
+                    CSP)
+    assert sorted(both["Amazon S3"]) == ["", "policy allowance"]
+
+
+BUCKETS = [
+    # (page, script URL, the site's own bucket?)
+    ("https://caktusgroup.com/", "https://cw-production-assetsbucket-8j84s7.s3.amazonaws.com/static/js/bundle.js", True),
+    ("https://www.acme.example/", "https://s3.eu-west-1.amazonaws.com/static.acme.example/js/app.js", True),
+    ("https://www.acme.example/", "https://assets.acme.example.s3.amazonaws.com/js/app.js", True),
+    ("http://money.cnn.com/", "//s3.amazonaws.com/downloads.mailchimp.com/js/mc-validate.js", False),
+    ("https://scienceblogs.de/", "https://s3.eu-central-1.amazonaws.com/prod.iqdcontroller.iqdigital/cdn/loader.js", False),
+    ("https://www.acme.example/", "https://cdn.vendor.example.s3-website-us-east-1.amazonaws.com/tag.js", False),
+]
+
+
+@pytest.mark.parametrize(("page", "src", "own"), BUCKETS,
+                         ids=["opaque-bucket", "path-style-own", "vhost-own", "vendor-path-style", "vendor-loader",
+                              "vendor-vhost"])
+def test_another_partys_bucket_is_not_the_sites_s3(engine: Engine, compat: Engine, page: str, src: str,
+                                                    own: bool) -> None:
+    tag = f'<script src="{src}"></script>'
+    snippet = f"<script>var s = document.createElement('script'); s.src = '{src}'; document.head.appendChild(s);</script>"
+    for html in (tag, snippet):
+        assert ("Amazon S3" in detected(engine, page, html)) is own
+        assert "Amazon S3" in detected(compat, page, tag)
+    if not own:
+        # the vendor's own technology on that URL still counts (MailChimp's validation script)
+        assert "Amazon Web Services" not in detected(engine, page, tag)
+
+
+def test_a_dotted_rule_needs_its_member(engine: Engine) -> None:
+    # Cart Functionality's js rule is google_tag_params.ecomm_pagetype: the page data object
+    # alone (every GTM4WP page writes it) is no shop
+    plain = '<script>var google_tag_params = {"siteID": "1", "pageTitle": "A post"};</script>'
+    shop = '<script>var google_tag_params = {ecomm_pagetype: "cart", ecomm_totalvalue: 12.5};</script>'
+    assert "Cart Functionality" not in detected(engine, "https://site.example/", plain)
+    assert "Cart Functionality" in detected(engine, "https://site.example/", shop)
+
+
+GPT = ('<script async src="https://securepubads.g.doubleclick.net/tag/js/gpt.js"></script>'
+       "<script>window.googletag = window.googletag || {cmd: []}; googletag.cmd.push(function() {"
+       "googletag.defineSlot('/1234/top', [728, 90], 'div-top').addService(googletag.pubads()); });</script>")
+GTM = ("<script>(function(w,d,s,l,i){w[l]=w[l]||[];var f=d.getElementsByTagName(s)[0],j=d.createElement(s);"
+       "j.async=true;j.src='https://www.googletagmanager.com/gtm.js?id='+i;f.parentNode.insertBefore(j,f);"
+       "})(window,document,'script','dataLayer','GTM-ABC1234');</script>")
+ADSENSE = ('<script>google_ad_client = "ca-pub-1234567890123456";</script>'
+           '<script src="http://pagead2.googlesyndication.com/pagead/show_ads.js"></script>')
+OSD = '<script src="http://pagead2.googlesyndication.com/pagead/osd.js"></script>'
+
+
+def test_google_ad_and_tag_products_are_told_apart(engine: Engine, compat: Engine) -> None:
+    # googletag is Google Publisher Tag's global, not Google Tag Manager's
+    gpt = detected(engine, "https://site.example/", GPT)
+    assert "Google Publisher Tag" in gpt and "Google Tag Manager" not in gpt
+    assert "Google Tag Manager" in detected(engine, "https://site.example/", GTM)
+    # the classic AdSense code is AdSense, not Ad Exchange
+    adsense = detected(engine, "https://site.example/", ADSENSE)
+    assert "Google AdSense" in adsense and "DoubleClick Ad Exchange (AdX)" not in adsense
+    # Active View's osd.js comes with Ad Manager ads: no AdSense
+    assert "Google AdSense" not in detected(engine, "https://site.example/", GPT + OSD)
+    assert "DoubleClick Ad Exchange (AdX)" in detected(compat, "https://site.example/", ADSENSE)
+
+
+def test_hsts_switched_off_is_no_hsts(engine: Engine) -> None:
+    on = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
+    off = {"Strict-Transport-Security": "max-age=0"}
+    assert "HSTS" in detected(engine, "https://site.example/", "<p>x</p>", on)
+    assert "HSTS" not in detected(engine, "https://site.example/", "<p>x</p>", off)

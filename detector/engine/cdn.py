@@ -22,7 +22,7 @@ and a key that two technologies share is left out, so an index hit names one tec
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -159,8 +159,11 @@ def match_cdn(urls: Iterable[str], index: Mapping[str, T]) -> list[tuple[T, str,
 _HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 
 
-def stylesheet_urls(html: str, limit: int = 200) -> list[str]:
+def stylesheet_urls(html: str, limit: int = 200, hosts: Sequence[str] = HOSTS) -> list[str]:
     """The hrefs of ``<link>`` tags that point at a package CDN (resource hints left out).
+
+    ``hosts``: the CDN hosts to look for (of :data:`HOSTS`, in its order), when the caller
+    knows which of them occur.
 
     >>> stylesheet_urls('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/a@1/a.css">'
     ...                 '<link rel="preconnect" href="https://cdn.jsdelivr.net/npm/b@1/">')
@@ -169,7 +172,7 @@ def stylesheet_urls(html: str, limit: int = 200) -> list[str]:
     from detector.engine.evidence import is_hint_rel, tag_rel
 
     out: list[str] = []
-    for host in HOSTS:
+    for host in hosts:
         pos = html.find(host)
         while pos >= 0 and len(out) < limit:
             lt = html.rfind("<", max(0, pos - 2048), pos)

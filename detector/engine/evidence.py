@@ -33,6 +33,11 @@ HINT_RELS = frozenset({"preconnect", "dns-prefetch", "preload", "prefetch", "mod
 #: Why a hit is weak (it counts only alongside a strong hit of the same technology).
 WEAK_HINT = "resource hint"
 WEAK_COMMENT = "snippet comment"
+WEAK_POLICY = "policy allowance"
+WEAK_BUCKET = "another party's bucket"
+#: Response headers whose values list what a page *may* load or connect to (a security
+#: policy's allowances), not what it does: a match in them is weak, like a resource hint.
+POLICY_HEADERS = frozenset({"content-security-policy", "content-security-policy-report-only"})
 _REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 #: How far back a hit looks for the start of the tag or comment it sits in.
 _LOOKBACK = 4096
@@ -366,6 +371,37 @@ def site_of(url: str) -> str:
     if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3:
         return ".".join(labels[-3:])
     return ".".join(labels[-2:])
+
+
+#: An Amazon S3 URL: the bucket as a virtual host (``BUCKET.s3.REGION.amazonaws.com``) or
+#: the first path segment of a path-style URL (``s3.amazonaws.com/BUCKET/key``).
+_S3_URL = re.compile(
+    r"(?:^|//)(?:([a-z0-9][a-z0-9.-]{0,62})\.)?s3(?:[.-][a-z0-9-]{1,30}){0,3}\.amazonaws\.com(?::\d{1,5})?(/[^?#]{0,1024})?",
+    re.IGNORECASE)
+
+
+def foreign_bucket(url: str, matched: str, page_url: str) -> bool:
+    """Whether a match on an object-storage host (``s3...amazonaws.com``) names another party's
+    bucket: one named after a domain (``downloads.mailchimp.com``, ``prod.iqdcontroller.iqdigital``)
+    none of whose labels is the page's site name.  A vendor serving its script from its own
+    bucket does not put the site on S3; an opaquely named bucket
+    (``cw-production-assetsbucket-8j84s.s3.amazonaws.com``) says nothing of its owner and counts.
+
+    >>> foreign_bucket("https://s3.amazonaws.com/downloads.mailchimp.com/js/mc-validate.js", "s3.amazonaws.com/", "http://money.cnn.com/")
+    True
+    >>> foreign_bucket("https://assets.cnn.com.s3.amazonaws.com/a.js", "s3.amazonaws.com/", "http://money.cnn.com/")
+    False
+    >>> foreign_bucket("https://cw-assets-8j84s.s3.amazonaws.com/a.js", "s3.amazonaws.com/", "https://caktusgroup.com/")
+    False
+    """
+    if "amazonaws.com" not in matched.lower():
+        return False  # the match is about the file, not the storage host
+    m = _S3_URL.search(url)
+    own = site_of(page_url).split(".", 1)[0]
+    if m is None or not own:
+        return False
+    bucket = m.group(1) or (m.group(2) or "/").lstrip("/").split("/", 1)[0]
+    return "." in bucket and own not in bucket.lower().split(".")
 
 
 def path_rule_elsewhere(href: str, branches: tuple[tuple[str, ...], ...], page_url: str) -> bool:

@@ -28,6 +28,7 @@ read with a bounded pattern, at most :data:`MAX_ANCHORS` anchors are looked at a
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 
 #: Anchors looked at per page (literals that start a URL, ``src`` assignments...).
 MAX_ANCHORS = 4000
@@ -59,10 +60,9 @@ _ABSOLUTE = re.compile(r"(?:https?:)?//[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,8}
                        re.IGNORECASE)
 _CODE_PATH = re.compile(r"\.m?js(?:$|[/?#-])|/js/", re.IGNORECASE)
 _SCRIPT_WORD = re.compile(r"script", re.IGNORECASE)
-_NOT_CODE = re.compile(
-    r"\.(?:png|jpe?g|gif|svg|webp|avif|ico|bmp|tiff?|woff2?|ttf|otf|eot|mp[34]|webm|ogg|wav|m4a|mov|pdf|zip)$",
-    re.IGNORECASE,
-)
+#: Extensions of files that are not code (images, fonts, media, documents), lower case.
+_NOT_CODE = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico", "bmp", "tif", "tiff", "woff", "woff2",
+                       "ttf", "otf", "eot", "mp3", "mp4", "webm", "ogg", "wav", "m4a", "mov", "pdf", "zip"})
 
 
 def _unescape(text: str) -> str:
@@ -173,10 +173,26 @@ def loader_urls(code: str, page_url: str = "") -> list[str]:
         return []
     out: list[str] = []
     seen: set[str] = set()
+    script_words: list[int] | None | bool = None  # where the word "script" starts, found once
+
+    def after_script(pos: int) -> bool:
+        """Whether the word ``script`` ends within CONTEXT characters before ``pos``."""
+        nonlocal script_words
+        if script_words is None:
+            script_words = _script_words(code)
+        lo = max(0, pos - CONTEXT)
+        if script_words is False:
+            return _SCRIPT_WORD.search(code, lo, pos) is not None
+        assert not isinstance(script_words, bool)
+        return _word_between(script_words, lo, pos - len("script"))
+
     for pos, kind, quote in _anchors(code):
         if len(out) >= MAX_LOADER_URLS:
             break
-        url = _clean(_chain(code, pos, quote))
+        raw = _chain(code, pos, quote)
+        if kind != 2 and "j" not in raw and "J" not in raw and "\\" not in raw and not after_script(pos):
+            continue  # no code path can be in it (no "j", no escape), and no "script" before it
+        url = _clean(raw)
         if not url:
             continue
         if kind == 4:
@@ -187,13 +203,42 @@ def loader_urls(code: str, page_url: str = "") -> list[str]:
         if not url or url in seen:
             continue
         path = url.split("#", 1)[0].split("?", 1)[0]
-        if _NOT_CODE.search(path):
+        dot = path.rfind(".")
+        if dot >= 0 and path[dot + 1 :].lower() in _NOT_CODE:
             continue
-        if kind != 2 and not _CODE_PATH.search(url) and not _SCRIPT_WORD.search(code, max(0, pos - CONTEXT), pos):
+        if kind != 2 and not _CODE_PATH.search(url) and not after_script(pos):
             continue
         seen.add(url)
         out.append(url)
     return out
+
+
+def _script_words(code: str) -> list[int] | bool:
+    """Where ``script`` starts in ``code`` (any case), in order; False when the code is not
+    ASCII (case folding beyond ASCII is left to the regular expression).
+
+    >>> _script_words("a Script; SCRIPT"), _script_words("\u017fcript")
+    ([2, 10], False)
+    """
+    if not code.isascii():
+        return False
+    low = code.lower()
+    out: list[int] = []
+    i = low.find("script")
+    while i >= 0:
+        out.append(i)
+        i = low.find("script", i + 6)
+    return out
+
+
+def _word_between(starts: list[int], lo: int, hi: int) -> bool:
+    """Whether one of the sorted ``starts`` lies in ``[lo, hi]``.
+
+    >>> _word_between([3, 40], 10, 39), _word_between([3, 40], 10, 40)
+    (False, True)
+    """
+    i = bisect_left(starts, lo)
+    return i < len(starts) and starts[i] <= hi
 
 
 def _absolute_url(url: str, page_url: str, *, relative_ok: bool) -> str:

@@ -34,10 +34,14 @@ from detector.engine.cache import cache_path, read_cache, write_cache
 from detector.engine.cdn import HOSTS as CDN_HOSTS
 from detector.engine.cdn import build_index, match_cdn, package_key, stylesheet_urls
 from detector.engine.evidence import (
+    POLICY_HEADERS,
     REFINED_RULES,
+    WEAK_BUCKET,
     WEAK_HINT,
+    WEAK_POLICY,
     anchor_counts,
     anchor_substrings,
+    foreign_bucket,
     html_weakness,
     is_hint_rel,
     is_share_link,
@@ -296,6 +300,8 @@ class _GlobalRule:
     strength: int
     confidence: int
     order: int
+    #: For the root of a rule's dotted path: the members of which code must name one.
+    members: tuple[str, ...] = ()
     hyperscan: str | None = None
     literals: frozenset[str] | None = None
 
@@ -414,12 +420,22 @@ class Engine:
         self._prefilters_globals: Prefilter = (
             HyperscanPrefilter(self._globals, caseless=False) if self.use_hyperscan else LiteralPrefilter(self._globals))
         self._prefilters: dict[str, Prefilter] = {}
+        #: The DOM rules' second literals (``also``) that the HTML scan finds too, by literal:
+        #: its index among the HTML prefilter's entries (see _match_dom).
+        self._also_ids: dict[bytes, int] = {}
         for kind in TEXT_KINDS:
             entries: list[Any] = list(self._text_rules[kind])
             if kind == "html":
                 entries += [_Gate(d.gate) for d in self._dom]
                 if self.mode == "detector":  # package-CDN hosts in the HTML (stylesheet links)
                     entries += [_Gate(frozenset({host})) for host in CDN_HOSTS]
+                self._cdn_gates_end = len(entries) - len(self._text_rules[kind])
+                for lit in sorted({lit for d in self._dom for lit in d.also or ()}):
+                    # One scan finds them all; a literal the caseless scan cannot stand for
+                    # (upper case, beyond ASCII) stays a substring test on the lower-cased HTML.
+                    if lit.isascii() and lit == lit.lower():
+                        self._also_ids[lit] = len(entries) - len(self._text_rules[kind])
+                        entries.append(_Gate(frozenset({lit.decode("ascii")})))
             self._prefilters[kind] = self._make_prefilter(entries)
         self._prefilters["scriptSrc"] = self._make_prefilter(self._script_rules)
         # Names with many patterns (server, x-powered-by, generator...) get a prefilter too.
@@ -516,7 +532,7 @@ class Engine:
             folders = build_asset_index((s.name, s.rules) for s in ordered)
             self._asset_index = {key: self._index[name] for key, name in folders.items()}
             self._compile_globals(ordered)
-        self._main = [t for t, tech in enumerate(self._techs) if not tech.requires and not tech.requires_category]
+        self._main = frozenset(t for t, tech in enumerate(self._techs) if not tech.requires and not tech.requires_category)
 
     def _pattern(self, sig: Signature, where: str, text: Any, problems: list[str]) -> Pattern | None:
         try:
@@ -587,6 +603,8 @@ class Engine:
         for t, sig in enumerate(ordered):
             tech_key = package_key(sig.name)
             chosen: dict[str, int] = {}
+            members: dict[str, set[str]] = {}
+            direct: set[str] = set()
             for key, texts in (sig.rules.get("js") or {}).items():
                 name = str(key).removeprefix("window.")
                 if not usable_name(name):
@@ -595,12 +613,19 @@ class Engine:
                     spec = parse_pattern(text)
                     if accepts_any_value(spec.regex):
                         chosen[name] = max(chosen.get(name, 0), spec.confidence)
-                root = name.split(".", 1)[0]
-                if root != name and usable_name(root) and root not in chosen and (
+                        direct.add(name)
+                root, _, rest = name.partition(".")
+                if rest and usable_name(root) and root not in direct and (
                         roots.get(root) == {t} or package_key(root) == tech_key):
                     chosen[root] = 100
+                    # The rule names a member (google_tag_params.ecomm_pagetype): the root
+                    # counts where code names one of the members too, unless the root is the
+                    # technology's own name.
+                    if package_key(root) != tech_key:
+                        members.setdefault(root, set()).add(rest.split(".", 1)[0])
             for n, (name, confidence) in enumerate(sorted(chosen.items())):
-                self._globals.append(_GlobalRule(t, name, name_strength(name, tech_key), confidence, n))
+                needs = () if name in direct else tuple(sorted(members.get(name, ())))
+                self._globals.append(_GlobalRule(t, name, name_strength(name, tech_key), confidence, n, needs))
 
     def _compile_dom(self, t: int, sig: Signature, value: Any, problems: list[str]) -> None:
         spec: Mapping[str, Any]
@@ -812,6 +837,10 @@ class Engine:
                 weak = html_weakness(value, m.text)
             elif rule.kind == "scripts":
                 weak = script_weakness(value, m.text)
+            elif rule.kind == "headers" and rule.key in POLICY_HEADERS:
+                weak = WEAK_POLICY
+            elif rule.kind == "scriptSrc" and foreign_bucket(value, m.text, url):
+                weak = WEAK_BUCKET
         hits.setdefault(rule.tech, []).append(
             _Hit(order, rule.tech, rule.kind, rule.key, rule.pattern.regex, _excerpt(m.text, value),
                  rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
@@ -825,11 +854,12 @@ class Engine:
                 _Hit(rule.order, rule.tech, rule.kind, rule.key, rule.pattern.regex, m.group(0), "",
                      rule.pattern.spec.confidence, url))
 
-    def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]) -> bool:
-        """Match the text kinds (and the DOM rules whose gates pass); return whether a
-        package-CDN host occurs in the HTML (default mode)."""
+    def _match_text_kinds(self, parsed: ParsedPage, hits: dict[int, list[_Hit]], dom_hits: dict[int, list[_Hit]]
+                          ) -> tuple[str, ...]:
+        """Match the text kinds (and the DOM rules whose gates pass); return the package-CDN
+        hosts that occur in the HTML (default mode)."""
         acc = self.accelerate
-        cdn_hosts = False
+        cdn_hosts: tuple[str, ...] = ()
         values = {"url": parsed.url, "html": parsed.html, "text": parsed.text, "css": parsed.css, "scripts": parsed.scripts}
         for kind in TEXT_KINDS:
             value = values[kind]
@@ -861,11 +891,12 @@ class Engine:
                 else:
                     gates.append(i - n)
             if kind == "html":
-                dom_gates = len(self._dom)
-                cdn_hosts = any(g >= dom_gates for g in gates)
+                dom_gates, cdn_end = len(self._dom), self._cdn_gates_end
+                cdn_hosts = tuple(CDN_HOSTS[g - dom_gates] for g in sorted(gates) if dom_gates <= g < cdn_end)
                 if parsed.dom is not None:
-                    low = html_view.lower() if html_view is not None else value.lower().encode("utf-8", "surrogatepass")
-                    self._match_dom(parsed, sorted(g for g in gates if g < dom_gates), dom_hits, low)
+                    found = {g for g in gates if g >= cdn_end}
+                    self._match_dom(parsed, sorted(g for g in gates if g < dom_gates), dom_hits,
+                                    _AlsoLiterals(self._also_ids, found, html_view, value))
         return cdn_hosts
 
     def _match_scripts(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
@@ -888,13 +919,16 @@ class Engine:
             return
         for i in sorted(self._prefilters_globals.candidates(code)):
             rule = self._globals[i]
+            if rule.members and not any(member in code for member in rule.members):
+                continue
             found = global_use(code, rule.name, rule.strength)
             if found:
                 hits.setdefault(rule.tech, []).append(
                     _Hit((99, 0, rule.order), rule.tech, "jsGlobal", rule.name, "", _excerpt(found, found), "",
                          loader_confidence(rule.confidence), parsed.url))
 
-    def _match_cdn(self, parsed: ParsedPage, loaded: list[str], hits: dict[int, list[_Hit]], in_html: bool) -> None:
+    def _match_cdn(self, parsed: ParsedPage, loaded: list[str], hits: dict[int, list[_Hit]],
+                   in_html: Sequence[str]) -> None:
         """Technologies and versions that package-CDN paths name (source ``cdn_path``): in
         script URLs and stylesheet links at the rule's full confidence, in URLs that inline
         code builds at the script_loader's."""
@@ -902,7 +936,7 @@ class Engine:
         if not index:
             return
         rank = KIND_RANK["scriptSrc"]
-        strong = [*parsed.script_src, *(stylesheet_urls(parsed.html) if in_html else ())]
+        strong = [*parsed.script_src, *(stylesheet_urls(parsed.html, hosts=in_html) if in_html else ())]
         found = [(t, v, url, 100) for t, v, url in match_cdn(strong, index)]
         seen = set(strong)
         found += [(t, v, url, loader_confidence(100))
@@ -946,7 +980,8 @@ class Engine:
                 hits.setdefault(rule.tech, []).append(
                     _Hit((rank, 1, u, rule.order[2]), rule.tech, "scriptLoader", "", rule.pattern.regex,
                          _excerpt(m.text, src), rule.pattern.version_for(m),
-                         loader_confidence(rule.pattern.spec.confidence), parsed.url)
+                         loader_confidence(rule.pattern.spec.confidence), parsed.url,
+                         weak=WEAK_BUCKET if foreign_bucket(src, m.text, parsed.url) else "")
                 )
 
     def _match_keyed(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
@@ -969,15 +1004,18 @@ class Engine:
                     for rule in chosen:
                         self._add(hits, rule, value, rule.order + (v,), parsed.url, acc)
 
-    def _match_dom(self, parsed: ParsedPage, gates: list[int], dom_hits: dict[int, list[_Hit]], low: bytes) -> None:
-        """Evaluate the DOM rules whose gates passed; ``low`` is the lower-cased HTML as bytes."""
+    def _match_dom(self, parsed: ParsedPage, gates: list[int], dom_hits: dict[int, list[_Hit]],
+                   also: _AlsoLiterals) -> None:
+        """Evaluate the DOM rules whose gates passed; ``also`` says which second literals the HTML has."""
         tree = parsed.dom
         assert tree is not None
         cache: dict[str, list[Any]] = {}
+        filtered: dict[str, tuple[list[Any], list[bool]]] = {}
         acc = self.accelerate
+        detector = self.mode == "detector"
         for g in gates:
             rule = self._dom[g]
-            if rule.also and not any(lit in low for lit in rule.also):
+            if rule.also and not also.any_of(rule.also):
                 continue
             nodes = cache.get(rule.selector)
             if nodes is None:
@@ -987,13 +1025,13 @@ class Engine:
                     nodes = []
                 cache[rule.selector] = nodes
             hints: list[bool] = []
-            if self.mode == "detector":
-                if rule.anchors is not None:
-                    nodes = [x for x in nodes
-                             if x.tag != "a" or _anchor_counts(x.attributes.get("href") or "", rule.anchors, parsed.url)]
-                # A <link> without an href links nothing (an RSS <link rel=alternate> offers no feed).
-                nodes = [x for x in nodes if x.tag != "link" or (x.attributes.get("href") or "").strip()]
-                hints = [x.tag == "link" and is_hint_rel(x.attributes.get("rel")) for x in nodes]
+            if detector and nodes:
+                # The default mode's node rules depend on the selector alone (its anchors come
+                # from it): filtered once per selector.
+                kept = filtered.get(rule.selector)
+                if kept is None:
+                    kept = filtered[rule.selector] = _counted_nodes(nodes, rule.anchors, parsed.url)
+                nodes, hints = kept
             if not nodes:
                 continue
             out = dom_hits.setdefault(rule.tech, [])
@@ -1044,7 +1082,8 @@ class Engine:
             return []
         if self.mode == "detector":
             hits, dom_hits = _drop_weak(hits, dom_hits)
-        seq = batch(t for t in self._main if t in hits or t in dom_hits)
+        main = self._main
+        seq = batch(sorted(t for t in hits.keys() | dom_hits.keys() if t in main))
         done_names: set[str] = set()
         done_cats: set[int] = set()
         # Until nothing changes: every round adds a requirement met for the first time, and
@@ -1132,6 +1171,57 @@ class Engine:
         ]
         evidence += [Evidence("implied", "", name, confidence=r.confidence) for name in r.implied_by]
         return Detection(tech.name, r.version or None, r.confidence, tech.categories, tuple(evidence), tuple(r.implied_by))
+
+
+class _AlsoLiterals:
+    """Which of the DOM rules' second literals occur in the lower-cased HTML: the ones the
+    HTML scan looked for (``ids``) from its result (``found``), any other by a substring test."""
+
+    __slots__ = ("_low", "found", "ids", "value", "view")
+
+    def __init__(self, ids: Mapping[bytes, int], found: set[int], view: bytes | None, value: str) -> None:
+        self.ids, self.found, self.view, self.value = ids, found, view, value
+        self._low: bytes | None = None
+
+    def any_of(self, literals: Iterable[bytes]) -> bool:
+        """Whether one of ``literals`` occurs in the HTML, case folded."""
+        for lit in literals:
+            i = self.ids.get(lit)
+            if i is not None:
+                if i in self.found:
+                    return True
+                continue
+            if self._low is None:
+                self._low = (self.view.lower() if self.view is not None
+                             else self.value.lower().encode("utf-8", "surrogatepass"))
+            if lit in self._low:
+                return True
+        return False
+
+
+def _counted_nodes(nodes: Sequence[Any], anchors: tuple[tuple[str, ...], ...] | None, page_url: str
+                   ) -> tuple[list[Any], list[bool]]:
+    """The nodes a DOM rule's selector found that count in the default mode, and for each
+    whether it is a resource hint (weak evidence): an anchor found by an href substring counts
+    only as :func:`_anchor_counts` says, and a ``<link>`` without an href links nothing (an RSS
+    ``<link rel=alternate>`` offers no feed)."""
+    kept: list[Any] = []
+    hints: list[bool] = []
+    for x in nodes:
+        tag = x.tag
+        if tag == "a":
+            if anchors is not None and not _anchor_counts(x.attributes.get("href") or "", anchors, page_url):
+                continue
+        elif tag == "link":
+            attrs = x.attributes
+            if not (attrs.get("href") or "").strip():
+                continue
+            kept.append(x)
+            hints.append(is_hint_rel(attrs.get("rel")))
+            continue
+        kept.append(x)
+        hints.append(False)
+    return kept, hints
 
 
 def _anchor_counts(href: str, anchors: tuple[tuple[str, ...], ...], page_url: str) -> bool:
