@@ -122,7 +122,7 @@ async def throughput(proxy: str, hosts: list[str], concurrency: int) -> dict[str
 
 def auto_share(pages: list[dict[str, Any]]) -> dict[str, Any]:
     """How many corpus sites ``--render auto`` renders, and why."""
-    from detector.engine.browser import RenderAdvisor, StaticTechnology
+    from detector.engine.browser import RenderAdvisor, static_technologies
     from detector.engine.cases import page_from_case
     from detector.engine.match import Engine
 
@@ -133,7 +133,7 @@ def auto_share(pages: list[dict[str, Any]]) -> dict[str, Any]:
     started = time.monotonic()
     for case in pages:
         page = page_from_case(case)
-        found = [StaticTechnology(d.technology, d.version, d.confidence) for d in engine.detect(page)]
+        found = static_technologies(engine.detect(page))
         reasons = advisor.reasons(page.html, found)
         if reasons:
             rendered += 1
@@ -192,7 +192,7 @@ async def recall(proxy: str, pages: list[dict[str, Any]], timeout: float) -> dic
         snaps = await asyncio.gather(*(renderer.render(f"http://p{index[pid]}.test/") for pid in ids))
     finally:
         await renderer.close()
-    from detector.engine.browser import RenderAdvisor, StaticTechnology
+    from detector.engine.browser import RenderAdvisor, static_technologies
 
     advisor = RenderAdvisor(engine.library)
     static: dict[str, list[str]] = {}
@@ -205,8 +205,7 @@ async def recall(proxy: str, pages: list[dict[str, Any]], timeout: float) -> dic
         extra = [Page(url=page.url, html=snap.html, js=snap.js, xhr=tuple(snap.xhr),
                       dom_properties=snap.dom_properties, tier="rendered")] if snap.read else []
         both[pid] = [d.technology for d in engine.detect_site([page, *extra])]
-        wanted = advisor.reasons(page.html, [StaticTechnology(d.technology, d.version, d.confidence)
-                                             for d in static_found])
+        wanted = advisor.reasons(page.html, static_technologies(static_found))
         auto[pid] = both[pid] if wanted else static[pid]
     labelled = {pid: labels[pid] for pid in ids}
     s, b = score(labelled, static, engine.technologies), score(labelled, both, engine.technologies)

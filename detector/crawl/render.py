@@ -1,11 +1,17 @@
 """The rendered tier: Debian's Chromium, driven by Playwright, reads what only a browser sees.
 
-One :class:`Renderer` per crawl holds one browser; each site's landing page gets its own
-browser context (cookies and storage of one site never reach another), closed when the page
-is read.  Playwright is driven directly on the crawl's asyncio event loop rather than through
+One :class:`Renderer` per crawl holds one browser.  Each page is read in a tab of its own
+browser context; a context whose page was read cleanly is reused for the next site, up to
+``sites_per_context`` sites (16), with its cookies and permissions cleared and its tab left on
+``about:blank`` in between: opening a tab costs Chromium about a CPU-second, several times
+what reading a typical page does, and storage is per origin, so no site reads what another
+left.  A page that timed out, crashed or failed closes its context.  Playwright is driven
+directly on the crawl's asyncio event loop rather than through
 scrapy-playwright: a scrapy-playwright request takes one of the crawl's download slots for
 the whole render (seconds), so renders would starve static fetching; here the tier has its own
 budget (``concurrency``, default 4) and its own queue, and static fetching never waits for it.
+The per-page timeout counts from when the page gets one of those slots, not from when it was
+queued.
 
 Per page: images, media, fonts, stylesheets and subframe documents are not fetched (scripts,
 XHR and fetch always are), the
@@ -144,10 +150,26 @@ class RenderSettings:
     allow_private: bool = False
     user_agent: str | None = None
     max_html: int = 5 * 1024 * 1024
+    #: Sites one browser context (and its tab) serves before it is replaced; 1: a fresh
+    #: context per site.  Opening a tab costs Chromium about 1 CPU-second, far more than
+    #: reading a page in it, so a tab that read its page cleanly moves on to the next site
+    #: (its cookies cleared; storage is per origin, so no site reads another's).
+    sites_per_context: int = 16
+
+
+@dataclass(slots=True)
+class _Tab:
+    """A browser context with its one tab, reused for up to ``sites_per_context`` sites."""
+
+    browser: Any
+    context: Any
+    page: Any = None
+    snap: Snapshot | None = None  # the page being read: the route and dialog handlers count into it
+    sites: int = 0
 
 
 class Renderer:
-    """One browser for a crawl; ``await render(url)`` reads one page in a fresh context."""
+    """One browser for a crawl; ``await render(url)`` reads one page in a tab of its own."""
 
     def __init__(self, chains: Sequence[str], properties: Sequence[tuple[str, str]],
                  settings: RenderSettings | None = None) -> None:
@@ -157,6 +179,8 @@ class Renderer:
         self.slots = asyncio.Semaphore(max(1, self.settings.concurrency))
         self.outcomes: Counter[str] = Counter()
         self.launches = 0
+        self.contexts = 0  # browser contexts opened
+        self._idle: list[_Tab] = []
         self._pw: Any = None
         self._browser: Any = None
         self._launching: asyncio.Lock | None = None
@@ -210,6 +234,7 @@ class Renderer:
     async def close(self) -> None:
         """Close the browser and Playwright; reap what the browser left behind."""
         self._closed = True
+        self._idle.clear()  # their contexts close with the browser
         browser, self._browser = self._browser, None
         if browser is not None:
             with contextlib.suppress(Exception):
@@ -226,7 +251,10 @@ class Renderer:
 
     # ------------------------------------------------------------------ one page
     async def render(self, url: str) -> Snapshot:
-        """Render ``url`` in a fresh context within the budget; never raises for the page's faults."""
+        """Render ``url`` in a tab of its own within the budget; never raises for the page's faults.
+
+        The timeout counts from when the page gets a slot, not from when it was queued.
+        """
         snap = Snapshot(url)
         refused = await self._refusal(url)
         if refused:
@@ -241,14 +269,14 @@ class Renderer:
                 snap.message = str(exc)
                 self.outcomes["failed"] += 1
                 return snap
-            context = None
+            tab: _Tab | None = None
+            reusable = False
             try:
-                context = await browser.new_context(
-                    ignore_https_errors=True, service_workers="block", accept_downloads=False,
-                    user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
-                )
-                await asyncio.wait_for(self._visit(context, snap), self.settings.timeout + READ_SECONDS)
+                tab = await self._take_tab(browser)
+                tab.snap = snap
+                await asyncio.wait_for(self._visit(tab.page, snap), self.settings.timeout + READ_SECONDS)
                 snap.outcome = "rendered"
+                reusable = True
             except (asyncio.TimeoutError, TimeoutError):
                 snap.outcome = "timeout"
                 snap.message = snap.message or (f"not read within {self.settings.timeout + READ_SECONDS:g} s; "
@@ -258,17 +286,58 @@ class Renderer:
                 snap.outcome = "crashed" if "crash" in text.lower() else "failed"
                 snap.message = text[:300]
             finally:
-                if context is not None:
-                    await self._close_context(context)
+                if tab is not None:
+                    tab.snap = None
+                    await self._give_back(tab, browser, reusable)
                 snap.seconds = round(time.monotonic() - started, 3)
         self.outcomes[snap.outcome] += 1
         return snap
 
-    async def _visit(self, context: Any, snap: Snapshot) -> None:
-        await context.route("**/*", lambda route, request: self._route(route, request, snap))
-        page = await context.new_page()
-        page.on("dialog", lambda dialog: self._dialog(dialog, snap))
-        page.on("popup", lambda popup: self._popup(popup, snap))
+    async def _take_tab(self, browser: Any) -> _Tab:
+        """An idle tab of this browser, or a new context with one tab."""
+        while self._idle:
+            tab = self._idle.pop()
+            if tab.browser is browser:
+                return tab
+        context = await browser.new_context(
+            ignore_https_errors=True, service_workers="block", accept_downloads=False,
+            user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
+        )
+        self.contexts += 1
+        tab = _Tab(browser, context)
+        try:
+            await context.route("**/*", lambda route, request: self._route(route, request, tab.snap))
+            tab.page = await context.new_page()
+        except Exception:
+            await self._close_context(context)
+            raise
+        tab.page.on("dialog", lambda dialog: self._dialog(dialog, tab.snap))
+        tab.page.on("popup", lambda popup: self._popup(popup, tab.snap))
+        return tab
+
+    async def _give_back(self, tab: _Tab, browser: Any, reusable: bool) -> None:
+        """Keep a tab that read its page cleanly for the next site (cookies cleared, left on
+        about:blank), at most ``sites_per_context`` sites; close any other."""
+        tab.sites += 1
+        if (reusable and not self._closed and tab.sites < self.settings.sites_per_context
+                and browser is self._browser):
+            try:
+                await asyncio.wait_for(self._blank(tab), 5)
+                self._idle.append(tab)
+                return
+            except Exception as exc:  # noqa: BLE001 - a tab that will not go blank is closed
+                log.debug("a tab would not go blank (%r); closing its context", exc)
+        await self._close_context(tab.context)
+
+    @staticmethod
+    async def _blank(tab: _Tab) -> None:
+        await tab.page.goto("about:blank")
+        for extra in tab.context.pages[1:]:  # windows opened late
+            await extra.close()
+        await tab.context.clear_cookies()
+        await tab.context.clear_permissions()
+
+    async def _visit(self, page: Any, snap: Snapshot) -> None:
         budget = max(0.5, self.settings.timeout - self.settings.settle)
         try:
             response = await page.goto(snap.url, wait_until="domcontentloaded", timeout=budget * 1000)
@@ -300,8 +369,11 @@ class Renderer:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(browser.close(), 5)
 
-    async def _route(self, route: Any, request: Any, snap: Snapshot) -> None:
+    async def _route(self, route: Any, request: Any, snap: Snapshot | None) -> None:
         try:
+            if snap is None:  # between two sites: nothing is fetched
+                await route.abort("blockedbyclient")
+                return
             if request.resource_type in BLOCKED_TYPES or (
                     request.resource_type == "document" and _in_subframe(request)):
                 snap.blocked += 1
@@ -321,13 +393,17 @@ class Renderer:
             return
 
     @staticmethod
-    def _dialog(dialog: Any, snap: Snapshot) -> None:
-        snap.dialogs += 1
-        asyncio.ensure_future(_quietly(dialog.dismiss()))
+    def _dialog(dialog: Any, snap: Snapshot | None) -> None:
+        if snap is not None:
+            snap.dialogs += 1
+        # "Leave page?" is answered yes, so the tab can move on to the next site.
+        leave = getattr(dialog, "type", "") == "beforeunload"
+        asyncio.ensure_future(_quietly(dialog.accept() if leave else dialog.dismiss()))
 
     @staticmethod
-    def _popup(popup: Any, snap: Snapshot) -> None:
-        snap.popups += 1
+    def _popup(popup: Any, snap: Snapshot | None) -> None:
+        if snap is not None:
+            snap.popups += 1
         asyncio.ensure_future(_quietly(popup.close()))
 
     # ------------------------------------------------------------------ network policy
@@ -512,10 +588,9 @@ class RenderStage:
             return []
         if self.mode == "on":
             return ["--render on"]
-        from detector.engine.browser import StaticTechnology
+        from detector.engine.browser import static_technologies
 
-        techs = [StaticTechnology(d.technology, d.version, d.confidence) for d in found]
-        reasons: list[str] = self.advisor.reasons(html, techs)
+        reasons: list[str] = self.advisor.reasons(html, static_technologies(found))
         return reasons
 
     async def room(self) -> None:
