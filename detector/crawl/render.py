@@ -74,8 +74,13 @@ CHROMIUM_ARGS = (
     "--no-default-browser-check", "--disable-client-side-phishing-detection", "--no-pings",
     "--disable-breakpad", "--disable-crash-reporter", "--disable-dev-shm-usage", "--disable-gpu",
     "--mute-audio", "--metrics-recording-only", "--js-flags=--max-old-space-size=512",
+    # Subframe documents are never loaded, so isolating sites in processes buys nothing and
+    # costs a renderer process per site (about 12% of the CPU on the dev corpus); a reused tab
+    # keeps no page in the back-forward cache.
+    "--disable-site-isolation-trials", "--renderer-process-limit=8",
     ("--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
-     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,DnsOverHttps"),
+     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,DnsOverHttps,"
+     "IsolateOrigins,site-per-process,BackForwardCache"),
 )
 _PR_SET_CHILD_SUBREAPER = 36
 #: Seconds a page has to be read after its timeout to load and settle: a slow page is still

@@ -78,6 +78,11 @@ COMMON_GLOBALS = frozenset({
 #: (a jQuery version is not worth a browser); they are still read when a page is rendered.
 LOW_VALUE_CATEGORIES = frozenset({"JavaScript libraries", "UI frameworks", "Font scripts", "JavaScript graphics",
                                   "Miscellaneous"})
+#: Categories of the site's own platform, where a version says what the site runs and how old
+#: it is; elsewhere (front-end libraries and frameworks, widgets, SaaS scripts) a version only
+#: js rules read is no reason to render.
+VERSION_CATEGORIES = frozenset({"CMS", "Ecommerce", "Web frameworks", "Blogs", "Wikis", "Message boards", "LMS",
+                                "DMS", "Static site generator", "Page builders", "Documentation"})
 #: What tag managers deliver: when the static pass already found one of these, the page
 #: carries its tags itself and a container adds no reason to render.
 TAG_CATEGORIES = frozenset({"Analytics", "Advertising", "Retargeting", "Marketing automation", "A/B Testing",
@@ -154,8 +159,10 @@ class RenderAdvisor:
 
     1. *candidate*: a technology found with confidence under 50 that has ``js`` or ``dom``
        property rules, which can confirm it;
-    2. *version*: a self-hosted technology found without a version that only its ``js`` rules
-       read (not SaaS; not a utility library: a jQuery version alone is not worth a browser);
+    2. *version*: a self-hosted technology of the site's platform (CMS, ecommerce, web
+       framework...: :data:`VERSION_CATEGORIES`) found without a version that only its ``js``
+       rules read (a SaaS script's version is the vendor's, the same on every site; a
+       front-end library's or a widget's alone is not worth a browser);
     3. *tag manager*: a container the page runs (a script tag, a loader snippet: not a
        comment, a ``<noscript>`` frame or a global's name) while the static pass found no
        technology of the kinds containers deliver (analytics, advertising, marketing...: a
@@ -193,7 +200,7 @@ class RenderAdvisor:
                     if len(root) >= 3 and root not in COMMON_GLOBALS:
                         self.roots.setdefault(root, {}).setdefault(sig.name, []).append(str(chain))
                     if (any("\\;version:" in str(p) for p in as_list(patterns)) and not _static_version(sig.rules)
-                            and not sig.info.get("saas")):
+                            and not sig.info.get("saas") and VERSION_CATEGORIES.intersection(sig.categories)):
                         self.browser_versions.add(sig.name)
             dom = sig.rules.get("dom")
             if isinstance(dom, Mapping) and any(isinstance(r, Mapping) and "properties" in r for r in dom.values()):
