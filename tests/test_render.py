@@ -162,9 +162,11 @@ def test_app_shell_trigger(body: str, expected: str | None) -> None:
         ("<script>var q = search.indexName;</script>", True),  # a plain word with the rule's next segment
         ("<script>window.search = 1;</script>", True),
         ("<script>search.run(q);</script>", False),  # a plain word used as a page's own variable
+        ("<script>(function (w, n) { w['InlineStats'] = n; })(window, 'x');</script>", True),  # a loader snippet
+        ("<script>var o = {}; o['search'] = 1;</script>", False),
     ],
     ids=["used", "window-index", "script-file", "property", "in-a-url", "object-key", "json-ld", "plain-word-path",
-         "plain-word-window", "plain-word"],
+         "plain-word-window", "plain-word", "window-alias", "plain-word-key"],
 )
 def test_auto_advice_reads_globals_as_code_uses_them(head: str, named: bool) -> None:
     advisor = RenderAdvisor(load_signatures([SIGNATURES]))

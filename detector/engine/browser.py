@@ -103,6 +103,9 @@ SHELL_TEXT = 200
 #: indexed or assigned (``X.y``, ``X(``, ``X[``, ``X =``); and ``window.X`` / ``window["X"]``.
 _GLOBAL_USE = re.compile(r"(?<![\w$./\\:-])(?<!var )(?<!let )(?<!const )(?<!function )([A-Za-z_$][\w$]{2,60})\s*(?:[.(\[]|=(?!=))")
 _WINDOW_USE = re.compile(r"""\bwindow\s*(?:\.\s*([A-Za-z_$][\w$]{2,60})|\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\])""")
+#: A global assigned through an alias of ``window`` (``w['SalesmanagoObject'] = r`` in a loader
+#: snippet); counted for distinctive names only (not plain words).
+_INDEXED_SET = re.compile(r"""\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\]\s*=(?!=)""")
 _URL_NAME = re.compile(r"[A-Za-z_$][\w$]{2,60}")
 #: A root that is a plain word (``search``, ``analytics``, ``baseUrl``): code uses such names
 #: for its own variables, so only ``window.word`` or the rule's own ``word.next`` path counts.
@@ -171,7 +174,7 @@ class RenderAdvisor:
     4. *app shell*: an empty ``#root``/``#app``/``#__next``... mount, or scripts and under 200
        characters of text: the page is built in the browser;
     5. *named global*: a ``js`` rule's root global that inline code uses as a global
-       (``Intercom(``, ``window._paq``) or a script file is named after, of a technology the
+       (``Intercom(``, ``window._paq``, ``w['SalesmanagoObject'] =``) or a script file is named after, of a technology the
        static pass did not find.  A plain-word root (``search``, ``analytics``) counts only as
        ``window.word`` or with the rule's next segment (``search.indexName``); a root several
        technologies share (``jQuery``) only with its next segment.
@@ -263,6 +266,7 @@ class RenderAdvisor:
         ``NREUM``, ``_paq``)."""
         tokens = {t for t in _GLOBAL_USE.findall(code) if not (t.islower() and t.isalpha() and len(t) <= 5)}
         window = {a or b for a, b in _WINDOW_USE.findall(code)}
+        tokens.update(t for t in _INDEXED_SET.findall(code) if not _PLAIN_WORD.fullmatch(t))
         for url in urls:
             name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200]
             tokens.update(t for t in _URL_NAME.findall(name) if not (t.islower() and t.isalpha()))
