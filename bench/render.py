@@ -79,11 +79,10 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds of the live descendants of ``root`` (the browser's processes), with their reaped children."""
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """Every process: (parent pid, CPU seconds with its reaped children), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
+    out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -91,16 +90,26 @@ def tree_cpu_seconds(root: int) -> float:
             except OSError:
                 continue
             fields = raw[raw.rfind(")") + 2 :].split()
-            parents[int(entry)] = int(fields[1])
-            used[int(entry)] = sum(int(x) for x in fields[11:15]) / tick
-    tree, changed = {root}, True
+            out[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick)
+    return out
+
+
+def _descendants(roots: set[int], stats: dict[int, tuple[int, float]]) -> set[int]:
+    """The roots and every process below them."""
+    tree, changed = set(roots), True
     while changed:
         changed = False
-        for pid, ppid in parents.items():
+        for pid, (ppid, _) in stats.items():
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 changed = True
-    return sum(used.get(pid, 0.0) for pid in tree - {root})
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of the live descendants of ``root`` (the browser's processes), with their reaped children."""
+    stats = _proc_stats()
+    return sum(stats[pid][1] for pid in _descendants({root}, stats) - {root} if pid in stats)
 
 
 def load() -> str:
@@ -120,22 +129,7 @@ def start_server(path: Path) -> tuple[subprocess.Popen[str], str]:
 
 def pss_mb(pids: list[int]) -> float:
     """Proportional memory of processes and all their descendants, in MiB (shared pages split)."""
-    tree = set(pids)
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                raw = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(raw[raw.rfind(")") + 2 :].split()[1])
-            except OSError:
-                continue
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                changed = True
+    tree = _descendants(set(pids), _proc_stats())
     total = 0
     for pid in tree:
         try:
