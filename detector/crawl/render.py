@@ -357,7 +357,19 @@ class Renderer:
             # is there if the page still answers; the outer timeout bounds that too.
             snap.message = f"domcontentloaded not reached within {budget:g} s"
         await asyncio.sleep(self.settings.settle)
-        result = await page.evaluate(PROBE_SCRIPT, self.probe)
+        try:
+            result = await page.evaluate(PROBE_SCRIPT, self.probe)
+        except Exception as exc:
+            if "context was destroyed" not in str(exc):
+                raise
+            # The page moved on meanwhile (a meta refresh, location = ...): read where it went,
+            # if that is the same host (another site's technologies are not this site's).
+            with contextlib.suppress(Exception):
+                await page.wait_for_load_state("domcontentloaded", timeout=budget * 1000)
+            if _bare_host(page.url) != _bare_host(snap.url):
+                raise RuntimeError(f"the page moved to {page.url[:200]} while it was read (another host); "
+                                   "not read") from None
+            result = await page.evaluate(PROBE_SCRIPT, self.probe)
         snap.final_url = page.url
         snap.html = str(result.get("html") or "")
         snap.js = {str(k): str(v) for k, v in (result.get("js") or {}).items()}
@@ -452,6 +464,16 @@ async def _resolved_refusal(host: str) -> str | None:
         if reason:
             return reason
     return None
+
+
+def _bare_host(url: str) -> str:
+    """The host of a URL without a leading ``www.``.
+
+    >>> _bare_host("https://www.Example.org/a"), _bare_host("http://example.org")
+    ('example.org', 'example.org')
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
 
 
 def _in_subframe(request: Any) -> bool:
