@@ -645,7 +645,8 @@ def render_stage(settings: Any) -> RenderStage | None:
     """The stage for a crawl's Scrapy settings (None with ``DETECTOR_RENDER = "off"``).
 
     Reads DETECTOR_RENDER (off, auto, on), DETECTOR_RENDER_CONCURRENCY, DETECTOR_RENDER_TIMEOUT,
-    DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_PROXY, USER_AGENT and
+    DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_RENDER_SITES_PER_CONTEXT (16; 1: a
+    fresh browser context per site), DETECTOR_PROXY, USER_AGENT and
     ALLOW_PRIVATE / DETECTOR_ALLOW_PRIVATE (private addresses refused unless set).
     """
     mode = str(settings.get("DETECTOR_RENDER") or "off").lower()
@@ -658,5 +659,6 @@ def render_stage(settings: Any) -> RenderStage | None:
         proxy=settings.get("DETECTOR_PROXY") or None,
         allow_private=settings.getbool("ALLOW_PRIVATE") or settings.getbool("DETECTOR_ALLOW_PRIVATE"),
         user_agent=settings.get("USER_AGENT") or None,
+        sites_per_context=max(1, settings.getint("DETECTOR_RENDER_SITES_PER_CONTEXT", 16)),
     )
     return RenderStage(mode, options, settings.getint("DETECTOR_RENDER_BACKLOG", 64))
