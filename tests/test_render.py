@@ -91,7 +91,7 @@ def test_static_tier_does_not_see_them(engine: Engine, host: str) -> None:
         ("late.test", [], "scripts name LateChat"),
         ("external.test", [], "empty #root"),
         ("plain.test", [StaticTechnology("PressCMS", "5.2")], None),
-        ("plain.test", [StaticTechnology("TagBox")], "tag manager TagBox injects tags at run time"),
+        ("plain.test", [StaticTechnology("TagBox")], "tag manager TagBox runs and no tags were found"),
     ],
     ids=["inline-global", "late-global", "app-shell", "plain-static", "tag-manager"],
 )
@@ -102,6 +102,51 @@ def test_auto_advice(host: str, found: list[StaticTechnology], expected: str | N
 
 
 TEXT = "<p>" + "Garden furniture made of local oak, finished by hand. " * 6 + "</p>"
+PLAIN = f"<html><head><script src='/js/site.js'></script></head><body>{TEXT}</body></html>"
+T = StaticTechnology
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        ([T("ChatPop", confidence=25, sources=frozenset({"html"}))], "ChatPop: confidence 25, js/dom rules can confirm"),
+        ([T("ChatPop", confidence=100, sources=frozenset({"html"}))], None),
+        ([T("ShopKit")], "ShopKit: version in js rules"),
+        ([T("ShopKit", "2.0")], None),  # the version is known already
+        ([T("CloudWidget")], None),  # a SaaS script's version is the vendor's
+        ([T("InlineStats")], None),  # an analytics script's version alone is not worth a browser
+        ([T("TagBox", sources=frozenset({"script_src"}))], "tag manager TagBox runs and no tags were found"),
+        ([T("TagBox", sources=frozenset({"html"}))], None),  # a comment or <noscript> frame runs nothing
+        ([T("TagBox", sources=frozenset({"inline_js"}))], None),  # nor a global's name in code
+        ([T("TagBox", sources=frozenset({"script_src"})), T("InlineStats")], None),  # the page carries its tags
+        ([T("TagBox", sources=frozenset({"script_src"})), T("ConsentBox")], None),  # held back until consent
+        ([T("PressCMS", "5.2"), T("BundleKit")], None),  # found; nothing a browser adds
+    ],
+    ids=["candidate", "conclusive", "version", "version-known", "saas-version", "minor-version", "tag-manager",
+         "tag-manager-comment", "tag-manager-name", "tags-found", "consent-manager", "found"],
+)
+def test_each_auto_trigger_fires_only_where_a_render_changes_the_verdict(
+        found: list[StaticTechnology], expected: str | None) -> None:
+    advisor = RenderAdvisor(load_signatures([SIGNATURES]))
+    assert advisor.reasons(PLAIN, found) == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("<div id='__next'></div><p>Loading</p>", "empty #__next"),
+        ("<div id='app'> </div>", "empty #app"),
+        ("<div id='app'><h1>Menu</h1></div>" + TEXT, None),  # a mount with content is no shell
+        ("<h1>Hello</h1>", "app shell: 5 characters of text"),
+    ],
+    ids=["empty-next", "empty-app", "filled-mount", "little-text"],
+)
+def test_app_shell_trigger(body: str, expected: str | None) -> None:
+    advisor = RenderAdvisor(load_signatures([SIGNATURES]))
+    html = f"<html><head><script src='/js/app.js'></script></head><body>{body}</body></html>"
+    assert advisor.reasons(html, []) == ([expected] if expected else [])
+    assert advisor.reasons(f"<html><body>{body}</body></html>", []) == (
+        [expected] if expected and "#" in expected else [])  # little text without scripts: a plain page
 
 
 @pytest.mark.parametrize(
@@ -114,8 +159,14 @@ TEXT = "<p>" + "Garden furniture made of local oak, finished by hand. " * 6 + "<
         ("<script>var u = '/js/InlineStats.js';</script>", False),
         ("<script>var o = {InlineStats: 1};</script>", False),
         ('<script type="application/ld+json">{"InlineStats": {"x": 1}}</script>', False),
+        ("<script>var q = search.indexName;</script>", True),  # a plain word with the rule's next segment
+        ("<script>window.search = 1;</script>", True),
+        ("<script>search.run(q);</script>", False),  # a plain word used as a page's own variable
+        ("<script>(function (w, n) { w['InlineStats'] = n; })(window, 'x');</script>", True),  # a loader snippet
+        ("<script>var o = {}; o['search'] = 1;</script>", False),
     ],
-    ids=["used", "window-index", "script-file", "property", "in-a-url", "object-key", "json-ld"],
+    ids=["used", "window-index", "script-file", "property", "in-a-url", "object-key", "json-ld", "plain-word-path",
+         "plain-word-window", "plain-word", "window-alias", "plain-word-key"],
 )
 def test_auto_advice_reads_globals_as_code_uses_them(head: str, named: bool) -> None:
     advisor = RenderAdvisor(load_signatures([SIGNATURES]))
@@ -214,6 +265,33 @@ def test_a_browser_that_dies_is_started_again(proxy: VirtualHostProxy) -> None:
     assert asyncio.run(go()) == ("rendered", "rendered", 2)
 
 
+@needs_browser
+def test_a_tab_serves_several_sites_with_cookies_cleared_and_a_bad_page_loses_its_context(
+        proxy: VirtualHostProxy) -> None:
+    chains, props = browser_probes(load_signatures([SIGNATURES]))
+
+    async def go() -> tuple[list[str], int, list[Any], int, int]:
+        renderer = Renderer(chains, props, RenderSettings(proxy=proxy.url, concurrency=1, timeout=4, settle=0.3,
+                                                          sites_per_context=3))
+        try:
+            outcomes = [(await renderer.render("http://cookie.test/")).outcome]
+            cookies = await renderer._idle[0].context.cookies() if renderer._idle else ["(no tab kept)"]
+            for host in ["inline.test", "late.test"]:
+                outcomes.append((await renderer.render(f"http://{host}/")).outcome)
+            kept = renderer.contexts  # one context served the three sites...
+            # ...then is replaced (sites_per_context=3); a page that times out closes its own
+            for host in ["plain.test", "loop.test", "inline.test"]:
+                outcomes.append((await renderer.render(f"http://{host}/")).outcome)
+            return outcomes, kept, cookies, renderer.contexts, len(renderer._idle)
+        finally:
+            await renderer.close()
+
+    outcomes, kept, cookies, contexts, idle = asyncio.run(go())
+    assert outcomes == ["rendered", "rendered", "rendered", "rendered", "timeout", "rendered"]
+    assert kept == 1 and contexts == 3 and idle == 1
+    assert cookies == []  # what cookie.test set is gone before the next site
+
+
 # ---------------------------------------------------------------- crawls
 def zombies() -> set[int]:
     out = set()
@@ -251,10 +329,13 @@ def found(db: Path) -> dict[str, dict[str, Any]]:
 @needs_browser
 def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, proxy: VirtualHostProxy) -> None:
     before = zombies()
-    _, db = crawl(tmp_path, proxy, "auto", [*RENDERED_SITES, "plain.test"], workers=1)  # rendered pages pickled
+    _, db = crawl(tmp_path, proxy, "auto", [*RENDERED_SITES, "plain.test", "shop.test"], workers=1)  # rendered pages pickled
     assert found(db) == {
-        # static sees the name in the inline code; only the browser reads the version
-        "inline.test": {"InlineStats": ("2.4.1", {"rendered", "static"})},
+        # static sees the name in the inline code; the version of an analytics script alone is
+        # no reason to render (--render on reads it: test_detect_url_render)
+        "inline.test": {"InlineStats": (None, {"static"})},
+        # static sees the platform's script; only the browser reads its version
+        "shop.test": {"ShopKit": ("2.0.1", {"rendered", "static"})},
         "external.test": {"BundleKit": (None, {"rendered"}), "WidgetDom": ("3.1", {"rendered"}),
                           "FeedApi": (None, {"rendered"})},
         "late.test": {"LateChat": (None, {"static"})},  # found statically, nothing more to read: not rendered
@@ -262,7 +343,8 @@ def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, 
     }
     scans = {r["domain"]: (r["render"], r["render_note"]) for r in rows(db, "SELECT * FROM scans")}
     assert scans["plain.test"] == (None, None) and scans["late.test"][0] is None
-    assert scans["inline.test"][0] == "rendered" and "InlineStats" in scans["inline.test"][1]
+    assert scans["inline.test"] == (None, None)
+    assert scans["shop.test"] == ("rendered", "ShopKit: version in js rules")
     assert scans["external.test"][0] == "rendered"
     assert zombies() - before == set()  # the crawl reaped what the browser left
 

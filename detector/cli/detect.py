@@ -124,12 +124,12 @@ class _LiveBrowser:
 
     def pages(self, pages: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         """Each live page, and beside it what the browser saw (when rendering pays off)."""
-        from detector.engine.browser import StaticTechnology
+        from detector.engine.browser import static_technologies
         from detector.engine.page import Page
 
         for ident, page in pages:
             if self.mode == "auto":
-                found = [StaticTechnology(d.technology, d.version, d.confidence) for d in self.engine.detect(page)]
+                found = static_technologies(self.engine.detect(page))
                 if not self.advisor.reasons(page.html, found):
                     yield ident, page
                     continue

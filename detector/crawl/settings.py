@@ -87,11 +87,12 @@ DETECTOR_PROGRESS = False  # live progress line on stderr (the CLI turns it on f
 DETECTOR_TOTAL = 0  # input line count for progress/ETA (0 = unknown)
 DETECTOR_DNS = True  # look up MX, TXT, NS, SOA, _dmarc TXT and www CNAME of each domain
 DETECTOR_RESOLVER = ""  # HOST[:PORT] of the DNS server; "" = the system's (never for reserved names)
-# The rendered tier (detector.crawl.render): off, auto (render where the static pass says it
-# pays off), on (every site's landing page).  Its own budget: never one of the download slots.
+# The rendered tier (detector.crawl.render): off, auto (render where a render can change the
+# site's verdict: detector.engine.browser.RenderAdvisor), on (every site's landing page).  Its own budget: never one of the download slots.
 # The environment variable DETECTOR_RENDER sets the default (the test suite turns it off).
 DETECTOR_RENDER = os.environ.get("DETECTOR_RENDER") or "auto"
-DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, one context per site)
+DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, a tab per page)
 DETECTOR_RENDER_TIMEOUT = 10.0  # seconds per rendered page, everything included
 DETECTOR_RENDER_SETTLE = 1.0  # seconds after domcontentloaded for late scripts and globals
 DETECTOR_RENDER_BACKLOG = 64  # sites waiting for the browser before items wait too
+DETECTOR_RENDER_SITES_PER_CONTEXT = 16  # sites a browser context serves (cookies cleared between); 1: one each

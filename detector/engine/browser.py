@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -77,6 +78,23 @@ COMMON_GLOBALS = frozenset({
 #: (a jQuery version is not worth a browser); they are still read when a page is rendered.
 LOW_VALUE_CATEGORIES = frozenset({"JavaScript libraries", "UI frameworks", "Font scripts", "JavaScript graphics",
                                   "Miscellaneous"})
+#: Categories of the site's own platform, where a version says what the site runs and how old
+#: it is; elsewhere (front-end libraries and frameworks, widgets, SaaS scripts) a version only
+#: js rules read is no reason to render.
+VERSION_CATEGORIES = frozenset({"CMS", "Ecommerce", "Web frameworks", "Blogs", "Wikis", "Message boards", "LMS",
+                                "DMS", "Static site generator", "Page builders", "Documentation"})
+#: What tag managers deliver: when the static pass already found one of these, the page
+#: carries its tags itself and a container adds no reason to render.
+TAG_CATEGORIES = frozenset({"Analytics", "Advertising", "Retargeting", "Marketing automation", "A/B Testing",
+                            "Personalisation", "Customer data platform", "Segmentation", "Affiliate programs",
+                            "Surveys", "Live chat", "RUM", "Heatmaps"})
+#: Consent managers hold a container or its tags back until the visitor agrees; a headless
+#: browser never does, so behind one a container injects nothing a render could read.
+CONSENT_CATEGORIES = frozenset({"Cookie compliance"})
+#: Evidence that the page runs a script: a script tag's ``src``, a loader snippet that adds one,
+#: inline code a ``scripts`` rule matched.  (A comment, a ``<noscript>`` iframe, a resource
+#: hint or a global's name in code shows no container that runs.)
+RUNNING_SOURCES = frozenset({"script_src", "script_loader", "script", "scripts"})
 #: Containers that client-side frameworks mount into; empty in the HTML, an app shell.
 SHELL_MOUNTS = ("root", "app", "__next", "__nuxt", "___gatsby", "svelte", "q-app")
 #: Less visible text than this, with scripts, is an app shell: the page is built in the browser.
@@ -85,7 +103,13 @@ SHELL_TEXT = 200
 #: indexed or assigned (``X.y``, ``X(``, ``X[``, ``X =``); and ``window.X`` / ``window["X"]``.
 _GLOBAL_USE = re.compile(r"(?<![\w$./\\:-])(?<!var )(?<!let )(?<!const )(?<!function )([A-Za-z_$][\w$]{2,60})\s*(?:[.(\[]|=(?!=))")
 _WINDOW_USE = re.compile(r"""\bwindow\s*(?:\.\s*([A-Za-z_$][\w$]{2,60})|\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\])""")
+#: A global assigned through an alias of ``window`` (``w['SalesmanagoObject'] = r`` in a loader
+#: snippet); counted for distinctive names only (not plain words).
+_INDEXED_SET = re.compile(r"""\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\]\s*=(?!=)""")
 _URL_NAME = re.compile(r"[A-Za-z_$][\w$]{2,60}")
+#: A root that is a plain word (``search``, ``analytics``, ``baseUrl``): code uses such names
+#: for its own variables, so only ``window.word`` or the rule's own ``word.next`` path counts.
+_PLAIN_WORD = re.compile(r"[a-z][A-Za-z]*")
 _STATIC_KINDS = ("url", "html", "text", "css", "scriptSrc", "scripts", "headers", "cookies", "meta", "dom")
 
 
@@ -107,15 +131,56 @@ def browser_probes(library: Library) -> tuple[list[str], list[tuple[str, str]]]:
 
 @dataclass(frozen=True, slots=True)
 class StaticTechnology:
-    """What the static pass found, as the advisor reads it."""
+    """What the static pass found, as the advisor reads it: ``sources`` are its evidence's."""
 
     name: str
     version: str | None = None
     confidence: int = 100
+    sources: frozenset[str] = frozenset()
+
+
+def static_technologies(found: Iterable[Any]) -> list[StaticTechnology]:
+    """The advisor's view of detections: the engine's (evidence objects) or a site's (evidence mappings)."""
+    out = []
+    for d in found:
+        sources = frozenset(str(e.get("source", "") if isinstance(e, Mapping) else getattr(e, "source", ""))
+                            for e in getattr(d, "evidence", ()))
+        out.append(StaticTechnology(d.technology, d.version, d.confidence, sources))
+    return out
 
 
 class RenderAdvisor:
-    """Built once from the library; says whether a site's homepage is worth rendering."""
+    """Built once from the library; says whether rendering a site's homepage can change its verdict.
+
+    A render can add only what the browser reads: values of ``js`` paths, DOM that scripts
+    build (``dom`` rules and every page rule again on the rendered HTML) and the hosts of XHR
+    and fetch calls.  It cannot add a technology the static pass already found, a version of
+    a vendor-hosted (SaaS) script (the vendor's, the same on every site), anything a script
+    does only after consent, a click or a scroll, nor anything of a technology the library has
+    no browser rule for.  So ``auto`` renders a page only for these reasons
+    (:meth:`reasons`), each naming what the render would read:
+
+    1. *candidate*: a technology found with confidence under 50 that has ``js`` or ``dom``
+       property rules, which can confirm it;
+    2. *version*: a self-hosted technology of the site's platform (CMS, ecommerce, web
+       framework...: :data:`VERSION_CATEGORIES`) found without a version that only its ``js``
+       rules read (a SaaS script's version is the vendor's, the same on every site; a
+       front-end library's or a widget's alone is not worth a browser);
+    3. *tag manager*: a container the page runs (a script tag, a loader snippet: not a
+       comment, a ``<noscript>`` frame or a global's name) while the static pass found no
+       technology of the kinds containers deliver (analytics, advertising, marketing...: a
+       page that shows none carries its tags in the container) and no consent manager (which
+       holds the tags back from a browser that never consents);
+    4. *app shell*: an empty ``#root``/``#app``/``#__next``... mount, or scripts and under 200
+       characters of text: the page is built in the browser;
+    5. *named global*: a ``js`` rule's root global that inline code uses as a global
+       (``Intercom(``, ``window._paq``, ``w['SalesmanagoObject'] =``) or a script file is named after, of a technology the
+       static pass did not find.  A plain-word root (``search``, ``analytics``) counts only as
+       ``window.word`` or with the rule's next segment (``search.indexName``); a root several
+       technologies share (``jQuery``) only with its next segment.
+
+    Technologies of utility categories (:data:`LOW_VALUE_CATEGORIES`) give no reason on their own.
+    """
 
     def __init__(self, library: Library) -> None:
         #: js path root -> {technology: its paths from that root}
@@ -123,11 +188,9 @@ class RenderAdvisor:
         #: technologies with js or dom-property rules; those whose js rules carry a version
         self.browser_techs: set[str] = set()
         self.browser_versions: set[str] = set()
-        tag_managers = library.category_by_name("Tag managers")
-        self.tag_managers = {
-            s.name for s in library.signatures.values()
-            if tag_managers is not None and tag_managers.name in s.categories
-        }
+        self.tag_managers = self._in(library, {"Tag managers"})
+        self.tag_kinds = self._in(library, TAG_CATEGORIES)
+        self.consent = self._in(library, CONSENT_CATEGORIES)
         #: technologies whose every category is low-value: they give no reason to render
         self.low_value = {s.name for s in library.signatures.values()
                           if s.categories and all(c in LOW_VALUE_CATEGORIES for c in s.categories)}
@@ -139,29 +202,30 @@ class RenderAdvisor:
                     root = str(chain).split(".", 1)[0]
                     if len(root) >= 3 and root not in COMMON_GLOBALS:
                         self.roots.setdefault(root, {}).setdefault(sig.name, []).append(str(chain))
-                    if any("\\;version:" in str(p) for p in as_list(patterns)) and not _static_version(sig.rules):
+                    if (any("\\;version:" in str(p) for p in as_list(patterns)) and not _static_version(sig.rules)
+                            and not sig.info.get("saas") and VERSION_CATEGORIES.intersection(sig.categories)):
                         self.browser_versions.add(sig.name)
             dom = sig.rules.get("dom")
             if isinstance(dom, Mapping) and any(isinstance(r, Mapping) and "properties" in r for r in dom.values()):
                 self.browser_techs.add(sig.name)
 
-    def reasons(self, html: str, found: Iterable[StaticTechnology], *, limit: int = 3) -> list[str]:
-        """Why rendering this homepage pays off (empty: it does not), at most ``limit`` reasons.
+    @staticmethod
+    def _in(library: Library, categories: Iterable[str]) -> set[str]:
+        """Technologies in any of the categories named."""
+        names = {c.name for c in (library.category_by_name(n) for n in categories) if c is not None}
+        return {s.name for s in library.signatures.values() if names.intersection(s.categories)}
 
-        - a candidate whose confirmation (confidence under 50) or version (only js rules read
-          one) needs js/dom rules;
-        - a technology already found that manages tags (they inject more at run time);
-        - an app shell: an empty ``#root``/``#app``/``#__next``..., or scripts and little text;
-        - a js rule's root global named in an inline script or a script URL (of a technology
-          the static pass did not find).
-        """
+    def reasons(self, html: str, found: Iterable[StaticTechnology], *, limit: int = 3) -> list[str]:
+        """Why rendering this homepage can change its verdict (empty: it cannot), at most
+        ``limit`` reasons; see the class docstring for the rules."""
         known = {t.name: t for t in found}
         out: list[str] = []
         for t in known.values():
             if t.name in self.low_value:
                 continue
             if t.name in self.tag_managers:
-                out.append(f"tag manager {t.name} injects tags at run time")
+                if self._container_can_add(t, known):
+                    out.append(f"tag manager {t.name} runs and no tags were found")
             elif t.name in self.browser_versions and not t.version:
                 out.append(f"{t.name}: version in js rules")
             elif t.name in self.browser_techs and t.confidence < CANDIDATE_CONFIDENCE:
@@ -187,22 +251,33 @@ class RenderAdvisor:
             out.append("scripts name " + ", ".join(names[:4]))
         return out[:limit]
 
+    def _container_can_add(self, manager: StaticTechnology, known: Mapping[str, StaticTechnology]) -> bool:
+        """True when a tag manager's container runs and could inject what the page does not show."""
+        if manager.sources and not manager.sources & RUNNING_SOURCES:
+            return False  # (no sources: the caller did not say; the container is taken to run)
+        return not any(name in self.tag_kinds or name in self.consent for name in known)
+
     def _named_roots(self, code: str, urls: Sequence[str], known: set[str]) -> list[str]:
         """Roots of js rules used as globals in the code or named by a script file, of
         technologies not yet found.  A lower-case word of five letters or fewer (``next``,
-        ``core``) counts only as ``window.word``; a script file name only for a distinctive
-        root (capitals, digits, ``_`` or ``$``: ``jQuery``, ``NREUM``, ``_paq``)."""
+        ``core``) counts only as ``window.word``, a longer plain word (``search``,
+        ``baseUrl``) also with the rule's next segment (``search.indexName``); a script file
+        name only for a distinctive root (capitals, digits, ``_`` or ``$``: ``jQuery``,
+        ``NREUM``, ``_paq``)."""
         tokens = {t for t in _GLOBAL_USE.findall(code) if not (t.islower() and t.isalpha() and len(t) <= 5)}
-        for a, b in _WINDOW_USE.findall(code):
-            tokens.add(a or b)
+        window = {a or b for a, b in _WINDOW_USE.findall(code)}
+        tokens.update(t for t in _INDEXED_SET.findall(code) if not _PLAIN_WORD.fullmatch(t))
         for url in urls:
             name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200]
             tokens.update(t for t in _URL_NAME.findall(name) if not (t.islower() and t.isalpha()))
         named = []
-        for token in sorted(tokens & self.roots.keys()):
+        for token in sorted((tokens | window) & self.roots.keys()):
             techs = self.roots[token]
             left = [t for t in techs if t not in known]
-            if len(techs) > 1:
+            if token not in window and _PLAIN_WORD.fullmatch(token):
+                # A plain word names a technology only with the rule's next segment.
+                left = [t for t in left if any("." in c and _two_segments(c) in code for c in techs[t])]
+            elif len(techs) > 1:
                 # A root several technologies share (jQuery: jQuery UI, jQuery Mobile...) names
                 # one of them only with its next segment (``jQuery.mobile``).
                 left = [t for t in left if any(_two_segments(c) in code for c in techs[t])]

@@ -1,0 +1,1 @@
+window.ShopKit = {version: "2.0.1", cart: []};
