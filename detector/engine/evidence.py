@@ -114,24 +114,35 @@ def html_weakness(html: str, matched: str) -> str:
     >>> html_weakness('<!-- Vendor --><form class="vendor-form">', 'vendor-form')
     ''
     """
-    if not matched:
-        return ""
-    pos = html.find(matched)
+    positions = _occurrences(html, matched)
     reasons: set[str] = set()
-    n = 0
-    while pos >= 0 and n < _MAX_OCCURRENCES:
-        end = pos + len(matched)
+    for pos in positions or ():
         if _in_hint_link(html, pos):
             reasons.add(WEAK_HINT)
-        elif _in_comment(html, pos, end):
+        elif _in_comment(html, pos, pos + len(matched)):
             reasons.add(WEAK_COMMENT)
         else:
             return ""
-        pos = html.find(matched, pos + 1)
-        n += 1
-    if pos >= 0:
-        return ""  # too many occurrences to check: taken as strong
     return WEAK_HINT if WEAK_HINT in reasons else WEAK_COMMENT if reasons else ""
+
+
+def _occurrences(text: str, matched: str) -> list[int] | None:
+    """Where ``matched`` occurs in ``text``; None when it is empty or occurs more than
+    :data:`_MAX_OCCURRENCES` times (too many to check: the match is taken as strong).
+
+    >>> _occurrences("a-b-a", "a"), _occurrences("x", ""), _occurrences("a" * 20, "a")
+    ([0, 4], None, None)
+    """
+    if not matched:
+        return None
+    found: list[int] = []
+    pos = text.find(matched)
+    while pos >= 0:
+        if len(found) == _MAX_OCCURRENCES:
+            return None
+        found.append(pos)
+        pos = text.find(matched, pos + 1)
+    return found
 
 
 # ---------------------------------------------------------------------- anchor hrefs
@@ -492,15 +503,9 @@ def script_weakness(code: str, matched: str) -> str:
     >>> script_weakness("// ga('send','pageview')\\nga('send','pageview');", "ga('send','pageview')")
     ''
     """
-    if not matched or ("//" not in code and "/*" not in code):
+    if "//" not in code and "/*" not in code:
         return ""
-    pos = code.find(matched)
-    n = 0
-    while pos >= 0 and n < _MAX_OCCURRENCES:
-        if not in_js_comment(code, pos):
-            return ""
-        pos = code.find(matched, pos + 1)
-        n += 1
-    if pos >= 0 or n == 0:
-        return ""
-    return WEAK_CODE_COMMENT
+    positions = _occurrences(code, matched)
+    if positions and all(in_js_comment(code, pos) for pos in positions):
+        return WEAK_CODE_COMMENT
+    return ""

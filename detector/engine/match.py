@@ -949,7 +949,7 @@ class Engine:
     def _match_assets(self, parsed: ParsedPage, hits: dict[int, list[_Hit]]) -> None:
         """WordPress plugins and themes whose folder the page's URLs name (source ``asset_path``)."""
         index = self._asset_index
-        if not index or "/wp-content/" not in parsed.html:
+        if not index:
             return
         rank = KIND_RANK["scriptSrc"]
         for u, (kind, slug, excerpt) in enumerate(asset_folders(parsed.html)):

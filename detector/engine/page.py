@@ -377,11 +377,8 @@ def parse_page(page: Page) -> ParsedPage:
                 if src and not src.startswith("data:text/javascript;") and len(script_src) < MAX_SCRIPT_URLS:
                     script_src.append(_absolute(src, page.url, origin))
                 elif not src and len(deferred) < MAX_SCRIPT_URLS:
-                    later = _deferred_src(attrs)
-                    if later:
+                    for later in _deferred_srcs(attrs):
                         deferred.append(_absolute(later, page.url, origin))
-                    for held in _held_script_srcs(attrs):
-                        deferred.append(_absolute(held, page.url, origin))
                 body = node.text(deep=True)
                 if body:
                     inline.append(body)
@@ -416,22 +413,6 @@ def parse_page(page: Page) -> ParsedPage:
     )
 
 
-def _deferred_src(attrs: Mapping[str, str | None]) -> str:
-    """The URL a ``<script>`` without ``src`` keeps for later: a ``data-*src`` attribute.
-
-    >>> _deferred_src({"type": "text/template", "data-borlabs-script-blocker-src": "//cdn.example/a.js"})
-    '//cdn.example/a.js'
-    >>> _deferred_src({"data-src": "x"}), _deferred_src({"data-srcset": "/a.js"})
-    ('', '')
-    """
-    for name, value in attrs.items():
-        if name.startswith("data-") and name.endswith("src") and value:
-            value = value.strip()
-            if value.startswith(("http://", "https://", "//", "/")) or value.endswith(".js"):
-                return value
-    return ""
-
-
 #: ``<script ... src=...>`` in markup that an attribute holds (a consent manager's
 #: ``data-content="&lt;script src=...&gt;"``); the parser has decoded the entities.
 _HELD_SCRIPT = re.compile(r"""<script\b[^>]{0,500}?\bsrc\s{0,5}=\s{0,5}["']?([^"'\s>]{1,1024})""", re.IGNORECASE)
@@ -439,20 +420,32 @@ _HELD_SCRIPT = re.compile(r"""<script\b[^>]{0,500}?\bsrc\s{0,5}=\s{0,5}["']?([^"
 _MAX_HELD = 8
 
 
-def _held_script_srcs(attrs: Mapping[str, str | None]) -> list[str]:
-    """Script URLs in markup that a ``<script>`` without ``src`` holds in a ``data-*``
-    attribute, for a consent manager to insert once the visitor agrees.
+def _deferred_srcs(attrs: Mapping[str, str | None]) -> list[str]:
+    """The URLs a ``<script>`` without ``src`` keeps for later, in its ``data-*`` attributes:
+    a ``data-*src`` URL (a lazy loader's), then the ``<script src>`` URLs of markup a consent
+    manager holds there to insert once the visitor agrees.
 
-    >>> _held_script_srcs({"type": "text/plain", "data-content": '<script src="https://cdn.example/a.js" async></script>'})
+    >>> _deferred_srcs({"type": "text/template", "data-borlabs-script-blocker-src": "//cdn.example/a.js"})
+    ['//cdn.example/a.js']
+    >>> _deferred_srcs({"data-src": "x"}), _deferred_srcs({"data-srcset": "/a.js"})
+    ([], [])
+    >>> _deferred_srcs({"type": "text/plain", "data-content": '<script src="https://cdn.example/a.js" async></script>'})
     ['https://cdn.example/a.js']
-    >>> _held_script_srcs({"data-content": "<p>no script</p>"}), _held_script_srcs({"title": "<script src=x.js>"})
+    >>> _deferred_srcs({"data-content": "<p>no script</p>"}), _deferred_srcs({"title": "<script src=x.js>"})
     ([], [])
     """
     found: list[str] = []
+    held: list[str] = []
     for name, value in attrs.items():
-        if name.startswith("data-") and value and "<" in value:
-            found.extend(m.group(1) for m in _HELD_SCRIPT.finditer(value))
-    return found[:_MAX_HELD]
+        if not (name.startswith("data-") and value):
+            continue
+        if name.endswith("src") and not found:
+            value = value.strip()
+            if value.startswith(("http://", "https://", "//", "/")) or value.endswith(".js"):
+                found.append(value)
+        elif "<" in value:
+            held.extend(m.group(1) for m in _HELD_SCRIPT.finditer(value))
+    return found + held[:_MAX_HELD]
 
 
 #: An IE conditional comment: markup that Internet Explorer ran, which HTML5 parsers keep as
@@ -473,7 +466,7 @@ def _conditional_script_srcs(html: str) -> list[str]:
         if n >= _MAX_CONDITIONAL:
             break
         found.extend(s.group(1) for s in _HELD_SCRIPT.finditer(m.group(1)))
-    return found[:MAX_SCRIPT_URLS]
+    return found
 
 
 def _origin(url: str) -> str:
