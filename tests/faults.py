@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from detector.demo.vhosts import ServerThread
+
 Writer = asyncio.StreamWriter
 
 
@@ -75,8 +77,7 @@ class FaultServer:
     connections: int = 0
     port: int = 0
     host: str = "127.0.0.1"
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _serving: ServerThread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -91,32 +92,14 @@ class FaultServer:
 
     def start(self) -> FaultServer:
         """Serve on a daemon thread; returns once the port is bound."""
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port,
-                                                                  limit=1 << 20))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            server.close()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(server.wait_closed())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fault-server", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._serving = ServerThread(self._handle, self.host, self.port, "fault-server", limit=1 << 20)
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._serving is not None:
+            self._serving.stop()
 
     def _note(self, request: Request) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 PROXY_NAME = "detector-vhosts"
@@ -103,6 +104,58 @@ def load_sites(root: Path) -> dict[str, Site]:
     return {d.name: load_site(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith((".", "_"))}
 
 
+class ServerThread:
+    """An asyncio server on a daemon thread of its own (the demo proxy, the tests' servers).
+
+    ``start()`` returns the bound port once the server listens, or raises the bind error;
+    ``stop()`` stops the loop and joins the thread.  ``options`` go to ``asyncio.start_server``.
+    """
+
+    def __init__(self, handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any], host: str,
+                 port: int, name: str, **options: Any) -> None:
+        self.handle, self.host, self.port, self.name, self.options = handle, host, port, name, options
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> int:
+        ready = threading.Event()
+        failed: list[OSError] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                server = loop.run_until_complete(
+                    asyncio.start_server(self.handle, self.host, self.port, **self.options))
+            except OSError as exc:  # the port is taken, or not ours to bind
+                failed.append(exc)
+                loop.close()
+                self._loop = None
+                ready.set()
+                return
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            server.close()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(server.wait_closed())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failed:
+            self._thread.join(10)
+            raise failed[0]
+        return self.port
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 class VirtualHostProxy:
     """The proxy server; ``start()`` runs it on a background thread, ``url`` is its address."""
 
@@ -122,9 +175,7 @@ class VirtualHostProxy:
         self.host = host
         self.port = port
         self.requests = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -138,43 +189,14 @@ class VirtualHostProxy:
     # -------------------------------------------------------------- lifecycle
     def start(self) -> VirtualHostProxy:
         """Serve on a daemon thread; returns once the port is bound."""
-        ready = threading.Event()
-        failed: list[OSError] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
-                )
-            except OSError as exc:  # the port is taken, or not ours to bind
-                failed.append(exc)
-                loop.close()
-                self._loop = None
-                ready.set()
-                return
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            self._server.close()
-            loop.run_until_complete(self._server.wait_closed())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="vhost-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failed:
-            self._thread.join(10)
-            raise failed[0]
+        self._serving = ServerThread(self._handle, self.host, self.port, "vhost-proxy", backlog=1024)
+        self.port = self._serving.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and join the thread."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._serving is not None:
+            self._serving.stop()
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (for ``python -m`` use)."""
