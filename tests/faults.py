@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from detector.demo.vhosts import ServerThread
+from detector.demo.vhosts import ServerThread, read_request_head
 
 Writer = asyncio.StreamWriter
 
@@ -117,26 +117,10 @@ class FaultServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _read_head(self, reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]] | None:
-        line = await reader.readline()
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3:
-            return None
-        headers: dict[str, str] = {}
-        while True:
-            h = await reader.readline()
-            if h in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = h.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if int(headers.get("content-length") or 0):
-            await reader.readexactly(int(headers["content-length"]))
-        return parts[0], parts[1], headers
-
     async def _serve(self, reader: asyncio.StreamReader, writer: Writer) -> None:
         tunnel = ""
         while True:
-            head = await self._read_head(reader)
+            head = await read_request_head(reader)
             if head is None:
                 return
             method, target, headers = head

@@ -104,6 +104,25 @@ def load_sites(root: Path) -> dict[str, Site]:
     return {d.name: load_site(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith((".", "_"))}
 
 
+async def read_request_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]] | None:
+    """One HTTP/1 request from ``reader``: (method, target, lower-cased headers), its body read
+    and dropped; None at the end of the stream or on a malformed request line."""
+    parts = (await reader.readline()).decode("latin-1").split()
+    if len(parts) != 3:
+        return None
+    headers: dict[str, str] = {}
+    while True:
+        h = await reader.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = h.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length") or 0)
+    if length:
+        await reader.readexactly(length)
+    return parts[0], parts[1], headers
+
+
 class ServerThread:
     """An asyncio server on a daemon thread of its own (the demo proxy, the tests' servers).
 
@@ -225,23 +244,10 @@ class VirtualHostProxy:
         scheme = "http"
         tunnel_host = ""
         while True:
-            line = await reader.readline()
-            if not line:
+            request = await read_request_head(reader)
+            if request is None:
                 return
-            parts = line.decode("latin-1").split()
-            if len(parts) != 3:
-                return
-            method, target, _version = parts
-            headers: dict[str, str] = {}
-            while True:
-                h = await reader.readline()
-                if h in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = h.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length") or 0)
-            if length:
-                await reader.readexactly(length)
+            method, target, headers = request
             self.requests += 1
             if method == "CONNECT":
                 host, _, port = target.rpartition(":")
