@@ -9,6 +9,7 @@ need Chromium skip, saying why, where it is not installed (.ci/run installs it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from detector.engine.browser import RenderAdvisor, StaticTechnology, browser_pro
 from detector.engine.match import Engine
 from detector.engine.page import Page
 from detector.engine.signatures import load_signatures
+from detector.store.store import Store
 from tests.servers import rows, run_detector, start_proxy
 
 HERE = Path(__file__).resolve().parent / "render"
@@ -347,6 +349,43 @@ def test_crawl_auto_renders_what_pays_off_and_skips_plain_pages(tmp_path: Path, 
     assert scans["shop.test"] == ("rendered", "ShopKit: version in js rules")
     assert scans["external.test"][0] == "rendered"
     assert zombies() - before == set()  # the crawl reaped what the browser left
+
+
+@needs_browser
+def test_a_spent_render_budget_keeps_sites_static_and_says_so_until_the_budget_allows(
+        tmp_path: Path) -> None:
+    shop = load_sites(SITES)["shop.test"]
+    copies = {f"shop{n}.test": dataclasses.replace(shop, host=f"shop{n}.test") for n in range(6)}
+    server = start_proxy(copies)
+    try:
+        domains = tmp_path / "domains.txt"
+        domains.write_text("".join(f"{h}\n" for h in copies))
+        db = tmp_path / "budget.db"
+        args = ["crawl", str(domains), "--db", str(db), "--proxy", server.url, "--no-dns", "--signatures",
+                str(SIGNATURES), "--pages", "0", "--workers", "0", "--render", "auto", "--no-progress",
+                "--render-budget", "0.0001"]  # nothing beyond the grace renders
+        run = run_detector(args, timeout=180)
+        assert run.code == 0, run.err
+        scans = {r["domain"]: (r["render"], r["render_note"]) for r in rows(db, "SELECT * FROM scans")}
+        rendered = sorted(d for d, (how, _) in scans.items() if how == "rendered")
+        skipped = sorted(d for d, (how, _) in scans.items() if how == "skipped")
+        assert len(rendered) == 2 and len(skipped) == 4, scans  # the two grace renders
+        assert scans[skipped[0]][1] == "over the render budget; would render for: ShopKit: version in js rules"
+        assert "Rendered in Chromium: 2 rendered; 4 left static over the render budget" in run.out, run.out
+        versions = {r["domain"]: r["version"] for r in rows(db, "SELECT domain, version FROM detections")}
+        assert {versions[d] for d in rendered} == {"2.0.1"} and {versions[d] for d in skipped} == {None}
+        with Store.open(db) as store:
+            assert store.render_skipped() == frozenset(skipped)  # what the next crawl renders first
+
+        again = run_detector([*args[:-1], "0"], timeout=180)  # no budget: every named site renders
+        assert again.code == 0, again.err
+        latest = rows(db, "SELECT domain, render FROM scans WHERE run_id != (SELECT run_id FROM scans "
+                          "ORDER BY started_at LIMIT 1)")
+        assert {r["render"] for r in latest} == {"rendered"} and len(latest) == 6
+        with Store.open(db) as store:
+            assert store.render_skipped() == frozenset()
+    finally:
+        server.stop()
 
 
 @needs_browser

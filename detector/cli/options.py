@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from detector.crawl.settings import DETECTOR_RENDER_BUDGET as DEFAULT_RENDER_BUDGET
 from detector.errors import EX_TEMPFAIL, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD
 
@@ -170,7 +171,7 @@ def verbosity(ctx: click.Context, verbose: int) -> int:
 #: The crawl options that say how to fetch and detect: with ``--redis`` they are the workers'.
 FETCH_OPTIONS = ("allow_private", "pages", "concurrency", "per_site", "timeout", "retries", "max_size",
                  "user_agent", "proxy", "dns", "resolver", "ignore_robots", "no_detect", "workers", "compat",
-                 "render", "render_concurrency", "render_timeout")
+                 "render", "render_concurrency", "render_timeout", "render_budget")
 
 
 def render_option(func: F) -> F:
@@ -239,6 +240,7 @@ def _crawl_options() -> list[Callable[[F], F]]:
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
         render_option,
         click.option("--render-concurrency", default=4, show_default=True, type=click.IntRange(1, 32), help="Pages rendered at once (the rendered tier's own budget)."),
+        click.option("--render-budget", default=DEFAULT_RENDER_BUDGET, show_default=True, type=click.FloatRange(0.0), help="With --render auto: Chromium may use at most this share of the CPU time the static crawl uses; sites beyond it stay static, are recorded as render 'skipped' and are rendered first next time (0: no budget)."),
         click.option("--render-timeout", default=10.0, show_default=True, type=click.FloatRange(1.0), help="Seconds per rendered page; a page not done by then is closed and recorded."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
@@ -292,6 +294,7 @@ def crawl_settings(ctx: click.Context, inputs: tuple[str, ...], total: int, opti
         miss_threshold=options["miss_threshold"], engine_mode=mode, dns=options["dns"],
         resolver=options["resolver"], render=options["render"],
         render_concurrency=options["render_concurrency"], render_timeout=options["render_timeout"],
+        render_budget=options["render_budget"],
     )
 
 
@@ -319,6 +322,14 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["invalid_lines"]:
         lines.append(f"{s['invalid_lines']:,} input line(s) were not domains and were skipped (listed above).")
     lines.append(f"{s['pages']:,} pages fetched; {s['technologies']:,} technologies found.")
+    render = dict(s.get("render") or {})
+    if render:
+        skipped = render.pop("skipped", 0)
+        line = "Rendered in Chromium: " + ", ".join(f"{n:,} {outcome}" for outcome, n in render.items())
+        if skipped:
+            line += ("; " if render else "") + (f"{skipped:,} left static over the render budget (rendered first "
+                                                "next time; --render-budget 0 renders them all)")
+        lines.append(line.replace(": ; ", ": ") + ".")
     c = s.get("changes") or {}
     if any(c.values()):
         lines.append(

@@ -19,7 +19,7 @@ from twisted.internet.task import LoopingCall
 
 from detector.crawl.items import FetchedPage, RenderedPage, SiteItem
 from detector.crawl.pool import EnginePool
-from detector.crawl.render import RenderStage, render_stage
+from detector.crawl.render import SKIPPED, RenderStage, render_stage
 from detector.crawl.worker import detect_site, load_engine, page_from_fetched, switched_off_messages
 from detector.crawl.writer import ScanWriter
 from detector.engine.network import NetworkFacts
@@ -155,6 +155,9 @@ class DetectStorePipeline:
                 load_engine(dirs, self.engine_mode)
             if self.render is not None:
                 await self.render.open(library)
+                if self.render.active and self.writer is not None:
+                    self.render.first = await maybe_deferred_to_future(
+                        self.writer.call(lambda store: store.render_skipped()))
                 if self.render.note:
                     self.crawler.stats.set_value("detector/render_note", self.render.note)
         self.ticker.start(1.0, now=False)
@@ -207,11 +210,20 @@ class DetectStorePipeline:
         if self.render is not None and result.status == "ok" and result.detected and item.pages:
             reasons = self.render.reasons(page_from_fetched(item.pages[0]).html, result.detections)
             if reasons:
-                await self.render.room()  # at most DETECTOR_RENDER_BACKLOG sites wait for the browser
-                self.render.spawn(self._render(item, result, reasons))
+                # At most DETECTOR_RENDER_BACKLOG sites wait for the browser or for budget.
+                await self.render.offer(item.domain, reasons, lambda: self._render(item, result, reasons),
+                                        lambda: self._skip_render(result, reasons))
                 return item
         await self._keep(result)
+        if self.render is not None:
+            self.render.pump()  # the static work done earns the browser budget
         return item
+
+    async def _skip_render(self, result: ScanResult, reasons: list[str]) -> None:
+        """Keep a site the advisor named static: the render budget is spent (the next scan renders it first)."""
+        self.crawler.stats.inc_value("detector/render/skipped")
+        note = "over the render budget; would render for: " + "; ".join(reasons)
+        await self._keep(dataclasses.replace(result, render=SKIPPED, render_note=note[:500]))
 
     async def _render(self, item: SiteItem, result: ScanResult, reasons: list[str]) -> None:
         """Render the site's homepage, detect again with what the browser saw, keep the scan."""

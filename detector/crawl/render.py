@@ -46,12 +46,13 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from detector.crawl.guard import _is_localhost, refusal
+from detector.crawl.settings import DETECTOR_RENDER_BUDGET
 from detector.engine.browser import PROBE_SCRIPT
 from detector.errors import DetectorError
 from detector.netpolicy import is_ip_literal, is_reserved_name
@@ -572,13 +573,131 @@ def chromium_installed() -> bool:
     return find_chromium() is not None or shutil.which("chromium") is not None
 
 
+# ---------------------------------------------------------------------- the budget
+#: ``--render auto``'s default budget: the browser may use at most this many times the CPU
+#: the crawl itself has used (fetching, parsing, static detection, writing).  On the dev
+#: corpus a render costs Chromium about 1 CPU-second and a static site 0.02, so an unbounded
+#: ``auto`` that renders 7% of the sites takes four times as long as ``off``; with the budget
+#: it stays under twice.  0: no budget (every site the advisor names is rendered).
+DEFAULT_RENDER_BUDGET = DETECTOR_RENDER_BUDGET  # (defined with the crawl's settings)
+#: Renders any crawl may make before the budget applies (a short list, one site).
+BUDGET_GRACE = 2
+#: What a render is taken to cost in browser CPU-seconds before one has finished.
+FIRST_RENDER_CPU = 1.0
+#: The scan's ``render`` value when the advisor named the site and the budget was spent.
+SKIPPED = "skipped"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Names of the processes of the browser side: Playwright's driver and Chromium's.
+_BROWSER_SIDE = ("node", "chrom", "crashpad", "playwright")
+
+
+def cpu_split(root: int | None = None) -> tuple[float, float]:
+    """CPU seconds used so far by ``root``'s process tree (default: this process), split into
+    (the browser side: Playwright's driver, Chromium and the processes they reaped; the rest:
+    ``root`` itself, its engine processes).  Read from /proc; (0, process time) without it."""
+    root = os.getpid() if root is None else root
+    if not os.path.isdir("/proc"):
+        return 0.0, time.process_time()
+    procs: dict[int, tuple[str, int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                raw = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        rest = raw[raw.rfind(")") + 2 :].split()
+        # utime, stime, cutime, cstime: what the process and the children it waited for used
+        ticks = sum(int(v) for v in rest[11:15])
+        procs[int(entry)] = (name, int(rest[1]), ticks / _CLOCK_TICKS)
+    children: dict[int, list[int]] = {}
+    for pid, (_name, parent, _cpu) in procs.items():
+        children.setdefault(parent, []).append(pid)
+    browser = rest_cpu = 0.0
+    stack = [(pid, procs[pid][0].startswith(_BROWSER_SIDE)) for pid in children.get(root, [])]
+    while stack:
+        pid, side = stack.pop()
+        if side:
+            browser += procs[pid][2]
+        else:
+            rest_cpu += procs[pid][2]
+        stack.extend((kid, side or procs[kid][0].startswith(_BROWSER_SIDE)) for kid in children.get(pid, []))
+    own = procs.get(root)
+    return browser, rest_cpu + (own[2] if own else time.process_time())
+
+
+class RenderBudget:
+    """How much rendering a crawl can afford: the browser's CPU stays under ``share`` times
+    the crawl's own (``share`` 0: no budget), after ``grace`` renders that always run.
+
+    Renders in flight are counted at the mean cost of the finished ones, so a crawl does not
+    overshoot by a whole slot of renders.  ``meter`` returns (browser CPU, crawl CPU).
+    """
+
+    def __init__(self, share: float, grace: int = BUDGET_GRACE,
+                 meter: Callable[[], tuple[float, float]] = cpu_split) -> None:
+        self.share = max(0.0, share)
+        self.grace = max(0, grace)
+        self.meter = meter
+        self.started = 0  # renders begun
+        self.finished = 0
+        self._browser_base = 0.0  # CPU of browsers that have exited (a restart)
+        self._browser_last = 0.0
+
+    def browser_cpu(self) -> tuple[float, float]:
+        """(browser CPU so far, crawl CPU so far), the browser's kept across restarts."""
+        browser, crawl = self.meter()
+        if browser + 1e-6 < self._browser_last:  # a browser went away with its CPU
+            self._browser_base += self._browser_last
+        self._browser_last = browser
+        return self._browser_base + browser, crawl
+
+    def allows(self) -> bool:
+        """True when one more render fits the budget."""
+        if self.share <= 0 or self.started < self.grace:
+            return True
+        browser, crawl = self.browser_cpu()
+        in_flight = self.started - self.finished
+        per_render = browser / self.finished if self.finished else FIRST_RENDER_CPU
+        return browser + (in_flight + 1) * per_render <= self.share * crawl
+
+    def begin(self) -> None:
+        self.started += 1
+
+    def end(self) -> None:
+        self.finished += 1
+
+
+#: The order in which waiting candidates are rendered when the budget is short: what the
+#: render most likely changes first (tags a container injects, an app built in the browser,
+#: a technology to confirm), a version last.
+_REASON_RANKS = (("tag manager", 0), ("empty #", 1), ("app shell", 1), ("confidence", 2), ("scripts name", 3),
+                 ("version in js", 4))
+
+
+def reason_rank(reasons: Sequence[str]) -> int:
+    """The rank of a site's best reason to render (lower renders first)."""
+    ranks = [rank for reason in reasons for key, rank in _REASON_RANKS if key in reason]
+    return min(ranks, default=len(_REASON_RANKS))
+
+
 # ---------------------------------------------------------------------- the crawl's stage
 class RenderStage:
     """The crawl's use of the tier: which sites to render (``auto``/``on``), a bounded queue of
     renders beside the pipeline (static items never wait for a render, except when ``backlog``
-    renders are already waiting), and one Renderer for the crawl."""
+    renders are already waiting), the budget, and one Renderer for the crawl.
 
-    def __init__(self, mode: str, settings: RenderSettings, backlog: int = 64) -> None:
+    Under ``auto`` a site the advisor names is rendered at once while the budget allows
+    (:class:`RenderBudget`); otherwise it waits, at most ``backlog`` sites, and the best of
+    them (:func:`reason_rank`, sites skipped by the last scan first) is rendered as the static
+    crawl earns more budget.  What is still waiting at the end, or pushed out of a full queue,
+    is kept static and recorded as ``skipped``.
+    """
+
+    def __init__(self, mode: str, settings: RenderSettings, backlog: int = 64,
+                 budget: float = DEFAULT_RENDER_BUDGET) -> None:
         if mode not in RENDER_MODES:
             raise RenderError(f'unknown render mode "{mode}"; use one of {", ".join(RENDER_MODES)}')
         self.mode = mode
@@ -588,6 +707,13 @@ class RenderStage:
         self.advisor: Any = None
         self.tasks: set[asyncio.Future[None]] = set()
         self.note = ""  # why the tier is off although asked for (auto without Chromium)
+        # --render on renders every site: a budget would only make it auto by another name.
+        self.budget = RenderBudget(budget if mode == "auto" else 0.0)
+        #: Domains whose last scan skipped the render for the budget: rendered first now.
+        self.first: frozenset[str] = frozenset()
+        #: Sites waiting for budget: (first?, rank, order, domain, render, skip).
+        self.waiting: list[tuple[int, int, int, str, Callable[[], Any], Callable[[], Any]]] = []
+        self._order = 0
 
     @property
     def active(self) -> bool:
@@ -622,6 +748,42 @@ class RenderStage:
         reasons: list[str] = self.advisor.reasons(html, static_technologies(found))
         return reasons
 
+    async def offer(self, domain: str, reasons: Sequence[str], render: Callable[[], Any],
+                    skip: Callable[[], Any]) -> None:
+        """A site to render: ``render()`` makes the coroutine that renders and keeps it,
+        ``skip()`` the one that keeps it static (over the budget)."""
+        self._order += 1
+        entry = (0 if domain in self.first else 1, reason_rank(reasons), self._order, domain, render, skip)
+        if not self.waiting and self.budget.allows():
+            await self.room()
+            self._start(entry)
+            return
+        self.waiting.append(entry)
+        if len(self.waiting) > self.backlog:
+            worst = max(self.waiting)
+            self.waiting.remove(worst)
+            self.spawn(worst[5]())
+        self.pump()
+
+    def pump(self) -> None:
+        """Start the best waiting renders the budget now affords."""
+        while self.waiting and self.budget.allows():
+            best = min(self.waiting)
+            self.waiting.remove(best)
+            self._start(best)
+
+    def _start(self, entry: tuple[int, int, int, str, Callable[[], Any], Callable[[], Any]]) -> None:
+        self.budget.begin()
+
+        async def run() -> None:
+            try:
+                await entry[4]()
+            finally:
+                self.budget.end()
+                self.pump()
+
+        self.spawn(run())
+
     async def room(self) -> None:
         """Wait while ``backlog`` renders are queued or running."""
         while len(self.tasks) >= self.backlog:
@@ -634,9 +796,15 @@ class RenderStage:
         task.add_done_callback(self.tasks.discard)
 
     async def close(self) -> None:
-        """Wait for queued renders, then close the browser."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        """Render what the budget still affords, keep the rest static, close the browser."""
+        while self.tasks or self.waiting:
+            while self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            self.pump()
+            if not self.tasks:
+                for entry in sorted(self.waiting):
+                    self.spawn(entry[5]())
+                self.waiting.clear()
         if self.renderer is not None:
             await self.renderer.close()
 
@@ -645,7 +813,8 @@ def render_stage(settings: Any) -> RenderStage | None:
     """The stage for a crawl's Scrapy settings (None with ``DETECTOR_RENDER = "off"``).
 
     Reads DETECTOR_RENDER (off, auto, on), DETECTOR_RENDER_CONCURRENCY, DETECTOR_RENDER_TIMEOUT,
-    DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_RENDER_SITES_PER_CONTEXT (16; 1: a
+    DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_RENDER_BUDGET (``auto``'s CPU
+    share, :data:`DEFAULT_RENDER_BUDGET`; 0: none), DETECTOR_RENDER_SITES_PER_CONTEXT (16; 1: a
     fresh browser context per site), DETECTOR_PROXY, USER_AGENT and
     ALLOW_PRIVATE / DETECTOR_ALLOW_PRIVATE (private addresses refused unless set).
     """
@@ -661,4 +830,5 @@ def render_stage(settings: Any) -> RenderStage | None:
         user_agent=settings.get("USER_AGENT") or None,
         sites_per_context=max(1, settings.getint("DETECTOR_RENDER_SITES_PER_CONTEXT", 16)),
     )
-    return RenderStage(mode, options, settings.getint("DETECTOR_RENDER_BACKLOG", 64))
+    return RenderStage(mode, options, settings.getint("DETECTOR_RENDER_BACKLOG", 64),
+                       budget=settings.getfloat("DETECTOR_RENDER_BUDGET", DEFAULT_RENDER_BUDGET))

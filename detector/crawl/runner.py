@@ -17,6 +17,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from detector.crawl.pipelines import new_run_id
+from detector.crawl.settings import DETECTOR_RENDER_BUDGET
 from detector.errors import DetectorError
 
 
@@ -64,6 +65,8 @@ class CrawlOptions:
     render: str | None = network(None)
     render_concurrency: int = network(4)
     render_timeout: float = network(10.0)
+    #: ``--render auto``'s budget: browser CPU at most this share of the crawl's (0: none).
+    render_budget: float = network(DETECTOR_RENDER_BUDGET)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,6 +112,7 @@ def build_settings(opts: CrawlOptions) -> Settings:
         values["DETECTOR_RENDER"] = opts.render
     values["DETECTOR_RENDER_CONCURRENCY"] = opts.render_concurrency
     values["DETECTOR_RENDER_TIMEOUT"] = opts.render_timeout
+    values["DETECTOR_RENDER_BUDGET"] = opts.render_budget
     if opts.user_agent:
         values["USER_AGENT"] = opts.user_agent
     if opts.verbose >= 2:
@@ -152,6 +156,7 @@ def options_from_settings(settings: Any) -> dict[str, Any]:
         "render": settings.get("DETECTOR_RENDER") or None,
         "render_concurrency": settings.getint("DETECTOR_RENDER_CONCURRENCY", defaults.render_concurrency),
         "render_timeout": settings.getfloat("DETECTOR_RENDER_TIMEOUT", defaults.render_timeout),
+        "render_budget": settings.getfloat("DETECTOR_RENDER_BUDGET", defaults.render_budget),
     }
 
 

@@ -477,7 +477,8 @@ def detections_for(db: sqlite_utils.Database, domain: str) -> list[dict[str, Any
 
 
 def run_summary(db: sqlite_utils.Database, run_id: str, *, top: int = 10) -> dict[str, Any]:
-    """Counts for one run: domains ok/failed, failures by error kind, technologies, top N."""
+    """Counts for one run: domains ok/failed, failures by error kind, technologies, top N, and
+    how the rendered tier went (``render``: scans by outcome, ``skipped`` over the budget)."""
     ok = failed = 0
     kinds: dict[str, int] = {}
     pages = 0
@@ -509,6 +510,9 @@ def run_summary(db: sqlite_utils.Database, run_id: str, *, top: int = 10) -> dic
             [run_id],
         )
     )["n"]
+    render = {r["render"]: r["n"] for r in db.query(
+        "SELECT render, count(*) AS n FROM scans WHERE run_id = ? AND render IS NOT NULL GROUP BY render "
+        "ORDER BY n DESC, render", [run_id])}
     return {
         "run_id": run_id,
         "domains_ok": ok,
@@ -517,5 +521,6 @@ def run_summary(db: sqlite_utils.Database, run_id: str, *, top: int = 10) -> dic
         "pages": pages,
         "technologies": techs,
         "top_technologies": [{"technology": r["technology"], "domains": r["domains"]} for r in top_rows],
+        "render": render,
     }
 

@@ -155,6 +155,12 @@ class Store:
         """Record a run's end."""
         finish_run(self.db, run_id, status)
 
+    def render_skipped(self) -> frozenset[str]:
+        """Domains whose latest scan left the render out for the budget (``scans.render = 'skipped'``)."""
+        return frozenset(r[0] for r in self.db.execute(
+            "SELECT s.domain FROM scans s WHERE s.render = 'skipped' AND s.started_at = "
+            "(SELECT max(t.started_at) FROM scans t WHERE t.domain = s.domain)"))
+
     def close_dead_runs(self) -> list[str]:
         """Mark runs left ``running`` by dead processes as ``interrupted``; needs the lock."""
         if not self.locked:
