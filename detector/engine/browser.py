@@ -101,8 +101,13 @@ SHELL_MOUNTS = ("root", "app", "__next", "__nuxt", "___gatsby", "svelte", "q-app
 SHELL_TEXT = 200
 #: An identifier used as a global in code: not a property (``.x``) or key, but read, called,
 #: indexed or assigned (``X.y``, ``X(``, ``X[``, ``X =``); and ``window.X`` / ``window["X"]``.
-_GLOBAL_USE = re.compile(r"(?<![\w$./\\:-])(?<!var )(?<!let )(?<!const )(?<!function )([A-Za-z_$][\w$]{2,60})\s*(?:[.(\[]|=(?!=))")
-_WINDOW_USE = re.compile(r"""\bwindow\s*(?:\.\s*([A-Za-z_$][\w$]{2,60})|\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\])""")
+#: (Matched per root the code names, from the root on: a pattern that starts with a literal is
+#: searched fast, one that starts with a look-behind is tried at every character.)
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]{2,60}")
+_USE_AFTER = re.compile(r"\s*(?:[.(\[]|=(?!=))")
+_NOT_BEFORE = frozenset("./\\:-$_")
+_DECLARATIONS = ("var ", "let ", "const ", "function ")
+_WINDOW_USE = re.compile(r"""window\s*(?:\.\s*([A-Za-z_$][\w$]{2,60})|\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\])""")
 #: A global assigned through an alias of ``window`` (``w['SalesmanagoObject'] = r`` in a loader
 #: snippet); counted for distinctive names only (not plain words).
 _INDEXED_SET = re.compile(r"""\[\s*["']([A-Za-z_$][\w$]{2,60})["']\s*\]\s*=(?!=)""")
@@ -264,8 +269,10 @@ class RenderAdvisor:
         ``baseUrl``) also with the rule's next segment (``search.indexName``); a script file
         name only for a distinctive root (capitals, digits, ``_`` or ``$``: ``jQuery``,
         ``NREUM``, ``_paq``)."""
-        tokens = {t for t in _GLOBAL_USE.findall(code) if not (t.islower() and t.isalpha() and len(t) <= 5)}
-        window = {a or b for a, b in _WINDOW_USE.findall(code)}
+        named_here = set(_IDENTIFIER.findall(code)) & self.roots.keys()
+        tokens = {t for t in named_here if not (t.islower() and t.isalpha() and len(t) <= 5) and _used_as_global(code, t)}
+        window = {a or b for m in _WINDOW_USE.finditer(code) if not _in_word(code, m.start())
+                  for a, b in [m.groups()]}
         tokens.update(t for t in _INDEXED_SET.findall(code) if not _PLAIN_WORD.fullmatch(t))
         for url in urls:
             name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:200]
@@ -286,6 +293,27 @@ class RenderAdvisor:
         return named
 
 
+def _in_word(code: str, at: int) -> bool:
+    """True when ``code[at]`` continues a word (no ``\\b`` before it)."""
+    return at > 0 and (code[at - 1].isalnum() or code[at - 1] == "_")
+
+
+def _used_as_global(code: str, name: str) -> bool:
+    """True when the identifier ``name`` is used as a global somewhere in ``code``: read,
+    called, indexed or assigned (``name.x``, ``name(``, ``name[``, ``name =``), not as a
+    property (``.name``), a declaration (``var name``) or part of a longer name."""
+    at = code.find(name)
+    while at >= 0:
+        end = at + len(name)
+        before = code[at - 1] if at else ""
+        if (not (before.isalnum() or before in _NOT_BEFORE) and not code.endswith(_DECLARATIONS, 0, at)
+                and not (end < len(code) and (code[end].isalnum() or code[end] in "_$"))
+                and _USE_AFTER.match(code, end)):
+            return True
+        at = code.find(name, at + 1)
+    return False
+
+
 def _two_segments(chain: str) -> str:
     """``a.b`` of a path ``a.b.c`` (the whole path when shorter).
 
@@ -301,19 +329,20 @@ def _static_version(rules: Mapping[str, object]) -> bool:
 
 
 def _app_shell(tree: LexborHTMLParser, has_scripts: bool) -> str:
-    """Why the page looks built in the browser, or ""."""
+    """Why the page looks built in the browser, or "" (``tree`` loses its scripts and styles)."""
+    mounts: dict[str | None, Any] = {}
+    for node in tree.css(", ".join(f"#{m}" for m in SHELL_MOUNTS)):
+        mounts.setdefault(node.attributes.get("id"), node)  # the first of each id, as getElementById
     for mount in SHELL_MOUNTS:
-        node = tree.css_first(f"#{mount}")
-        if node is not None and not (node.text(deep=True) or "").strip() and next(node.iter(), None) is None:
+        found = mounts.get(mount)
+        if found is not None and not (found.text(deep=True) or "").strip() and next(found.iter(), None) is None:
             return f"empty #{mount}"
     body = tree.body
-    text = re.sub(r"\s+", " ", body.text(deep=True, separator=" ") if body is not None else "").strip()
-    if has_scripts:
-        # text of <script>/<noscript>/<style> is no visible text
-        for node in (body.css("script, noscript, style, template") if body is not None else []):
-            inner = re.sub(r"\s+", " ", node.text(deep=True, separator=" ") or "").strip()
-            if inner:
-                text = text.replace(inner, "", 1)
-        if len(text.strip()) < SHELL_TEXT:
-            return f"app shell: {len(text.strip())} characters of text"
+    if not has_scripts or body is None:
+        return ""
+    # text of <script>/<noscript>/<style>/<template> is no visible text
+    tree.strip_tags(["script", "noscript", "style", "template"])
+    text = " ".join((body.text(deep=True, separator=" ") or "").split())
+    if len(text) < SHELL_TEXT:
+        return f"app shell: {len(text)} characters of text"
     return ""
