@@ -35,27 +35,42 @@ class Ledger:
         return self.browser, self.crawl
 
 
-def test_the_budget_allows_grace_renders_then_a_share_of_the_crawls_cpu() -> None:
+def test_the_budget_allows_a_share_of_the_crawls_cpu_costed_by_page_size() -> None:
     ledger = Ledger()
-    budget = RenderBudget(0.5, grace=1, meter=ledger)
-    assert budget.allows()  # the grace render, whatever the ledger says
-    budget.begin()
-    assert not budget.allows()  # one in flight, costed at a second, against no crawl CPU
-    ledger.browser, ledger.crawl = 1.0, 3.0
-    budget.end()
-    assert not budget.allows()  # 1 spent + 1 more (at the mean) > 0.5 * 3
-    ledger.crawl = 4.0
-    assert budget.allows()  # 2 <= 0.5 * 4
-    budget.begin()
-    ledger.crawl = 3.9
-    assert not budget.allows()  # 1 spent, 1 in flight, 1 more: 3 > 1.95
-    ledger.crawl = 6.0
-    assert budget.allows()  # 3 <= 3.0
+    budget = RenderBudget(0.5, meter=ledger, allowance=0)
+    assert budget.cost(200_000) == 1.0 and budget.cost(1_000) == 0.3  # a second per 200 KB, 0.3 at least
+    ledger.crawl = 1.9
+    assert not budget.allows(200_000)  # 1 > 0.5 * 1.9
+    assert budget.allows(10_000)  # 0.3 <= 0.95
+    ledger.crawl = 3.0
+    first = budget.begin(200_000)
+    assert not budget.allows(200_000)  # 1 in flight + 1 more > 1.5
+    assert budget.allows(10_000)  # 1 in flight + 0.3 <= 1.5
+    ledger.browser = 2.5  # what it really cost, the browser's launch included
+    budget.end(first)
+    assert not budget.allows(200_000)  # 2.5 spent + 1 > 1.5
+    ledger.crawl = 7.0
+    assert budget.allows(200_000)  # 3.5 <= 3.5
+    second = budget.begin(200_000)
+    assert not budget.allows(10_000)  # 2.5 spent + 1 in flight + 0.3 > 3.5
+    ledger.browser = 3.0
+    budget.end(second)
+    assert budget.allows(10_000)  # 3 + 0.3 <= 3.5
+
+
+def test_a_short_crawl_affords_the_allowance() -> None:
+    ledger = Ledger()
+    budget = RenderBudget(0.5, meter=ledger, allowance=6.0)
+    ledger.crawl, ledger.browser = 1.0, 2.0
+    assert budget.allows(100_000)  # 2 + 0.5 <= 3, though 0.5 * 1 is less
+    assert not budget.allows(300_000)  # 2 + 1.5 > 3
+    ledger.crawl = 10.0
+    assert budget.allows(300_000)  # the share is more now: 3.5 <= 5
 
 
 def test_a_browser_restart_keeps_what_the_old_one_spent() -> None:
     ledger = Ledger()
-    budget = RenderBudget(1.0, grace=0, meter=ledger)
+    budget = RenderBudget(1.0, meter=ledger)
     ledger.browser, ledger.crawl = 5.0, 10.0
     assert budget.browser_cpu() == (5.0, 10.0)
     ledger.browser = 0.5  # the old browser exited; a new one started
@@ -65,7 +80,7 @@ def test_a_browser_restart_keeps_what_the_old_one_spent() -> None:
 def test_no_budget_and_render_on_always_allow() -> None:
     ledger = Ledger()
     ledger.browser = 100.0
-    assert RenderBudget(0.0, grace=0, meter=ledger).allows()
+    assert RenderBudget(0.0, meter=ledger).allows(10**9)
     assert RenderStage("on", RenderSettings(), budget=0.1).budget.share == 0.0
 
 
@@ -79,7 +94,8 @@ def test_reasons_rank_what_a_render_most_likely_changes_first() -> None:
 def test_the_stage_renders_the_best_waiting_sites_and_keeps_the_rest_static() -> None:
     ledger = Ledger()
     stage = RenderStage("auto", RenderSettings(), backlog=3, budget=1.0)
-    stage.budget = RenderBudget(1.0, grace=1, meter=ledger)
+    stage.budget = RenderBudget(1.0, meter=ledger, allowance=0)
+    ledger.crawl = 1.0  # the library loaded: a render's worth
     stage.first = frozenset({"skipped-last-time.test"})
     done: list[tuple[str, str]] = []
 
@@ -92,14 +108,14 @@ def test_the_stage_renders_the_best_waiting_sites_and_keeps_the_rest_static() ->
         return run
 
     async def crawl() -> None:
-        sites = [("a.test", ["ShopKit: version in js rules"]),  # the grace render
+        sites = [("a.test", ["ShopKit: version in js rules"]),  # rendered at once
                  ("b.test", ["ShopKit: version in js rules"]),
                  ("c.test", ["empty #app"]),
                  ("skipped-last-time.test", ["scripts name Intercom"]),
                  ("d.test", ["scripts name Intercom"]),  # the queue holds 3: the worst goes (b.test)
                  ("e.test", ["tag manager Google Tag Manager runs and no tags were found"])]
         for domain, reasons in sites:
-            await stage.offer(domain, reasons, work(domain, "rendered"), work(domain, SKIPPED))
+            await stage.offer(domain, reasons, 200_000, work(domain, "rendered"), work(domain, SKIPPED))
             await asyncio.sleep(0.01)
         ledger.crawl = 3.0  # the static crawl earned two renders' worth
         stage.pump()

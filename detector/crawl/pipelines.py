@@ -208,10 +208,11 @@ class DetectStorePipeline:
             self.crawler.stats.inc_value("detector/detect_failed")
             result = self._failed_scan(item, exc)
         if self.render is not None and result.status == "ok" and result.detected and item.pages:
-            reasons = self.render.reasons(page_from_fetched(item.pages[0]).html, result.detections)
+            html = page_from_fetched(item.pages[0]).html
+            reasons = self.render.reasons(html, result.detections)
             if reasons:
                 # At most DETECTOR_RENDER_BACKLOG sites wait for the browser or for budget.
-                await self.render.offer(item.domain, reasons, lambda: self._render(item, result, reasons),
+                await self.render.offer(item.domain, reasons, len(html), lambda: self._render(item, result, reasons),
                                         lambda: self._skip_render(result, reasons))
                 return item
         await self._keep(result)

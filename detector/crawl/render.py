@@ -163,6 +163,9 @@ class RenderSettings:
     #: reading a page in it, so a tab that read its page cleanly moves on to the next site
     #: (its cookies cleared; storage is per origin, so no site reads another's).
     sites_per_context: int = 16
+    #: Seconds a render waits for a used tab to go idle before it opens a new context (0:
+    #: never waits; each slot gets its own tab at once).
+    grow_after: float = 2.0
 
 
 @dataclass(slots=True)
@@ -189,6 +192,8 @@ class Renderer:
         self.launches = 0
         self.contexts = 0  # browser contexts opened
         self._idle: list[_Tab] = []
+        self._open: dict[int, int] = {}  # tabs open per browser (by id): idle or reading a page
+        self._freed = asyncio.Event()  # a tab went idle or closed
         self._pw: Any = None
         self._browser: Any = None
         self._launching: asyncio.Lock | None = None
@@ -302,11 +307,34 @@ class Renderer:
         return snap
 
     async def _take_tab(self, browser: Any) -> _Tab:
-        """An idle tab of this browser, or a new context with one tab."""
-        while self._idle:
-            tab = self._idle.pop()
-            if tab.browser is browser:
-                return tab
+        """An idle tab of this browser, or a new context with one tab.
+
+        Tabs are opened on demand: while this browser has tabs, a render waits up to
+        ``grow_after`` seconds for one to go idle before it opens another (a new context
+        costs Chromium about a CPU-second, a page in a used tab a third of that).  So sparse
+        renders (``auto`` on a budget) share one tab, and a steady stream grows to one tab
+        per slot within seconds.
+        """
+        deadline = time.monotonic() + self.settings.grow_after
+        while True:
+            while self._idle:
+                tab = self._idle.pop()
+                if tab.browser is browser:
+                    return tab
+            left = deadline - time.monotonic()
+            if self._open.get(id(browser), 0) == 0 or left <= 0:
+                break
+            self._freed.clear()
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), left)
+        self._open[id(browser)] = self._open.get(id(browser), 0) + 1
+        try:
+            return await self._new_tab(browser)
+        except BaseException:
+            self._open[id(browser)] -= 1
+            raise
+
+    async def _new_tab(self, browser: Any) -> _Tab:
         context = await browser.new_context(
             ignore_https_errors=True, service_workers="block", accept_downloads=False,
             user_agent=self.settings.user_agent or None, viewport={"width": 1280, "height": 800},
@@ -332,9 +360,12 @@ class Renderer:
             try:
                 await asyncio.wait_for(self._blank(tab), 5)
                 self._idle.append(tab)
+                self._freed.set()
                 return
             except Exception as exc:  # noqa: BLE001 - a tab that will not go blank is closed
                 log.debug("a tab would not go blank (%r); closing its context", exc)
+        self._open[id(tab.browser)] = max(0, self._open.get(id(tab.browser), 0) - 1)
+        self._freed.set()  # a render waiting for a tab may open one now
         await self._close_context(tab.context)
 
     @staticmethod
@@ -580,10 +611,15 @@ def chromium_installed() -> bool:
 #: ``auto`` that renders 7% of the sites takes four times as long as ``off``; with the budget
 #: it stays under twice.  0: no budget (every site the advisor names is rendered).
 DEFAULT_RENDER_BUDGET = DETECTOR_RENDER_BUDGET  # (defined with the crawl's settings)
-#: Renders any crawl may make before the budget applies (a short list, one site).
-BUDGET_GRACE = 2
-#: What a render is taken to cost in browser CPU-seconds before one has finished.
-FIRST_RENDER_CPU = 1.0
+#: Browser CPU-seconds any crawl may spend per unit of its share, however short the crawl
+#: (3 at the default 0.5: the browser's launch, a tab and a few small pages), so a short
+#: list renders what the advisor names.
+BUDGET_ALLOWANCE = 6.0
+#: What a render is expected to cost before it starts: browser CPU-seconds per byte of the
+#: page's HTML, and at least RENDER_FLOOR a page (on the dev corpus a 850 KB page costs
+#: Chromium about 4 CPU-seconds; a 60 KB one a third of a second in a used tab).
+RENDER_RATE = 1.0 / 200_000
+RENDER_FLOOR = 0.3
 #: The scan's ``render`` value when the advisor named the site and the budget was spent.
 SKIPPED = "skipped"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -630,19 +666,25 @@ def cpu_split(root: int | None = None) -> tuple[float, float]:
 
 class RenderBudget:
     """How much rendering a crawl can afford: the browser's CPU stays under ``share`` times
-    the crawl's own (``share`` 0: no budget), after ``grace`` renders that always run.
+    the crawl's own, or ``share`` times :data:`BUDGET_ALLOWANCE` when that is more (``share``
+    0: no budget).
+    The crawl's CPU counts from its start (loading the library too).
 
-    Renders in flight are counted at the mean cost of the finished ones, so a crawl does not
-    overshoot by a whole slot of renders.  ``meter`` returns (browser CPU, crawl CPU).
+    What the browser has spent is measured (its launch and its contexts included); a render
+    about to start is estimated from the size of the page's HTML (Chromium parses it, builds
+    its DOM, runs its scripts and serialises it back): :data:`RENDER_RATE` a byte, at least
+    :data:`RENDER_FLOOR`.  Renders in flight count at their estimate, so a crawl does not
+    overshoot by a slot of renders.  ``meter`` returns (browser CPU, crawl CPU).
     """
 
-    def __init__(self, share: float, grace: int = BUDGET_GRACE,
-                 meter: Callable[[], tuple[float, float]] = cpu_split) -> None:
+    def __init__(self, share: float, meter: Callable[[], tuple[float, float]] = cpu_split,
+                 allowance: float = BUDGET_ALLOWANCE) -> None:
         self.share = max(0.0, share)
-        self.grace = max(0, grace)
+        self.allowance = allowance * self.share
         self.meter = meter
         self.started = 0  # renders begun
         self.finished = 0
+        self._flying: dict[int, float] = {}  # estimated cost of each render in flight
         self._browser_base = 0.0  # CPU of browsers that have exited (a restart)
         self._browser_last = 0.0
 
@@ -654,19 +696,27 @@ class RenderBudget:
         self._browser_last = browser
         return self._browser_base + browser, crawl
 
-    def allows(self) -> bool:
-        """True when one more render fits the budget."""
-        if self.share <= 0 or self.started < self.grace:
+    @staticmethod
+    def cost(size: int) -> float:
+        """Estimated browser CPU-seconds of rendering a page of ``size`` bytes of HTML."""
+        return max(RENDER_FLOOR, RENDER_RATE * size)
+
+    def allows(self, size: int = 0) -> bool:
+        """True when rendering one more page (``size`` bytes of HTML) fits the budget."""
+        if self.share <= 0:
             return True
         browser, crawl = self.browser_cpu()
-        in_flight = self.started - self.finished
-        per_render = browser / self.finished if self.finished else FIRST_RENDER_CPU
-        return browser + (in_flight + 1) * per_render <= self.share * crawl
+        return browser + sum(self._flying.values()) + self.cost(size) <= max(self.share * crawl, self.allowance)
 
-    def begin(self) -> None:
+    def begin(self, size: int = 0) -> int:
+        """A render starts; returns its token for :meth:`end`."""
         self.started += 1
+        self._flying[self.started] = self.cost(size)
+        return self.started
 
-    def end(self) -> None:
+    def end(self, token: int) -> None:
+        """The render ``token`` is done (what it cost is in the browser's CPU now)."""
+        self._flying.pop(token, None)
         self.finished += 1
 
 
@@ -684,6 +734,11 @@ def reason_rank(reasons: Sequence[str]) -> int:
 
 
 # ---------------------------------------------------------------------- the crawl's stage
+#: A site waiting for the budget: (0 if skipped last time else 1, reason rank, arrival, domain,
+#: bytes of HTML, make its render, make its skip); the smallest renders first.
+_Waiting = tuple[int, int, int, str, int, Callable[[], Any], Callable[[], Any]]
+
+
 class RenderStage:
     """The crawl's use of the tier: which sites to render (``auto``/``on``), a bounded queue of
     renders beside the pipeline (static items never wait for a render, except when ``backlog``
@@ -692,8 +747,8 @@ class RenderStage:
     Under ``auto`` a site the advisor names is rendered at once while the budget allows
     (:class:`RenderBudget`); otherwise it waits, at most ``backlog`` sites, and the best of
     them (:func:`reason_rank`, sites skipped by the last scan first) is rendered as the static
-    crawl earns more budget.  What is still waiting at the end, or pushed out of a full queue,
-    is kept static and recorded as ``skipped``.
+    crawl earns more budget.  What is still waiting when the static crawl ends, or is pushed
+    out of a full queue, is kept static and recorded as ``skipped``.
     """
 
     def __init__(self, mode: str, settings: RenderSettings, backlog: int = 64,
@@ -711,9 +766,10 @@ class RenderStage:
         self.budget = RenderBudget(budget if mode == "auto" else 0.0)
         #: Domains whose last scan skipped the render for the budget: rendered first now.
         self.first: frozenset[str] = frozenset()
-        #: Sites waiting for budget: (first?, rank, order, domain, render, skip).
-        self.waiting: list[tuple[int, int, int, str, Callable[[], Any], Callable[[], Any]]] = []
+        #: Sites waiting for budget: (first?, rank, order, domain, size, render, skip).
+        self.waiting: list[_Waiting] = []
         self._order = 0
+        self.closing = False  # the static crawl is done: nothing more starts
 
     @property
     def active(self) -> bool:
@@ -748,13 +804,13 @@ class RenderStage:
         reasons: list[str] = self.advisor.reasons(html, static_technologies(found))
         return reasons
 
-    async def offer(self, domain: str, reasons: Sequence[str], render: Callable[[], Any],
+    async def offer(self, domain: str, reasons: Sequence[str], size: int, render: Callable[[], Any],
                     skip: Callable[[], Any]) -> None:
-        """A site to render: ``render()`` makes the coroutine that renders and keeps it,
-        ``skip()`` the one that keeps it static (over the budget)."""
+        """A site to render (``size``: bytes of its homepage's HTML): ``render()`` makes the
+        coroutine that renders and keeps it, ``skip()`` the one that keeps it static."""
         self._order += 1
-        entry = (0 if domain in self.first else 1, reason_rank(reasons), self._order, domain, render, skip)
-        if not self.waiting and self.budget.allows():
+        entry = (0 if domain in self.first else 1, reason_rank(reasons), self._order, domain, size, render, skip)
+        if not self.waiting and self.budget.allows(size):
             await self.room()
             self._start(entry)
             return
@@ -762,24 +818,24 @@ class RenderStage:
         if len(self.waiting) > self.backlog:
             worst = max(self.waiting)
             self.waiting.remove(worst)
-            self.spawn(worst[5]())
+            self.spawn(worst[6]())
         self.pump()
 
     def pump(self) -> None:
         """Start the best waiting renders the budget now affords."""
-        while self.waiting and self.budget.allows():
+        while self.waiting and not self.closing and self.budget.allows(min(self.waiting)[4]):
             best = min(self.waiting)
             self.waiting.remove(best)
             self._start(best)
 
-    def _start(self, entry: tuple[int, int, int, str, Callable[[], Any], Callable[[], Any]]) -> None:
-        self.budget.begin()
+    def _start(self, entry: _Waiting) -> None:
+        token = self.budget.begin(entry[4])
 
         async def run() -> None:
             try:
-                await entry[4]()
+                await entry[5]()
             finally:
-                self.budget.end()
+                self.budget.end(token)
                 self.pump()
 
         self.spawn(run())
@@ -796,15 +852,14 @@ class RenderStage:
         task.add_done_callback(self.tasks.discard)
 
     async def close(self) -> None:
-        """Render what the budget still affords, keep the rest static, close the browser."""
-        while self.tasks or self.waiting:
-            while self.tasks:
-                await asyncio.gather(*list(self.tasks), return_exceptions=True)
-            self.pump()
-            if not self.tasks:
-                for entry in sorted(self.waiting):
-                    self.spawn(entry[5]())
-                self.waiting.clear()
+        """Keep the sites still waiting static (a render started now would only add to the
+        crawl's time after its static work is done), finish the renders running, close the browser."""
+        self.closing = True
+        for entry in sorted(self.waiting):
+            self.spawn(entry[6]())
+        self.waiting.clear()
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
         if self.renderer is not None:
             await self.renderer.close()
 
