@@ -347,7 +347,8 @@ def main() -> None:
     parts = set(args.parts.split(","))
     share = auto_share(pages) if "share" in parts else None
     if share:
-        print(f"auto renders {share['rendered']}/{share['sites']} sites ({share['share']:.1%}); first reasons "
+        print(f"the advisor names {share['rendered']}/{share['sites']} sites ({share['share']:.1%}; before the "
+              f"render budget, which the crawl part applies); first reasons "
               f"{share['first_reason']}; static detection + advice "
               f"{share['advice_ms_per_page_with_detection']} ms/page", flush=True)
     server, proxy = start_server(args.corpus)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import importlib.util
 import logging
 import os
 import shutil
@@ -106,10 +107,15 @@ def find_chromium() -> str | None:
 
 
 def unavailable_reason() -> str | None:
-    """Why the rendered tier cannot run here, or None when it can."""
+    """Why the rendered tier cannot run here, or None when it can.
+
+    Playwright is looked up, not imported (a third of a CPU-second, paid at the first render
+    only: an ``auto`` crawl may render nothing)."""
     try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
+        found = importlib.util.find_spec("playwright.async_api") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         return f"Playwright is not installed; {INSTALL_HINT}"
     if find_chromium() is None:
         where = os.environ.get("DETECTOR_CHROMIUM") or ", ".join(CHROMIUM_PATHS)
