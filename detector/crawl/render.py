@@ -618,7 +618,7 @@ def chromium_installed() -> bool:
 #: it stays under twice.  0: no budget (every site the advisor names is rendered).
 DEFAULT_RENDER_BUDGET = DETECTOR_RENDER_BUDGET  # (defined with the crawl's settings)
 #: Browser CPU-seconds any crawl may spend per unit of its share, however short the crawl
-#: (3 at the default 0.5: the browser's launch, a tab and a few small pages), so a short
+#: (2.4 at the default 0.4: the browser's launch, a tab and a few small pages), so a short
 #: list renders what the advisor names.
 BUDGET_ALLOWANCE = 6.0
 #: What a render is expected to cost before it starts: browser CPU-seconds per byte of the

@@ -93,7 +93,7 @@ DETECTOR_RESOLVER = ""  # HOST[:PORT] of the DNS server; "" = the system's (neve
 DETECTOR_RENDER = os.environ.get("DETECTOR_RENDER") or "auto"
 DETECTOR_RENDER_CONCURRENCY = 4  # pages rendered at once (one browser, a tab per page)
 DETECTOR_RENDER_TIMEOUT = 10.0  # seconds per rendered page, everything included
-DETECTOR_RENDER_BUDGET = 0.5  # auto: browser CPU at most this share of the crawl's (0: no budget)
+DETECTOR_RENDER_BUDGET = 0.4  # auto: browser CPU at most this share of the crawl's (0: no budget)
 DETECTOR_RENDER_SETTLE = 1.0  # seconds after domcontentloaded for late scripts and globals
 DETECTOR_RENDER_BACKLOG = 64  # sites waiting for the browser before items wait too
 DETECTOR_RENDER_SITES_PER_CONTEXT = 16  # sites a browser context serves (cookies cleared between); 1: one each
