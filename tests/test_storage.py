@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
+from detector.cli.options import format_summary
 from detector.engine.signatures import load_signatures
 from detector.engine.verdict import SiteDetection
 from detector.store.scans import (
@@ -91,17 +93,22 @@ def test_domains_table_tracks_last_scan_and_last_ok(tmp_path: Path) -> None:
 def test_run_summary(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x.db")
     record_scans(db, [
-        scan("a.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", "6.4", 100), ("PHP", None, 100)),
-        scan("b.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", None, 100)),
+        dataclasses.replace(scan("a.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", "6.4", 100), ("PHP", None, 100)),
+                            render="rendered", render_note="WordPress: version in js rules"),
+        dataclasses.replace(scan("b.test", "r1", "2026-01-01T00:00:00Z", ("WordPress", None, 100)),
+                            render="skipped", render_note="over the render budget"),
         scan("c.test", "r1", "2026-01-01T00:00:00Z", status="error", kind="dns"),
-        scan("d.test", "r0", "2025-01-01T00:00:00Z", ("Drupal", None, 100)),
+        dataclasses.replace(scan("d.test", "r0", "2025-01-01T00:00:00Z", ("Drupal", None, 100)), render="rendered"),
     ])
     s = run_summary(db, "r1")
     assert s == {
         "run_id": "r1", "domains_ok": 2, "domains_failed": 1, "failed_by_kind": {"dns": 1}, "pages": 3,
         "technologies": 2,
         "top_technologies": [{"technology": "WordPress", "domains": 2}, {"technology": "PHP", "domains": 1}],
+        "render": {"rendered": 1, "skipped": 1},  # this run's scans only
     }
+    assert "Rendered in Chromium: 1 rendered; 1 left static over the render budget" in format_summary(
+        {**s, "invalid_lines": 0, "database": "x.db"})
 
 
 def test_library_mirror(tmp_path: Path) -> None:
