@@ -48,6 +48,9 @@ def test_demo_prints_summary_and_a_query(tmp_path: Path) -> None:
     assert re.search(r"Crawled 12 domains in [\d.]+ s: 8 ok, 4 failed \(dns 1, http_5xx 1, offsite 1, robots 1\)\.", run.out)
     assert f'sqlite-utils {tmp_path / "demo.db"} "select domain, technology' in run.out
     assert '"acme outdoor" is not a domain name' in run.err
+    status = run_detector(["status", "--db", str(tmp_path / "demo.db")])
+    assert status.code == 0, status.err
+    assert re.search(r"^Last crawl \(detector demo\): \S+ \(done\) 8 ok, 4 failed", status.out, re.MULTILINE), status.out
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -38,7 +38,7 @@ def test_doctests(module: object) -> None:
 def test_the_network_options_are_marked_on_crawl_options() -> None:
     assert network_options() == ("pages", "concurrency", "per_site", "timeout", "retries", "max_size",
                                  "user_agent", "proxy", "ignore_robots", "dns", "resolver", "render",
-                                 "render_concurrency", "render_timeout")
+                                 "render_concurrency", "render_timeout", "render_budget")
 
 
 def test_given_options_win_over_recorded_ones() -> None:

@@ -324,8 +324,9 @@ def format_status(r: dict[str, Any]) -> str:
             lines.append(f"{name}: never")
             continue
         c = run["changes"]
+        kind = " (detector demo)" if run.get("command") == "demo" else ""
         lines.append(
-            f"{name}: {run['started_at']} ({run['status']}) {run['domains_ok'] or 0:,} ok, "
+            f"{name}{kind}: {run['started_at']} ({run['status']}) {run['domains_ok'] or 0:,} ok, "
             f"{run['domains_failed'] or 0:,} failed; changes: {c['added']:,} added, {c['removed']:,} removed, "
             f"{c['version_changed']:,} version changed"
         )

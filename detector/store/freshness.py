@@ -154,7 +154,7 @@ def status_report(
         "failing_domains": sum(failing.values()),
         "failing_by_kind": failing,
         "last_refresh": _last_run(db, "refresh"),
-        "last_crawl": _last_run(db, "crawl"),
+        "last_crawl": _last_run(db, "crawl", "demo"),  # `detector demo` crawls the bundled sites
         "interrupted_runs": _scalar(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'"),
         "detections": {
             "active": active,
@@ -197,11 +197,12 @@ def _failing(db: sqlite_utils.Database) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _last_run(db: sqlite_utils.Database, command: str) -> dict[str, Any] | None:
+def _last_run(db: sqlite_utils.Database, *commands: str) -> dict[str, Any] | None:
+    """The newest run of any of ``commands``, with its change counts."""
     for row in db.query(
         "SELECT id, command, started_at, finished_at, status, domains_planned, domains_ok, domains_failed "
-        "FROM runs WHERE command = ? ORDER BY started_at DESC, id DESC LIMIT 1",
-        [command],
+        f"FROM runs WHERE command IN ({', '.join('?' * len(commands))}) ORDER BY started_at DESC, id DESC LIMIT 1",
+        list(commands),
     ):
         row["changes"] = change_counts(db, row["id"])
         return row
