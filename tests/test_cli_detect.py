@@ -7,6 +7,7 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from detector.cli.main import cli
@@ -100,7 +101,7 @@ def test_live_fetch_failure_is_clear() -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    code, out = run(f"http://127.0.0.1:{port}/", "--timeout", "2")
+    code, out = run(f"http://127.0.0.1:{port}/", "--timeout", "2", "--allow-private")
     assert code == 1
     assert "could not fetch" in out and "--html" in out
 
@@ -124,9 +125,49 @@ def test_live_fetch_from_local_server(tmp_path: Path) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        code, out = run(f"http://127.0.0.1:{server.server_address[1]}/", "--nl")
+        refused_code, refused = run(f"http://127.0.0.1:{server.server_address[1]}/", "--nl")
+        code, out = run(f"http://127.0.0.1:{server.server_address[1]}/", "--nl", "--allow-private")
     finally:
         server.shutdown()
+    assert refused_code == 1 and "not fetched: 127.0.0.1 is a loopback address" in refused, refused
+    assert "--allow-private" in refused
     assert code == 0, out
     names = {t["name"]: t["version"] for t in json.loads(out)["technologies"]}
     assert names["PHPish"] == "7.4" and "Shopy" in names
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a metadata service address"),
+    ("http://10.1.2.3/", "10.1.2.3 is a private network address"),
+    ("http://[::1]:8080/", "::1 is a loopback address"),
+    ("http://localhost:9/", "localhost is this machine (loopback)"),
+    ("http://shop.test/", "shop.test is a reserved name: it is never sent to the system resolver (reach it with --proxy)"),
+    ("file:///etc/passwd", "file scheme: only http and https URLs are fetched"),
+])
+def test_live_urls_follow_the_crawls_network_policy(url: str, why: str) -> None:
+    code, out = run(url, "--timeout", "2")  # refused before any socket is opened
+    assert code == 1 and f"not fetched: {why}" in out, out
+
+
+def test_a_name_resolving_to_a_private_address_is_not_connected_to() -> None:
+    from detector.cli.detect import RefusedTarget, _guarded_connect
+
+    with pytest.raises(RefusedTarget, match=r"localhost resolves to (127\.0\.0\.1|::1) \(loopback\)"):
+        _guarded_connect(False)(("localhost", 9))
+
+
+def test_a_redirect_to_a_metadata_address_is_not_followed() -> None:
+    from detector.demo.vhosts import Route, Site
+    from tests.servers import start_proxy
+
+    html = (("Content-Type", "text/html; charset=utf-8"),)
+    sites = {"hop.test": Site("hop.test", {"/": Route(302, (("Location", "http://169.254.169.254/latest/"),)),
+                                          "/ok": Route(200, html, PAGE.encode())}, https=False)}
+    proxy = start_proxy(sites)
+    try:
+        ok_code, ok = run("http://hop.test/ok", "--proxy", proxy.url, "--nl")
+        code, out = run("http://hop.test/", "--proxy", proxy.url, "--timeout", "5")
+    finally:
+        proxy.stop()
+    assert ok_code == 0 and "Shopy" in ok, ok  # through the proxy, a reserved name is fine
+    assert code == 1 and "redirected to http://169.254.169.254/latest/: 169.254.169.254 is a metadata service" in out, out

@@ -48,7 +48,8 @@ def test_loopback_stays_open(egress_guard: Any) -> None:
 
 def test_subprocess_attempt_is_caught(egress_guard: Any) -> None:
     """A ``detector`` subprocess inherits the guard: its attempt is refused and reported to us."""
-    run = run_detector(["detect", "http://192.0.2.1/", "--timeout", "2", "--signatures", str(TEST_SIGNATURES)],
+    run = run_detector(["detect", "http://192.0.2.1/", "--timeout", "2", "--allow-private",  # past the policy
+                        "--signatures", str(TEST_SIGNATURES)],
                        timeout=120)
     assert run.code == 1 and "egress guard: refused a connection to ('192.0.2.1', 80)" in run.err, run.err
     refused = egress_guard.refused()

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -29,6 +30,7 @@ from detector.cli.options import (
     signatures_option,
 )
 from detector.errors import DetectorError, MissingInputError
+from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
 from detector.textinput import check_readable
 
 
@@ -50,6 +52,8 @@ from detector.textinput import check_readable
               help="Hide detections below this confidence (0-100).")
 @compat_option
 @click.option("--proxy", help="Fetch live URLs (and render them) through this HTTP proxy, e.g. http://proxy:3128.")
+@click.option("--allow-private", is_flag=True,
+              help="Fetch (and render) private, loopback and link-local addresses too (a local test server).")
 @render_option
 @signatures_option
 def detect(
@@ -66,6 +70,7 @@ def detect(
     min_confidence: int,
     compat: str | None,
     proxy: str | None,
+    allow_private: bool,
     render: str,
     signature_dirs: tuple[str, ...],
 ) -> None:
@@ -95,9 +100,9 @@ def detect(
     except DetectorError as exc:
         raise exit_for(exc) from None
     engine = load_engine(signature_dirs, mode=engine_mode(compat))
-    browser = _browser(engine, render, proxy) if urls else None
+    browser = _browser(engine, render, proxy, allow_private) if urls else None
     try:
-        pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout, proxy)
+        pages = _pages(urls, html_file, page_url, headers_file, har_file, cases_file, timeout, proxy, allow_private)
         _emit(engine, pages if browser is None else browser.pages(pages), output, min_confidence)
     except DetectorError as exc:
         raise exit_for(exc) from None
@@ -109,7 +114,7 @@ def detect(
 class _LiveBrowser:
     """The rendered tier for ``detect URL``: one browser for the command, a page per URL."""
 
-    def __init__(self, engine: Any, mode: str, proxy: str | None) -> None:
+    def __init__(self, engine: Any, mode: str, proxy: str | None, allow_private: bool = False) -> None:
         import asyncio
 
         from detector.crawl.render import Renderer, RenderSettings
@@ -120,7 +125,7 @@ class _LiveBrowser:
         self.advisor = RenderAdvisor(engine.library)
         self.loop = asyncio.new_event_loop()
         chains, props = browser_probes(engine.library)
-        self.renderer = Renderer(chains, props, RenderSettings(proxy=proxy, concurrency=1))
+        self.renderer = Renderer(chains, props, RenderSettings(proxy=proxy, concurrency=1, allow_private=allow_private))
 
     def pages(self, pages: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         """Each live page, and beside it what the browser saw (when rendering pays off)."""
@@ -147,7 +152,7 @@ class _LiveBrowser:
         self.loop.close()
 
 
-def _browser(engine: Any, mode: str, proxy: str | None) -> _LiveBrowser | None:
+def _browser(engine: Any, mode: str, proxy: str | None, allow_private: bool = False) -> _LiveBrowser | None:
     """The browser for ``--render`` on live URLs, or None (off, or auto without Chromium)."""
     from detector.crawl.render import unavailable_reason
 
@@ -159,12 +164,12 @@ def _browser(engine: Any, mode: str, proxy: str | None) -> _LiveBrowser | None:
             raise click.ClickException(f"--render on cannot run: {reason}")
         click.echo(f"warning: --render auto: pages are read statically only; {reason}", err=True)
         return None
-    return _LiveBrowser(engine, mode, proxy)
+    return _LiveBrowser(engine, mode, proxy, allow_private)
 
 
 def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers_file: Path | None,
-           har_file: Path | None, cases_file: Path | None, timeout: float, proxy: str | None = None
-           ) -> Iterator[tuple[Any, Any]]:
+           har_file: Path | None, cases_file: Path | None, timeout: float, proxy: str | None = None,
+           allow_private: bool = False) -> Iterator[tuple[Any, Any]]:
     from detector.engine.cases import iter_cases, page_from_case, pages_from_har, read_headers_file
     from detector.engine.page import Page
 
@@ -179,7 +184,7 @@ def _pages(urls: tuple[str, ...], html_file: Path | None, page_url: str, headers
         yield str(html_file), Page.from_http(page_url, status=None, headers=headers, body=body)
     else:
         for url in urls:
-            yield url, fetch_page(url, timeout, proxy)
+            yield url, fetch_page(url, timeout, proxy, allow_private)
 
 
 def _read_file(path: Path) -> bytes:
@@ -190,28 +195,136 @@ def _read_file(path: Path) -> bytes:
         raise MissingInputError(f"{path}: cannot read ({exc.strerror}). Check its permissions; nothing was read.") from None
 
 
-def fetch_page(url: str, timeout: float, proxy: str | None = None) -> Any:
-    """Fetch one page live (quick checks); errors say what failed and what to try instead."""
+class RefusedTarget(urllib.error.URLError):
+    """A live URL (or a redirect) the network policy does not fetch."""
+
+
+def target_refusal(url: str, proxy: str | None, allow_private: bool) -> str | None:
+    """Why ``detect`` must not fetch ``url``, or None: only http(s); no private, loopback or
+    metadata address literal, no ``localhost`` (unless ``allow_private``); and without a proxy
+    no reserved name (``.test``...), which would go to the system resolver.
+
+    >>> target_refusal("http://169.254.169.254/latest/", None, False)
+    '169.254.169.254 is a metadata service address'
+    >>> target_refusal("http://shop.test/", None, True)
+    'shop.test is a reserved name: it is never sent to the system resolver (reach it with --proxy)'
+    >>> target_refusal("http://shop.test/", "http://127.0.0.1:8080", False) is None
+    True
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{parts.scheme or 'no'} scheme: only http and https URLs are fetched"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "the URL names no host"
+    local = host == "localhost" or host.endswith(".localhost")
+    if local:
+        return None if allow_private else f"{host} is this machine (loopback)"
+    if not proxy and is_reserved_name(host):
+        return f"{host} is a reserved name: it is never sent to the system resolver (reach it with --proxy)"
+    if allow_private:
+        return None
+    reason = blocked_address_reason(host) if is_ip_literal(host) else None
+    return f"{host} is a {reason} address" if reason else None
+
+
+def _guarded_connect(allow_private: bool) -> Any:
+    """``socket.create_connection`` for http.client that resolves the name itself and connects
+    only to an address the policy allows (the address checked is the one connected to)."""
+    import socket
+
+    def connect(address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                source_address: Any = None, **_: Any) -> socket.socket:
+        host, port = address
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        for *_rest, sockaddr in infos:
+            reason = None if allow_private else blocked_address_reason(str(sockaddr[0]))
+            if reason:
+                raise RefusedTarget(f"{host} resolves to {sockaddr[0]} ({reason})")
+        last: OSError | None = None
+        for *_rest, sockaddr in infos:
+            try:
+                return socket.create_connection((str(sockaddr[0]), port), timeout, source_address)
+            except OSError as exc:
+                last = exc
+        raise last or OSError(f"{host}: no address")
+
+    return connect
+
+
+def _opener(proxy: str | None, allow_private: bool) -> urllib.request.OpenerDirector:
+    """An opener that applies :func:`target_refusal` to every redirect and, without a proxy,
+    checks the address it connects to."""
+    import http.client
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            reason = target_refusal(newurl, proxy, allow_private)
+            if reason:
+                raise RefusedTarget(f"redirected to {newurl[:200]}: {reason}")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    handlers: list[Any] = [Redirects()]
+    if proxy:
+        handlers.append(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))  # the proxy resolves
+    else:
+        connect = _guarded_connect(allow_private)
+
+        class Plain(http.client.HTTPConnection):
+            _create_connection = staticmethod(connect)
+
+        class Secure(http.client.HTTPSConnection):
+            _create_connection = staticmethod(connect)
+
+        class PlainHandler(urllib.request.HTTPHandler):
+            def http_open(self, req: Any) -> Any:
+                return self.do_open(Plain, req)
+
+        class SecureHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: Any) -> Any:
+                return self.do_open(Secure, req)
+
+        handlers += [urllib.request.ProxyHandler({}), PlainHandler(), SecureHandler()]
+    return urllib.request.build_opener(*handlers)
+
+
+def fetch_page(url: str, timeout: float, proxy: str | None = None, allow_private: bool = False) -> Any:
+    """Fetch one page live (quick checks); errors say what failed and what to try instead.
+
+    The crawl's network policy holds: no private, loopback or metadata address (the URL's,
+    a redirect's, or the one a name resolves to) unless ``allow_private``, and without a
+    proxy no reserved name goes to the system resolver.
+    """
     from detector.engine.page import Page
 
     if "://" not in url:
         url = "https://" + url
+    refused = target_refusal(url, proxy, allow_private)
+    if refused:
+        raise click.ClickException(f"{url}: not fetched: {refused}. {_POLICY_HINT}")
     req = urllib.request.Request(url, headers={"User-Agent": "detector/0.1 (+https://github.com/detector)"})
     try:
-        handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
-        with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
+        with _opener(proxy, allow_private).open(req, timeout=timeout) as resp:
             body = resp.read(10 * 1024 * 1024)
             headers = [(k, v) for k, v in resp.headers.items()]
             return Page.from_http(resp.geturl(), status=resp.status, headers=headers, body=body)
+    except RefusedTarget as exc:
+        raise click.ClickException(f"{url}: not fetched: {exc.reason}. {_POLICY_HINT}") from None
     except urllib.error.HTTPError as exc:
         body = exc.read(10 * 1024 * 1024) if exc.fp else b""
         return Page.from_http(url, status=exc.code, headers=list(exc.headers.items()), body=body)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, RefusedTarget):
+            raise click.ClickException(f"{url}: not fetched: {reason.reason}. {_POLICY_HINT}") from None
         raise click.ClickException(
             f"{url}: could not fetch ({reason}). Are you offline? "
             "Analyse a saved page with --html FILE or --cases FILE instead."
         ) from None
+
+
+_POLICY_HINT = ("Private, loopback and metadata addresses are fetched only with --allow-private (a local test "
+                "server, say); names under .test, .example, .invalid, .local only through --proxy")
 
 
 def _emit(engine: Any, pages: Iterable[tuple[Any, Any]], output: str, min_confidence: int) -> None:
