@@ -161,3 +161,12 @@ def test_translation_keeps_python_and_re2_in_step() -> None:
     assert re.search(py, "a-b") and not re.search(py, "a\nb")
     r2, *_ = translate("a.b$", "re2")
     assert r2.endswith("\\z")
+
+
+@pytest.mark.parametrize("module", ["detector.engine.prefilter", "detector.engine.evidence"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

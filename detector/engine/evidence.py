@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 #: Percent of a scriptSrc rule's confidence that a URL built by inline code carries (the
 #: ``script_loader`` source).  The URL is in the code that would load the script, not a
@@ -258,7 +259,29 @@ def anchor_counts(href: str, branches: tuple[tuple[str, ...], ...]) -> bool:
 _SHORT_WORD = re.compile(r"(?:\\b|\^)?(?:\(\?<!-\))?(?:\\b)?\\?([A-Za-z0-9]{1,4})(?:\\b|\$)?")
 
 
-def short_word_regex(regex: str) -> re.Pattern[str] | None:
+@dataclass(frozen=True, slots=True)
+class ShortWord:
+    """A word matched between Unicode word boundaries (``(?<!\\w)WORD(?!\\w)``), searched
+    for from the word itself: a pattern that starts with a lookbehind is tried at every
+    position of the text, one that starts with a literal is found at memchr speed."""
+
+    find: re.Pattern[str]
+    whole: re.Pattern[str]
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first occurrence of the word that stands alone, as ``whole.search`` finds it.
+
+        An occurrence skipped by the non-overlapping walk starts inside an earlier one, after
+        a word character, so it could not stand alone: the first found is the first there is.
+        """
+        for m in self.find.finditer(text):
+            found = self.whole.match(text, m.start())
+            if found is not None:
+                return found
+        return None
+
+
+def short_word_regex(regex: str) -> ShortWord | None:
     """For a ``text`` pattern that is one word of 4 characters or fewer, the matcher the
     default mode uses: the word between Unicode word boundaries, in capitals only when the
     pattern writes it in capitals (an acronym: ``UPS`` is not the English "ups").
@@ -268,13 +291,15 @@ def short_word_regex(regex: str) -> re.Pattern[str] | None:
     [True, False, False, False]
     >>> short_word_regex(r"\\bRoyal Mail\\b") is None, bool(short_word_regex(r"\\APC\\b").search("GAPC"))
     (True, False)
+    >>> short_word_regex(r"\\bdhl\\b").search("dhlx DHL-Express").group(0)
+    'DHL'
     """
     m = _SHORT_WORD.fullmatch(regex)
     if m is None:
         return None
-    word = m.group(1)
-    flags = 0 if word.isupper() else re.IGNORECASE
-    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", flags)
+    word = re.escape(m.group(1))
+    flags = 0 if m.group(1).isupper() else re.IGNORECASE
+    return ShortWord(re.compile(rf"{word}(?!\w)", flags), re.compile(rf"(?<!\w){word}(?!\w)", flags))
 
 
 # ---------------------------------------------------------------------- refined rules
