@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from detector.engine.match import Engine
 from detector.engine.patterns import (
     bound_quantifiers,
     compile_pattern,
@@ -13,6 +14,7 @@ from detector.engine.patterns import (
     resolve_version,
     translate,
 )
+from detector.engine.prefilter import HyperscanPrefilter, scan_form
 from detector.errors import SignatureError
 
 
@@ -68,6 +70,12 @@ JS_CASES = [
     ("\\u00e9", "é", True),
     ("(?!foo)bar", "bar", True),
     ("(?<!-)UPS", "-UPS", False),
+    # the prefilter scans these from their longest literal on (see scan_form)
+    ('<[^>]+(?:id|class)="livefyre', '<div class="a" id="livefyre">', True),
+    ('(?:<link [^>]*href="[^"]+typekit\\.net|<a [^>]*rel="?lightbox)', '<a title=x rel="lightbox">', True),
+    ("<script[^>]+\\bid=[\"']vendorTag[\"']", "<script async id='vendorTag'>", True),
+    ("<script[^>]+\\bid=[\"']vendorTag[\"']", "<div id='vendorTag'>", False),
+    ("^<[^>]+data-app-v=([\\d.]+)$", "<div data-app-v=1.2", True),
 ]
 
 
@@ -90,6 +98,32 @@ def test_hyperscan_form_is_a_superset(pattern: str, text: str, _: bool) -> None:
     prefilter = HyperscanPrefilter([compiled])
     assert prefilter.always == set(), "the pattern has a Hyperscan form"
     assert prefilter.candidates(text) == {0}
+
+
+@pytest.mark.parametrize(
+    ("expression", "form"),
+    [
+        ('<[^>]{1,}(?:id|class)="livefyre', '(?:id|class)="livefyre'),
+        ("<script[^>]{1,}\\bid=[\"']vendorTag[\"']", "\\bid=[\"']vendorTag[\"']"),
+        ('(?:<link [^>]{0,}href="[^"]{1,}typekit\\.net|<a [^>]{0,}rel="?lightbox)', '(?:typekit\\.net|rel="?lightbox)'),
+        ("^<[^>]{1,}data-app-v=([\\d.]{1,})\\z", "data-app-v=([\\d.]{1,})\\z"),
+        ("bootstrap[^>]{0,}\\.min\\.js", "bootstrap[^>]{0,}\\.min\\.js"),  # its longest literal is first
+        ("<[^>]{1,}abc", "<[^>]{1,}abc"),  # too short a literal to stand alone
+        ("(a)[^>]{1,}\\1longer", "(a)[^>]{1,}\\1longer"),  # a back reference: left whole
+        ("(?:x[^>]{1,}hello)?", "(?:x[^>]{1,}hello)?"),  # an optional group: left whole
+    ],
+)
+def test_scan_form_drops_the_context_before_the_longest_literal(expression: str, form: str) -> None:
+    assert scan_form(expression) == form
+
+
+def test_every_bundled_pattern_keeps_a_hyperscan_form(engine: Engine) -> None:
+    """No pattern of the library falls back to 'always a candidate' for its scan form."""
+    pytest.importorskip("hyperscan")
+    if not engine.use_hyperscan:
+        pytest.skip("the engine runs without Hyperscan")
+    prefilters = [*engine._prefilters.values(), *engine._keyed_prefilters.values()]
+    assert [p.always for p in prefilters if isinstance(p, HyperscanPrefilter) and p.always] == []
 
 
 @pytest.mark.parametrize(
@@ -127,3 +161,12 @@ def test_translation_keeps_python_and_re2_in_step() -> None:
     assert re.search(py, "a-b") and not re.search(py, "a\nb")
     r2, *_ = translate("a.b$", "re2")
     assert r2.endswith("\\z")
+
+
+@pytest.mark.parametrize("module", ["detector.engine.prefilter", "detector.engine.evidence"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0

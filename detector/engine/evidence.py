@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 #: Percent of a scriptSrc rule's confidence that a URL built by inline code carries (the
 #: ``script_loader`` source).  The URL is in the code that would load the script, not a
@@ -114,35 +116,44 @@ def html_weakness(html: str, matched: str) -> str:
     >>> html_weakness('<!-- Vendor --><form class="vendor-form">', 'vendor-form')
     ''
     """
-    positions = _occurrences(html, matched)
-    reasons: set[str] = set()
-    for pos in positions or ():
+    def reason(pos: int) -> str:
         if _in_hint_link(html, pos):
-            reasons.add(WEAK_HINT)
-        elif _in_comment(html, pos, pos + len(matched)):
-            reasons.add(WEAK_COMMENT)
-        else:
-            return ""
+            return WEAK_HINT
+        return WEAK_COMMENT if _in_comment(html, pos, pos + len(matched)) else ""
+
+    reasons = _weak_everywhere(html, matched, reason)
     return WEAK_HINT if WEAK_HINT in reasons else WEAK_COMMENT if reasons else ""
 
 
-def _occurrences(text: str, matched: str) -> list[int] | None:
-    """Where ``matched`` occurs in ``text``; None when it is empty or occurs more than
-    :data:`_MAX_OCCURRENCES` times (too many to check: the match is taken as strong).
+def _weak_everywhere(text: str, matched: str, reason: Callable[[int], str]) -> set[str]:
+    """The reasons ``reason`` gives for the occurrences of ``matched`` in ``text`` when every
+    occurrence has one; an empty set when one has none, when ``matched`` is empty or does not
+    occur, or when it occurs more than :data:`_MAX_OCCURRENCES` times (too many to check:
+    the match is taken as strong).
 
-    >>> _occurrences("a-b-a", "a"), _occurrences("x", ""), _occurrences("a" * 20, "a")
-    ([0, 4], None, None)
+    The walk stops at the first occurrence without a reason, so a strong match (the common
+    case) costs one search up to its first occurrence, not a pass over the whole text.
+
+    >>> sorted(_weak_everywhere("a-b-a", "a", lambda pos: "weak")), _weak_everywhere("a-b-a", "a", lambda pos: "")
+    (['weak'], set())
+    >>> _weak_everywhere("x", "", lambda pos: "weak"), _weak_everywhere("a" * 20, "a", lambda pos: "weak")
+    (set(), set())
     """
+    reasons: set[str] = set()
     if not matched:
-        return None
-    found: list[int] = []
+        return reasons
+    n = 0
     pos = text.find(matched)
     while pos >= 0:
-        if len(found) == _MAX_OCCURRENCES:
-            return None
-        found.append(pos)
+        if n == _MAX_OCCURRENCES:
+            return set()
+        n += 1
+        why = reason(pos)
+        if not why:
+            return set()
+        reasons.add(why)
         pos = text.find(matched, pos + 1)
-    return found
+    return reasons
 
 
 # ---------------------------------------------------------------------- anchor hrefs
@@ -248,7 +259,29 @@ def anchor_counts(href: str, branches: tuple[tuple[str, ...], ...]) -> bool:
 _SHORT_WORD = re.compile(r"(?:\\b|\^)?(?:\(\?<!-\))?(?:\\b)?\\?([A-Za-z0-9]{1,4})(?:\\b|\$)?")
 
 
-def short_word_regex(regex: str) -> re.Pattern[str] | None:
+@dataclass(frozen=True, slots=True)
+class ShortWord:
+    """A word matched between Unicode word boundaries (``(?<!\\w)WORD(?!\\w)``), searched
+    for from the word itself: a pattern that starts with a lookbehind is tried at every
+    position of the text, one that starts with a literal is found at memchr speed."""
+
+    find: re.Pattern[str]
+    whole: re.Pattern[str]
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """The first occurrence of the word that stands alone, as ``whole.search`` finds it.
+
+        An occurrence skipped by the non-overlapping walk starts inside an earlier one, after
+        a word character, so it could not stand alone: the first found is the first there is.
+        """
+        for m in self.find.finditer(text):
+            found = self.whole.match(text, m.start())
+            if found is not None:
+                return found
+        return None
+
+
+def short_word_regex(regex: str) -> ShortWord | None:
     """For a ``text`` pattern that is one word of 4 characters or fewer, the matcher the
     default mode uses: the word between Unicode word boundaries, in capitals only when the
     pattern writes it in capitals (an acronym: ``UPS`` is not the English "ups").
@@ -258,13 +291,15 @@ def short_word_regex(regex: str) -> re.Pattern[str] | None:
     [True, False, False, False]
     >>> short_word_regex(r"\\bRoyal Mail\\b") is None, bool(short_word_regex(r"\\APC\\b").search("GAPC"))
     (True, False)
+    >>> short_word_regex(r"\\bdhl\\b").search("dhlx DHL-Express").group(0)
+    'DHL'
     """
     m = _SHORT_WORD.fullmatch(regex)
     if m is None:
         return None
-    word = m.group(1)
-    flags = 0 if word.isupper() else re.IGNORECASE
-    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", flags)
+    word = re.escape(m.group(1))
+    flags = 0 if m.group(1).isupper() else re.IGNORECASE
+    return ShortWord(re.compile(rf"{word}(?!\w)", flags), re.compile(rf"(?<!\w){word}(?!\w)", flags))
 
 
 # ---------------------------------------------------------------------- refined rules
@@ -505,7 +540,5 @@ def script_weakness(code: str, matched: str) -> str:
     """
     if "//" not in code and "/*" not in code:
         return ""
-    positions = _occurrences(code, matched)
-    if positions and all(in_js_comment(code, pos) for pos in positions):
-        return WEAK_CODE_COMMENT
-    return ""
+    reasons = _weak_everywhere(code, matched, lambda pos: WEAK_CODE_COMMENT if in_js_comment(code, pos) else "")
+    return WEAK_CODE_COMMENT if reasons else ""

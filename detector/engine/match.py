@@ -39,6 +39,7 @@ from detector.engine.evidence import (
     WEAK_BUCKET,
     WEAK_HINT,
     WEAK_POLICY,
+    ShortWord,
     anchor_counts,
     anchor_substrings,
     foreign_bucket,
@@ -406,7 +407,7 @@ class Engine:
         self._xhr: list[_Rule] = []
         self._dom_properties: list[_PropertyRule] = []
         #: Default mode: text rules of one short word, matched by these instead (by rule index).
-        self._short_words: dict[int, re.Pattern[str]] = {}
+        self._short_words: dict[int, ShortWord] = {}
         self._browser_rules = 0
         self._network_rules = 0
         #: Default mode: package-CDN name -> technology index (see detector.engine.cdn).
@@ -846,7 +847,7 @@ class Engine:
                  rule.pattern.version_for(m), rule.pattern.spec.confidence, url, weak=weak)
         )
 
-    def _add_word(self, hits: dict[int, list[_Hit]], rule: _Rule, word: re.Pattern[str], value: str, url: str) -> None:
+    def _add_word(self, hits: dict[int, list[_Hit]], rule: _Rule, word: ShortWord, value: str, url: str) -> None:
         """A short-word text rule, matched on word boundaries (default mode)."""
         m = word.search(value)
         if m is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detector.engine import budget
+from detector.engine.prefilter import scan_form
 from detector.errors import SignatureError
 
 try:  # pragma: no cover - depends on the platform
@@ -558,8 +559,9 @@ def compile_pattern(text: str | float, *, accelerate: bool = True, validate: boo
     except TranslationError as exc:
         raise SignatureError(f"invalid regex {spec.regex!r} ({exc})") from None
     try:
-        # Hyperscan scans UTF-8 (HS_FLAG_UTF8); non-ASCII case pairs are spelt out.
-        hs_src: str | None = translate(bounded, "hyperscan")[0]
+        # Hyperscan scans UTF-8 (HS_FLAG_UTF8); non-ASCII case pairs are spelt out.  The scan
+        # looks for the part from the longest literal on (a superset: see scan_form).
+        hs_src: str | None = scan_form(translate(bounded, "hyperscan")[0])
     except TranslationError:
         hs_src = None
     pattern = Pattern(spec, bounded, py_src, hs_src, backrefs or lookaround, accelerate)

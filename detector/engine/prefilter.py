@@ -14,6 +14,7 @@ same in both cases, so results are identical (tested).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -34,6 +35,181 @@ def hs_view(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace")
+
+
+#: The shortest literal a scan form keeps: a shorter one is too common to stand alone.
+MIN_SCAN_LITERAL = 4
+_QUANTIFIER = re.compile(r"(?:\{\d+(?:,\d*)?\}|[?*+])\??")
+_ZERO_WIDTH_ESCAPES = frozenset("bBAzZG")
+_CLASS_ESCAPES = frozenset("dDwWsShHvV")
+#: An item of an expression: (its text without the quantifier, its kind, its quantifier).
+#: Kinds: "char" (one literal character), "class" (one of a set: ``[...]``, ``.``, ``\d``),
+#: "group", "assert" (zero width: ``^``, ``$``, ``\b``, lookaround), "bar" (``|``).
+_Item = tuple[str, str, str]
+
+
+def scan_form(expr: str) -> str:
+    r"""The part of a Hyperscan expression the prefilter scans for: the expression without
+    the leading context that precedes its longest literal across an unbounded repetition.
+
+    ``<[^>]{1,}(?:id|class)="livefyre`` makes Hyperscan follow ``<[^>]{1,}`` from every
+    ``<`` of a page; ``(?:id|class)="livefyre`` is found at literal-matching speed.  Any text
+    the whole expression matches has a match of what follows the cut (the regex after it
+    matches where it matched before), so the scan still selects every pattern that matches:
+    only a few more candidates go on to the exact match, which decides as before.  The cut
+    is made only where the kept part holds the expression's longest literal (at least
+    :data:`MIN_SCAN_LITERAL` characters), never in an expression with back references, and
+    in each alternative of a top-level alternation on its own.
+
+    >>> print(scan_form('<[^>]{1,}(?:id|class)="livefyre'))
+    (?:id|class)="livefyre
+    >>> print(scan_form(r'<link [^>]{0,}href="[^"]{1,}use\.typekit\.(?:net|com)'))
+    use\.typekit\.(?:net|com)
+    >>> print(scan_form(r"(?:<img[^>]{1,}pixel\.example|<a [^>]{0,}rel=lightbox)"))
+    (?:pixel\.example|rel=lightbox)
+    >>> print(scan_form(r"jquery[^/]{0,}\.js"), scan_form("<[^>]{1,}ab"), scan_form(r"<(a)[^>]{1,}x=\1hello"))
+    jquery[^/]{0,}\.js <[^>]{1,}ab <(a)[^>]{1,}x=\1hello
+    """
+    items = _items(expr)
+    if items is None or _has_back_reference(expr):
+        return expr
+    return _cut(items)
+
+
+def _has_back_reference(expr: str) -> bool:
+    r"""Whether an escape of ``expr`` refers back to a group (``\1``, ``\k<name>``).
+
+    >>> _has_back_reference(r"(a)\1"), _has_back_reference(r"\\1"), _has_back_reference(r"a\.b")
+    (True, False, False)
+    """
+    i = expr.find("\\")
+    while i >= 0:
+        c = expr[i + 1 : i + 2]
+        if c.isdigit() or c in ("k", "g"):
+            return True
+        i = expr.find("\\", i + 2)
+    return False
+
+
+def _cut(items: list[_Item]) -> str:
+    if any(kind == "bar" for _, kind, _ in items):
+        alternatives: list[list[_Item]] = [[]]
+        for item in items:
+            if item[1] == "bar":
+                alternatives.append([])
+            else:
+                alternatives[-1].append(item)
+        return "|".join(_cut(alternative) for alternative in alternatives)
+    if len(items) == 1 and items[0][1] == "group" and not items[0][2] and items[0][0].startswith("(?:"):
+        inner = _items(items[0][0][3:-1])
+        return items[0][0] if inner is None else "(?:" + _cut(inner) + ")"
+    longest = _longest_literal(items)
+    start = 0
+    if longest >= MIN_SCAN_LITERAL:
+        for k, (_, kind, quantifier) in enumerate(items):
+            if kind in ("char", "class", "group") and _unbounded(quantifier) and _longest_literal(items[k + 1 :]) == longest:
+                start = k + 1
+    return "".join(text + quantifier for text, _, quantifier in items[start:])
+
+
+def _unbounded(quantifier: str) -> bool:
+    return quantifier[:1] in ("*", "+") or (quantifier.startswith("{") and quantifier.rstrip("?").endswith(",}"))
+
+
+def _longest_literal(items: Sequence[_Item]) -> int:
+    """Characters in the longest run of literal characters every match has, in order."""
+    longest = run = 0
+    for _, kind, quantifier in items:
+        if kind == "char" and not quantifier:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return longest
+
+
+def _items(expr: str) -> list[_Item] | None:
+    """The top-level items of ``expr``, or None when it cannot be read to its end."""
+    items: list[_Item] = []
+    i, n = 0, len(expr)
+    try:
+        while i < n:
+            c = expr[i]
+            if c == "|":
+                items.append(("|", "bar", ""))
+                i += 1
+                continue
+            if c == ")":
+                return None
+            start = i
+            if c == "\\":
+                i, kind = _escape_end(expr, i)
+            elif c == "[":
+                i, kind = _class_end(expr, i), "class"
+            elif c == "(":
+                kind = "assert" if expr.startswith(("(?=", "(?!", "(?<=", "(?<!"), i) else "group"
+                if expr.startswith("(?", i) and kind == "group" and not expr.startswith(("(?:", "(?<"), i):
+                    return None  # inline flags or another construct the cut does not know
+                i = _group_end(expr, i)
+            elif c in "^$":
+                i, kind = i + 1, "assert"
+            elif c == ".":
+                i, kind = i + 1, "class"
+            else:
+                i, kind = i + 1, "char"
+            m = _QUANTIFIER.match(expr, i)
+            quantifier = m.group(0) if m else ""
+            i += len(quantifier)
+            items.append((expr[start : i - len(quantifier)], kind, quantifier))
+    except (IndexError, ValueError):
+        return None
+    return items
+
+
+def _escape_end(expr: str, i: int) -> tuple[int, str]:
+    c = expr[i + 1]
+    if c == "x" and expr[i + 2] == "{":
+        return expr.index("}", i) + 1, "char"
+    if c == "x":
+        return i + 4, "char"
+    if c in _ZERO_WIDTH_ESCAPES:
+        return i + 2, "assert"
+    if c in _CLASS_ESCAPES:
+        return i + 2, "class"
+    return i + 2, "char"
+
+
+def _class_end(expr: str, i: int) -> int:
+    """The index after the character class that starts at ``expr[i] == "["``."""
+    j = i + 1
+    if expr[j] == "^":
+        j += 1
+    if expr[j] == "]":
+        j += 1
+    while expr[j] != "]":
+        j += 2 if expr[j] == "\\" else 1
+    return j + 1
+
+
+def _group_end(expr: str, i: int) -> int:
+    """The index after the group that starts at ``expr[i] == "("``."""
+    depth = 0
+    j = i
+    while True:
+        c = expr[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _class_end(expr, j)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
 
 
 class Prefilter(Protocol):
