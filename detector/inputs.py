@@ -189,7 +189,7 @@ def find_domain_column(header: Sequence[str], column: str | None = None) -> int 
 
 
 def sniff_delimiter(first_line: str, path: str) -> str | None:
-    """The delimiter of a table by its header line (then its file name); None for a plain list.
+    r"""The delimiter of a table by its header line (then its file name); None for a plain list.
 
     The most frequent of tab, comma and semicolon outside quotes wins, so a ``.csv`` that Excel
     saved with semicolons (European locales) is read as such.

@@ -658,8 +658,10 @@ def required_literals(python_source: str) -> frozenset[str] | None:
 
     None when no such set can be derived (the pattern is then always a candidate).
 
-    >>> sorted(required_literals("wp-(?:content|includes)"))
-    ['wp-']
+    >>> sorted(required_literals("wp-(?:content|includes)"))  # the longer set wins
+    ['content', 'includes']
+    >>> required_literals("[a-z]+") is None
+    True
     """
     import importlib
 
