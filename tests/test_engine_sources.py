@@ -99,6 +99,9 @@ def test_scripts_in_ie_conditional_comments_count_as_loader_urls(engine: Engine,
     assert "Modernizr" not in detect(compat, page)
     # a plain comment is not markup
     assert "Modernizr" not in detect(engine, '<!-- <script src="/compat/modernizr.js"></script> -->')
+    # written in capitals, as old templates do
+    upper = '<!--[IF LT IE 9]><SCRIPT SRC="http://s1.site.example/compat/modernizr.js"></SCRIPT><![ENDIF]--><p>x</p>'
+    assert "Modernizr" in detect(engine, upper)
 
 
 def test_wordpress_plugin_folders_in_any_asset_url(engine: Engine, compat: Engine) -> None:

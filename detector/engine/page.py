@@ -388,7 +388,7 @@ def parse_page(page: Page) -> ParsedPage:
                 css_parts.append(node.text(deep=True) or "")
         body_node = tree.body
         text = body_node.text(deep=True, separator="") if body_node is not None else ""
-    if "<!--[if" in html:
+    if "<!--[" in html:  # (``<!--[if`` in any case: the comment's regex ignores case)
         for held in _conditional_script_srcs(html)[: max(0, MAX_SCRIPT_URLS - len(deferred))]:
             deferred.append(_absolute(held, page.url, origin))
     seen = set(script_src)
@@ -460,6 +460,8 @@ def _conditional_script_srcs(html: str) -> list[str]:
 
     >>> _conditional_script_srcs('<!--[if lt IE 9]><script src="/js/html5shiv.js"></script><![endif]-->')
     ['/js/html5shiv.js']
+    >>> _conditional_script_srcs('<!--[IF IE]><SCRIPT SRC="/ie.js"></SCRIPT><![ENDIF]-->')
+    ['/ie.js']
     """
     found: list[str] = []
     for n, m in enumerate(_CONDITIONAL.finditer(html)):
