@@ -37,7 +37,7 @@ class Ledger:
 
 def test_the_budget_allows_a_share_of_the_crawls_cpu_costed_by_page_size() -> None:
     ledger = Ledger()
-    budget = RenderBudget(0.5, meter=ledger, allowance=0)
+    budget = RenderBudget(0.5, meter=ledger, allowance=0, every=0)
     assert budget.cost(200_000) == 1.0 and budget.cost(1_000) == 0.3  # a second per 200 KB, 0.3 at least
     ledger.crawl = 1.9
     assert not budget.allows(200_000)  # 1 > 0.5 * 1.9
@@ -60,7 +60,7 @@ def test_the_budget_allows_a_share_of_the_crawls_cpu_costed_by_page_size() -> No
 
 def test_a_short_crawl_affords_the_allowance() -> None:
     ledger = Ledger()
-    budget = RenderBudget(0.5, meter=ledger, allowance=6.0)
+    budget = RenderBudget(0.5, meter=ledger, allowance=6.0, every=0)
     ledger.crawl, ledger.browser = 1.0, 2.0
     assert budget.allows(100_000)  # 2 + 0.5 <= 3, though 0.5 * 1 is less
     assert not budget.allows(300_000)  # 2 + 1.5 > 3
@@ -70,17 +70,27 @@ def test_a_short_crawl_affords_the_allowance() -> None:
 
 def test_a_browser_restart_keeps_what_the_old_one_spent() -> None:
     ledger = Ledger()
-    budget = RenderBudget(1.0, meter=ledger)
+    budget = RenderBudget(1.0, meter=ledger, every=0)
     ledger.browser, ledger.crawl = 5.0, 10.0
     assert budget.browser_cpu() == (5.0, 10.0)
     ledger.browser = 0.5  # the old browser exited; a new one started
     assert budget.browser_cpu() == (5.5, 10.0)
 
 
+def test_a_reading_is_reused_for_a_moment() -> None:
+    ledger = Ledger()
+    budget = RenderBudget(1.0, meter=ledger, every=60)
+    ledger.browser, ledger.crawl = 1.0, 2.0
+    assert budget.browser_cpu() == (1.0, 2.0)
+    ledger.browser, ledger.crawl = 5.0, 9.0
+    assert budget.browser_cpu() == (1.0, 2.0)  # within the minute: the same reading
+    assert RenderBudget(1.0, meter=ledger, every=0).browser_cpu() == (5.0, 9.0)
+
+
 def test_no_budget_and_render_on_always_allow() -> None:
     ledger = Ledger()
     ledger.browser = 100.0
-    assert RenderBudget(0.0, meter=ledger).allows(10**9)
+    assert RenderBudget(0.0, meter=ledger, every=0).allows(10**9)
     assert RenderStage("on", RenderSettings(), budget=0.1).budget.share == 0.0
 
 
@@ -94,7 +104,7 @@ def test_reasons_rank_what_a_render_most_likely_changes_first() -> None:
 def test_the_stage_renders_the_best_waiting_sites_and_keeps_the_rest_static() -> None:
     ledger = Ledger()
     stage = RenderStage("auto", RenderSettings(), backlog=3, budget=1.0)
-    stage.budget = RenderBudget(1.0, meter=ledger, allowance=0)
+    stage.budget = RenderBudget(1.0, meter=ledger, allowance=0, every=0)
     ledger.crawl = 1.0  # the library loaded: a render's worth
     stage.first = frozenset({"skipped-last-time.test"})
     done: list[tuple[str, str]] = []

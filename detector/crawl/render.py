@@ -621,6 +621,8 @@ DEFAULT_RENDER_BUDGET = DETECTOR_RENDER_BUDGET  # (defined with the crawl's sett
 #: (2.4 at the default 0.4: the browser's launch, a tab and a few small pages), so a short
 #: list renders what the advisor names.
 BUDGET_ALLOWANCE = 6.0
+#: Seconds a reading of the processes' CPU is reused for (a reading walks /proc: 1.5 ms).
+METER_EVERY = 0.25
 #: What a render is expected to cost before it starts: browser CPU-seconds per byte of the
 #: page's HTML, and at least RENDER_FLOOR a page (on the dev corpus a 850 KB page costs
 #: Chromium about 4 CPU-seconds; a 60 KB one a third of a second in a used tab).
@@ -684,8 +686,10 @@ class RenderBudget:
     """
 
     def __init__(self, share: float, meter: Callable[[], tuple[float, float]] = cpu_split,
-                 allowance: float = BUDGET_ALLOWANCE) -> None:
+                 allowance: float = BUDGET_ALLOWANCE, every: float = METER_EVERY) -> None:
         self.share = max(0.0, share)
+        self.every = every  # seconds a reading of the meter is reused for
+        self._reading: tuple[float, float, float] | None = None  # (when, browser, crawl)
         self.allowance = allowance * self.share
         self.meter = meter
         self.started = 0  # renders begun
@@ -696,7 +700,11 @@ class RenderBudget:
 
     def browser_cpu(self) -> tuple[float, float]:
         """(browser CPU so far, crawl CPU so far), the browser's kept across restarts."""
+        now = time.monotonic()
+        if self._reading is not None and now - self._reading[0] < self.every:
+            return self._browser_base + self._reading[1], self._reading[2]
         browser, crawl = self.meter()
+        self._reading = (now, browser, crawl)
         if browser + 1e-6 < self._browser_last:  # a browser went away with its CPU
             self._browser_base += self._browser_last
         self._browser_last = browser
