@@ -4,6 +4,7 @@ sysexits-style exit status in every command (README "Exit status")."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import subprocess
 from collections.abc import Iterator
@@ -189,6 +190,19 @@ def test_binary_cases_are_refused(tmp_path: Path) -> None:
     assert out.startswith(f"Error: {path} line 1: not UTF-8 text (UnicodeDecodeError: ")
     assert out.endswith("--cases takes JSON Lines: one JSON object per line, UTF-8, plain or gzip-compressed; "
                         "nothing was read past this line.\n")
+
+
+@pytest.mark.parametrize("bad", [b"\xff\xfe broken\n", b"x\x00y\n"])
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_bad_line_of_cases_is_named_by_its_number(tmp_path: Path, bad: bytes, compress: bool) -> None:
+    good = b'{"id": "a", "url": "https://a.example/", "html": "<p>x</p>"}\n'
+    data = good * 3 + bad + good
+    path = tmp_path / ("cases.jsonl.gz" if compress else "cases.jsonl")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    code, out = invoke("detect", "--cases", str(path), "--nl")
+    assert code == EX_DATAERR
+    assert out.count('"id": "a"') == 3  # the lines before it were read
+    assert f"Error: {path} line 4: not UTF-8 text" in out, out
 
 
 def test_control_characters_without_nul_are_binary_too() -> None:

@@ -9,26 +9,31 @@ import sys
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from detector.engine.page import Page, normalize_headers
 from detector.errors import BinaryInputError, PageError
 from detector.textinput import check_readable
 
 
-def _open_text(path: Path | str) -> io.TextIOBase:
+def _open_binary(path: Path | str) -> BinaryIO:
+    """The file's bytes, gunzipped when it starts with gzip's magic number (``-``: stdin)."""
     if str(path) == "-":
         stdin = sys.stdin.buffer
         head = stdin.peek(2)[:2] if hasattr(stdin, "peek") else b""
         if head == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.GzipFile(fileobj=stdin), encoding="utf-8")
-        return io.TextIOWrapper(stdin, encoding="utf-8")
+            return gzip.GzipFile(fileobj=stdin)  # type: ignore[return-value]
+        return stdin
     p = check_readable(path)
     with p.open("rb") as f:
         magic = f.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(p, "rt", encoding="utf-8")
-    return p.open("r", encoding="utf-8")
+        return gzip.open(p, "rb")  # type: ignore[return-value]
+    return p.open("rb")
+
+
+def _open_text(path: Path | str) -> io.TextIOBase:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8")
 
 
 def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
@@ -36,7 +41,7 @@ def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
 
     A line that is not a JSON object raises PageError naming the file and line.
     """
-    with _open_text(path) as f:
+    with _open_binary(path) as f:
         for n, line in _numbered_lines(f, path):
             line = line.strip()
             if not line:
@@ -51,17 +56,20 @@ def iter_cases(path: Path | str) -> Iterator[dict[str, Any]]:
             yield obj
 
 
-def _numbered_lines(f: io.TextIOBase, path: Path | str) -> Iterator[tuple[int, str]]:
-    """(number, line) of a cases file; a file that is not UTF-8 text (or not gzip) stops with a message."""
-    n = 0
+def _numbered_lines(f: BinaryIO, path: Path | str) -> Iterator[tuple[int, str]]:
+    """(number, line) of a cases file; a file that is not UTF-8 text (or not gzip) stops with a
+    message naming the line (each line is decoded on its own, so the number is the bad line's)."""
+    reading = 1  # the line being read when it fails
     try:
-        for n, line in enumerate(f, 1):
-            if "\0" in line:
+        for n, raw in enumerate(f, 1):
+            reading = n
+            if b"\0" in raw:
                 raise UnicodeDecodeError("utf-8", b"\0", 0, 1, "NUL byte")
-            yield n, line
+            yield n, raw.decode("utf-8")
+            reading = n + 1
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise BinaryInputError(
-            f"{path} line {n + 1}: not UTF-8 text ({exc.__class__.__name__}: {exc}). --cases takes JSON Lines: "
+            f"{path} line {reading}: not UTF-8 text ({exc.__class__.__name__}: {exc}). --cases takes JSON Lines: "
             "one JSON object per line, UTF-8, plain or gzip-compressed; nothing was read past this line."
         ) from None
 
