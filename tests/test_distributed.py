@@ -259,6 +259,46 @@ def test_an_expired_lease_is_requeued_then_abandoned(redis_server: RedisServer, 
         queue.close()
 
 
+def test_a_run_whose_enqueuer_died_is_sealed_with_what_was_queued(redis_server: RedisServer, tmp_path: Path) -> None:
+    queue = RunQueue.connect(redis_server.url, prefix="orphan", enqueue_stale=0.3)
+    try:
+        queue.create_run("r1", "crawl", {})
+        queue.push("r1", ["a.test", "b.test"])  # ... and the enqueuer was killed here: never sealed
+        assert queue.seal_abandoned() == []  # it may still be queueing
+        assert not queue.idle()
+        time.sleep(0.5)
+        assert sorted(d for _, d in queue.lease("w1", 10)) == ["a.test", "b.test"]
+        queue.reap()  # any worker's or the writer's reap seals it now
+        counts = queue.counts("r1")
+        assert counts["state"] == "open" and counts["cut_short"].startswith("its enqueuer stopped")
+        scans = [ScanResult(d, "r1", "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "ok", pages=1)
+                 for d in ("a.test", "b.test")]
+        assert queue.complete(scans) == 2
+        with Store.open(tmp_path / "x.db", lock="ingest") as store:
+            report = ingest(queue, store)
+        assert (report.written, report.finished) == (2, ["r1"])  # finished, not waited on forever
+    finally:
+        queue.close()
+
+
+def test_an_interrupted_enqueue_seals_its_run(redis_server: RedisServer) -> None:
+    queue = RunQueue.connect(redis_server.url, prefix="cut")
+    try:
+        def domains() -> Iterator[str]:
+            yield from (f"d{n}.test" for n in range(2500))  # one batch of 2,000 is sent
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            enqueue(queue, "r1", "crawl", domains(), {})
+        counts = queue.counts("r1")
+        assert (counts["state"], counts["enqueued"]) == ("open", 2000)
+        assert counts["cut_short"] == "queueing was interrupted (KeyboardInterrupt)"
+        seen = invoke("status", "--redis", redis_server.url, "--redis-prefix", "cut")
+        assert "sealed early: queueing was interrupted (KeyboardInterrupt), 2,000 domains" in seen.output
+    finally:
+        queue.close()
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -6,6 +6,7 @@ from it; one ``detector ingest`` (or the enqueuing command with ``--wait``) stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -150,8 +151,16 @@ def enqueue_run(ctx: click.Context, command: str, domains: Iterator[str], option
                 store = Store.open(db, lock=command)  # locked out: fail before queueing anything
         if wait and store is not None:
             store.close_dead_runs()
-        with reported():
-            queued = enqueue(queue, run_id, command, domains, recorded)
+        try:
+            with reported():
+                queued = enqueue(queue, run_id, command, domains, recorded)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                queued = queue.counts(run_id)["enqueued"]
+                click.echo(f"Interrupted while queueing: run {run_id} was sealed with the {queued:,} domain(s) "
+                           "queued so far, and workers crawl them as usual. Run the command again to queue the "
+                           "whole list as a new run.", err=True)
+            raise SystemExit(130) from None
         if on_queued is not None:
             on_queued(run_id, queued)
         if not wait:
@@ -361,6 +370,8 @@ def format_redis_status(r: dict[str, Any]) -> str:
     lines = [f"Redis: {r['redis']} (prefix {r['prefix']}): {len(r['runs'])} open run(s)"]
     for run in r["runs"]:
         state = "still enqueuing, " if run["state"] == "enqueuing" else ""
+        if run.get("cut_short"):
+            state = f"sealed early: {run['cut_short']}, "
         lines.append(
             f"  {run['run_id']} ({run['command']}, {state}{run['enqueued']:,} domains): queued {run['queued']:,}, "
             f"leased {run['leased']:,}, done {run['done']:,} (ok {run['ok']:,}, failed {run['failed']:,}"

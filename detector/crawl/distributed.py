@@ -50,6 +50,10 @@ MAX_ATTEMPTS = 3
 PATIENCE_SECONDS = 60.0
 #: Workers seen within this many seconds count as alive in ``status``.
 WORKER_SEEN_SECONDS = 60.0
+#: A run still ``enqueuing`` whose queue has not grown for this long lost its enqueuer (killed,
+#: its machine gone): the next reap seals it with what was queued, so workers and the writer
+#: finish it instead of waiting for domains that will never come.
+ENQUEUE_STALE_SECONDS = 300.0
 DEFAULT_PREFIX = "detector"
 GROUP = "writer"
 #: Connection parameters for every client (scrapy-redis's REDIS_PARAMS for the workers).
@@ -218,8 +222,10 @@ class RunQueue:
     """The runs in one Redis: enqueue, lease, renew, complete, reap, read results, status."""
 
     def __init__(self, client: Any, url: str, *, prefix: str = DEFAULT_PREFIX, lease: float = LEASE_SECONDS,
-                 max_attempts: int = MAX_ATTEMPTS, patience: float = PATIENCE_SECONDS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, patience: float = PATIENCE_SECONDS,
+                 enqueue_stale: float = ENQUEUE_STALE_SECONDS) -> None:
         self.client = client
+        self.enqueue_stale = enqueue_stale
         self.url = url
         self.prefix = prefix
         self.lease_ms = max(1, int(lease * 1000))
@@ -302,7 +308,7 @@ class RunQueue:
         def create() -> None:
             pipe = self.client.pipeline()
             pipe.hset(keys["run"], mapping={"command": command, "state": "enqueuing", "enqueued": 0,
-                                            "created_at": time.time(),
+                                            "created_at": time.time(), "touched_at": self._clock(),
                                             "options": json.dumps(dict(options), sort_keys=True)})
             pipe.xgroup_create(keys["results"], GROUP, id="0", mkstream=True)
             pipe.zadd(self.key("runs"), {run_id: time.time()})
@@ -320,6 +326,7 @@ class RunQueue:
             pipe = self.client.pipeline()
             pipe.rpush(keys["queue"], *items)
             pipe.hincrby(keys["run"], "enqueued", len(items))
+            pipe.hset(keys["run"], "touched_at", self._clock())
             pipe.execute()
 
         def flush(items: list[str]) -> int:
@@ -335,9 +342,38 @@ class RunQueue:
             total += flush(chunk)
         return total
 
-    def seal(self, run_id: str) -> None:
-        """Every domain of the run is queued: it is complete once they all have results."""
-        self.call("sealing the run", lambda: self.client.hset(self.run_keys(run_id)["run"], "state", "open"))
+    def seal(self, run_id: str, *, cut_short: str = "") -> None:
+        """Every domain of the run is queued: it is complete once they all have results.
+
+        ``cut_short``: why the run is sealed before its whole list was queued (kept in the run's
+        ``cut_short`` field, which ``status`` shows).
+        """
+        fields = {"state": "open", **({"cut_short": cut_short} if cut_short else {})}
+        self.call("sealing the run", lambda: self.client.hset(self.run_keys(run_id)["run"], mapping=fields))
+
+    def _clock(self) -> float:
+        """Redis's clock, in seconds (one clock for every machine of a crawl); call it inside
+        :meth:`call`."""
+        seconds, micros = self.client.time()
+        return float(seconds) + float(micros) / 1e6
+
+    def _server_time(self) -> float:
+        return float(self.call("reading Redis's clock", self._clock))
+
+    def seal_abandoned(self) -> list[str]:
+        """Seal the runs still ``enqueuing`` whose queue has not grown for ``enqueue_stale``
+        seconds (their enqueuer died); return their ids."""
+        sealed = []
+        for run_id in self.open_runs():
+            info = self.run_info(run_id)
+            if info.get("state") != "enqueuing":
+                continue
+            touched = float(info.get("touched_at") or info.get("created_at") or 0)
+            if self._server_time() - touched > self.enqueue_stale:
+                minutes = self.enqueue_stale / 60
+                self.seal(run_id, cut_short=f"its enqueuer stopped: nothing was queued for {minutes:g} minutes")
+                sealed.append(run_id)
+        return sealed
 
     # -------------------------------------------------------------- workers
     def open_runs(self) -> list[str]:
@@ -391,7 +427,9 @@ class RunQueue:
         return int(self.call("sending results", send))
 
     def reap(self) -> tuple[int, int]:
-        """Take back expired leases of every open run: (re-queued, abandoned)."""
+        """Take back expired leases of every open run: (re-queued, abandoned); seal the runs
+        their enqueuer abandoned (:meth:`seal_abandoned`)."""
+        self.seal_abandoned()
         requeued = abandoned = 0
         for run_id in self.open_runs():
             k = self.run_keys(run_id)
@@ -503,6 +541,7 @@ class RunQueue:
             "abandoned": int(info.get("abandoned", 0)),
             "written": int(info.get("written", 0)),
             "unwritten": int(unread),
+            "cut_short": info.get("cut_short", ""),
         }
 
     def complete_run(self, run_id: str) -> bool:

@@ -10,6 +10,7 @@ any moment and started again stores every result exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ def enqueue(queue: RunQueue, run_id: str, command: str, domains: Iterable[str],
     ``domains`` must be clean and unique (as :func:`detector.inputs.read_domains` yields them).
     """
     queue.create_run(run_id, command, options)
-    n = queue.push(run_id, domains)
+    try:
+        n = queue.push(run_id, domains)
+    except BaseException as exc:
+        # Interrupted part-way (Ctrl-C, an unreadable input line, Redis gone): seal what is
+        # queued, so the run finishes instead of keeping workers and the writer waiting.
+        with contextlib.suppress(Exception):
+            queue.seal(run_id, cut_short=f"queueing was interrupted ({type(exc).__name__})")
+        raise
     queue.seal(run_id)
     return n
 
