@@ -313,8 +313,11 @@ def crawl(tmp_path: Path, proxy: VirtualHostProxy, mode: str, hosts: list[str], 
     domains = tmp_path / "domains.txt"
     domains.write_text("\n".join(hosts) + "\n")
     db = tmp_path / f"{mode}.db"
+    # No render budget: these crawls test what the advisor picks, whatever the machine's speed
+    # (the budget's own tests are test_a_spent_render_budget_... and tests/test_render_budget.py).
+    budget = ["--render-budget", "0"] if mode == "auto" else []
     run = run_detector(["crawl", str(domains), "--db", str(db), "--proxy", proxy.url, "--no-dns", "--signatures", str(SIGNATURES),
-                        "--pages", "0", "--workers", str(workers), "--render", mode, "--json", "--no-progress"],
+                        "--pages", "0", "--workers", str(workers), "--render", mode, "--json", "--no-progress", *budget],
                        timeout=180)
     assert run.code == 0, run.err
     return run, db
