@@ -81,17 +81,9 @@ def cpu_seconds() -> float:
 
 def _proc_stats() -> dict[int, tuple[int, float]]:
     """Every process: (parent pid, CPU seconds with its reaped children), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                raw = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = raw[raw.rfind(")") + 2 :].split()
-            out[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tick)
-    return out
+    from detector.crawl.render import process_table
+
+    return {pid: (ppid, cpu) for pid, (_name, _state, ppid, cpu) in process_table().items()}
 
 
 def _descendants(roots: set[int], stats: dict[int, tuple[int, float]]) -> set[int]:

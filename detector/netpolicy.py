@@ -7,6 +7,8 @@ One definition, shared by static fetching, the DNS tier and the rendered tier:
   the user did not name: they cannot exist on the public DNS, so a lookup only leaks them.
 - :func:`blocked_address_reason`: why an address must not be fetched from an untrusted account
   list (loopback, private, CGNAT, link-local, metadata, multicast, unspecified, reserved), or None.
+- :func:`refusal`: that reason as a message for a host (an address literal, or a name and what
+  it resolved to); :func:`is_localhost`: ``localhost`` names.
 
 Stdlib only, so every layer can import it.
 """
@@ -88,3 +90,36 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def refusal(host: str, address: str | None = None, *, allow_private: bool = False) -> str | None:
+    """Why a connection to ``host`` (resolved to ``address``) is refused, as a message, or None.
+
+    >>> refusal("evil.example.com", "169.254.169.254")
+    'evil.example.com resolves to 169.254.169.254 (metadata service)'
+    >>> refusal("10.0.0.1"), refusal("10.0.0.1", allow_private=True)
+    ('10.0.0.1 is a private network address', None)
+    >>> refusal("www.example.com", "93.184.216.34") is None
+    True
+    """
+    if allow_private:
+        return None
+    target = host if is_ip_literal(host) else address
+    if target is None:
+        return None
+    reason = blocked_address_reason(target)
+    if reason is None:
+        return None
+    if target == host:
+        return f"{host} is a {reason} address"
+    return f"{host} resolves to {address} ({reason})"
+
+
+def is_localhost(host: str) -> bool:
+    """True for ``localhost`` and names under it (this machine, whatever resolves them).
+
+    >>> is_localhost("LocalHost."), is_localhost("app.localhost"), is_localhost("localhost.example")
+    (True, True, False)
+    """
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")

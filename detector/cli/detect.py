@@ -30,7 +30,7 @@ from detector.cli.options import (
     signatures_option,
 )
 from detector.errors import DetectorError, MissingInputError
-from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
+from detector.netpolicy import is_localhost, is_reserved_name, refusal
 from detector.textinput import check_readable
 
 
@@ -217,15 +217,11 @@ def target_refusal(url: str, proxy: str | None, allow_private: bool) -> str | No
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return "the URL names no host"
-    local = host == "localhost" or host.endswith(".localhost")
-    if local:
+    if is_localhost(host):
         return None if allow_private else f"{host} is this machine (loopback)"
     if not proxy and is_reserved_name(host):
         return f"{host} is a reserved name: it is never sent to the system resolver (reach it with --proxy)"
-    if allow_private:
-        return None
-    reason = blocked_address_reason(host) if is_ip_literal(host) else None
-    return f"{host} is a {reason} address" if reason else None
+    return refusal(host, allow_private=allow_private)
 
 
 def _guarded_connect(allow_private: bool) -> Any:
@@ -238,9 +234,9 @@ def _guarded_connect(allow_private: bool) -> Any:
         host, port = address
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         for *_rest, sockaddr in infos:
-            reason = None if allow_private else blocked_address_reason(str(sockaddr[0]))
+            reason = refusal(host, str(sockaddr[0]), allow_private=allow_private)
             if reason:
-                raise RefusedTarget(f"{host} resolves to {sockaddr[0]} ({reason})")
+                raise RefusedTarget(reason)
         last: OSError | None = None
         for *_rest, sockaddr in infos:
             try:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from detector.crawl.settings import DETECTOR_RENDER_BUDGET as DEFAULT_RENDER_BUDGET
+from detector.crawl.settings import DETECTOR_RENDER_BUDGET
 from detector.errors import EX_TEMPFAIL, DetectorError
 from detector.store.history import DEFAULT_MISS_THRESHOLD
 
@@ -240,7 +240,7 @@ def _crawl_options() -> list[Callable[[F], F]]:
         click.option("-v", "--verbose", count=True, help="Show Scrapy's log (-vv for debug)."),
         render_option,
         click.option("--render-concurrency", default=4, show_default=True, type=click.IntRange(1, 32), help="Pages rendered at once (the rendered tier's own budget)."),
-        click.option("--render-budget", default=DEFAULT_RENDER_BUDGET, show_default=True, type=click.FloatRange(0.0), help="With --render auto: Chromium may use at most this share of the CPU time the static crawl uses; sites beyond it stay static, are recorded as render 'skipped' and are first in line next time (0: no budget)."),
+        click.option("--render-budget", default=DETECTOR_RENDER_BUDGET, show_default=True, type=click.FloatRange(0.0), help="With --render auto: Chromium may use at most this share of the CPU time the static crawl uses; sites beyond it stay static, are recorded as render 'skipped' and are first in line next time (0: no budget)."),
         click.option("--render-timeout", default=10.0, show_default=True, type=click.FloatRange(1.0), help="Seconds per rendered page; a page not done by then is closed and recorded."),
         click.option("--miss-threshold", default=DEFAULT_MISS_THRESHOLD, show_default=True, type=click.IntRange(1, 100), help="Consecutive complete, successful scans that must miss a technology before it is marked removed."),
     ]
@@ -325,11 +325,11 @@ def format_summary(s: dict[str, Any]) -> str:
     render = dict(s.get("render") or {})
     if render:
         skipped = render.pop("skipped", 0)
-        line = "Rendered in Chromium: " + ", ".join(f"{n:,} {outcome}" for outcome, n in render.items())
+        parts = [", ".join(f"{n:,} {outcome}" for outcome, n in render.items())] if render else []
         if skipped:
-            line += ("; " if render else "") + (f"{skipped:,} left static over the render budget (first in line "
-                                                "next time; --render-budget 0 renders them all)")
-        lines.append(line.replace(": ; ", ": ") + ".")
+            parts.append(f"{skipped:,} left static over the render budget (first in line next time; "
+                         "--render-budget 0 renders them all)")
+        lines.append("Rendered in Chromium: " + "; ".join(parts) + ".")
     c = s.get("changes") or {}
     if any(c.values()):
         lines.append(

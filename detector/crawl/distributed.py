@@ -360,16 +360,18 @@ class RunQueue:
     def _server_time(self) -> float:
         return float(self.call("reading Redis's clock", self._clock))
 
-    def seal_abandoned(self) -> list[str]:
-        """Seal the runs still ``enqueuing`` whose queue has not grown for ``enqueue_stale``
-        seconds (their enqueuer died); return their ids."""
+    def seal_abandoned(self, runs: Sequence[str] | None = None) -> list[str]:
+        """Seal the runs (default: the open ones) still ``enqueuing`` whose queue has not grown
+        for ``enqueue_stale`` seconds (their enqueuer died); return their ids."""
         sealed = []
-        for run_id in self.open_runs():
+        now: float | None = None
+        for run_id in self.open_runs() if runs is None else runs:
             info = self.run_info(run_id)
             if info.get("state") != "enqueuing":
                 continue
+            now = self._server_time() if now is None else now
             touched = float(info.get("touched_at") or info.get("created_at") or 0)
-            if self._server_time() - touched > self.enqueue_stale:
+            if now - touched > self.enqueue_stale:
                 minutes = self.enqueue_stale / 60
                 self.seal(run_id, cut_short=f"its enqueuer stopped: nothing was queued for {minutes:g} minutes")
                 sealed.append(run_id)
@@ -429,9 +431,10 @@ class RunQueue:
     def reap(self) -> tuple[int, int]:
         """Take back expired leases of every open run: (re-queued, abandoned); seal the runs
         their enqueuer abandoned (:meth:`seal_abandoned`)."""
-        self.seal_abandoned()
+        runs = self.open_runs()
+        self.seal_abandoned(runs)
         requeued = abandoned = 0
-        for run_id in self.open_runs():
+        for run_id in runs:
             k = self.run_keys(run_id)
             r, a = self.script("reap", "re-queueing expired leases",
                                [k["run"], k["leases"], k["owners"], k["attempts"], k["done"], k["queue"],

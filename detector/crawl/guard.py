@@ -29,7 +29,7 @@ from scrapy.utils.datatypes import LocalCache
 from twisted.internet import defer
 from twisted.internet.error import DNSLookupError
 
-from detector.netpolicy import blocked_address_reason, is_ip_literal, is_reserved_name
+from detector.netpolicy import is_ip_literal, is_localhost, is_reserved_name, refusal
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -52,34 +52,6 @@ class UnsupportedSchemeError(IgnoreRequest):
 
 class ReservedNameError(IgnoreRequest):
     """A reserved name (``.test``...) that would have gone to a resolver nobody named."""
-
-
-def refusal(host: str, address: str | None = None, *, allow_private: bool = False) -> str | None:
-    """Why a connection to ``host`` (resolved to ``address``) is refused, as a message, or None.
-
-    >>> refusal("evil.example.com", "169.254.169.254")
-    'evil.example.com resolves to 169.254.169.254 (metadata service)'
-    >>> refusal("10.0.0.1"), refusal("10.0.0.1", allow_private=True)
-    ('10.0.0.1 is a private network address', None)
-    >>> refusal("www.example.com", "93.184.216.34") is None
-    True
-    """
-    if allow_private:
-        return None
-    target = host if is_ip_literal(host) else address
-    if target is None:
-        return None
-    reason = blocked_address_reason(target)
-    if reason is None:
-        return None
-    if target == host:
-        return f"{host} is a {reason} address"
-    return f"{host} resolves to {address} ({reason})"
-
-
-def _is_localhost(host: str) -> bool:
-    name = host.rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost")
 
 
 class GuardedResolver(CachingThreadedResolver):
@@ -167,7 +139,7 @@ class GuardMiddleware:
         if self.allow_private:
             return
         why = refusal(host)
-        if why is None and _is_localhost(host) and host not in self.static:
+        if why is None and is_localhost(host) and host not in self.static:
             why = f"{host} names this machine (loopback)"
         if why is not None:
             raise BlockedAddressError(f"{why}; refused (use --allow-private to crawl it)")

@@ -52,11 +52,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from detector.crawl.guard import _is_localhost, refusal
 from detector.crawl.settings import DETECTOR_RENDER_BUDGET
 from detector.engine.browser import PROBE_SCRIPT
 from detector.errors import DetectorError
-from detector.netpolicy import is_ip_literal, is_reserved_name
+from detector.netpolicy import is_ip_literal, is_localhost, is_reserved_name, refusal
 
 log = logging.getLogger(__name__)
 
@@ -479,7 +478,7 @@ class Renderer:
         if is_ip_literal(host):
             reason = refusal(host)
             return f"{reason} (--allow-private fetches it)" if reason else ""
-        if _is_localhost(host):
+        if is_localhost(host):
             return f"{host} is a loopback name (--allow-private fetches it)"
         if self.settings.proxy:
             return ""  # the proxy resolves names, as it does for static fetching
@@ -536,8 +535,12 @@ def become_subreaper() -> bool:
         return False
 
 
-def _stat(pid: int) -> tuple[str, str, int] | None:
-    """(command name, state, parent pid) of a process, from /proc."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[str, str, int, float] | None:
+    """(command name, state, parent pid, CPU seconds with the children it reaped) of a
+    process, from /proc."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read().decode("utf-8", "replace")
@@ -545,19 +548,23 @@ def _stat(pid: int) -> tuple[str, str, int] | None:
         return None
     name = raw[raw.find("(") + 1 : raw.rfind(")")]
     rest = raw[raw.rfind(")") + 2 :].split()
-    return name, rest[0], int(rest[1])
+    # utime, stime, cutime, cstime
+    return name, rest[0], int(rest[1]), sum(int(v) for v in rest[11:15]) / _CLOCK_TICKS
+
+
+def process_table() -> dict[int, tuple[str, str, int, float]]:
+    """Every process of /proc by pid, as :func:`_stat` reads it (empty without /proc)."""
+    table = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and (info := _stat(int(entry))) is not None:
+            table[int(entry)] = info
+    return table
 
 
 def _adopted(owner: int) -> list[tuple[int, str]]:
     """Browser processes whose parent is ``owner``: (pid, state)."""
-    out = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        info = _stat(int(entry))
-        if info is not None and info[2] == owner and _is_browser(info[0]):
-            out.append((int(entry), info[1]))
-    return out
+    return [(pid, state) for pid, (name, state, parent, _cpu) in process_table().items()
+            if parent == owner and _is_browser(name)]
 
 
 def _is_browser(name: str) -> bool:
@@ -611,12 +618,11 @@ def chromium_installed() -> bool:
 
 
 # ---------------------------------------------------------------------- the budget
-#: ``--render auto``'s default budget: the browser may use at most this many times the CPU
-#: the crawl itself has used (fetching, parsing, static detection, writing).  On the dev
-#: corpus a render costs Chromium about 1 CPU-second and a static site 0.02, so an unbounded
-#: ``auto`` that renders 7% of the sites takes four times as long as ``off``; with the budget
-#: it stays under twice.  0: no budget (every site the advisor names is rendered).
-DEFAULT_RENDER_BUDGET = DETECTOR_RENDER_BUDGET  # (defined with the crawl's settings)
+#: ``--render auto``'s default budget is DETECTOR_RENDER_BUDGET (crawl settings): the browser
+#: may use at most that many times the CPU the crawl itself has used (fetching, parsing,
+#: static detection, writing).  On the dev corpus a render costs Chromium about 1 CPU-second
+#: and a static site 0.02, so an unbounded ``auto`` that renders 7% of the sites takes four
+#: times as long as ``off``; with the budget it stays under twice.  0: no budget.
 #: Browser CPU-seconds any crawl may spend per unit of its share, however short the crawl
 #: (2.4 at the default 0.4: the browser's launch, a tab and a few small pages), so a short
 #: list renders what the advisor names.
@@ -630,7 +636,6 @@ RENDER_RATE = 1.0 / 200_000
 RENDER_FLOOR = 0.3
 #: The scan's ``render`` value when the advisor named the site and the budget was spent.
 SKIPPED = "skipped"
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: Names of the processes of the browser side: Playwright's driver and Chromium's.
 _BROWSER_SIDE = ("node", "chrom", "crashpad", "playwright")
 
@@ -640,36 +645,22 @@ def cpu_split(root: int | None = None) -> tuple[float, float]:
     (the browser side: Playwright's driver, Chromium and the processes they reaped; the rest:
     ``root`` itself, its engine processes).  Read from /proc; (0, process time) without it."""
     root = os.getpid() if root is None else root
-    if not os.path.isdir("/proc"):
+    procs = process_table()
+    if root not in procs:
         return 0.0, time.process_time()
-    procs: dict[int, tuple[str, int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                raw = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        name = raw[raw.find("(") + 1 : raw.rfind(")")]
-        rest = raw[raw.rfind(")") + 2 :].split()
-        # utime, stime, cutime, cstime: what the process and the children it waited for used
-        ticks = sum(int(v) for v in rest[11:15])
-        procs[int(entry)] = (name, int(rest[1]), ticks / _CLOCK_TICKS)
     children: dict[int, list[int]] = {}
-    for pid, (_name, parent, _cpu) in procs.items():
+    for pid, (_name, _state, parent, _cpu) in procs.items():
         children.setdefault(parent, []).append(pid)
     browser = rest_cpu = 0.0
     stack = [(pid, procs[pid][0].startswith(_BROWSER_SIDE)) for pid in children.get(root, [])]
     while stack:
         pid, side = stack.pop()
         if side:
-            browser += procs[pid][2]
+            browser += procs[pid][3]
         else:
-            rest_cpu += procs[pid][2]
+            rest_cpu += procs[pid][3]
         stack.extend((kid, side or procs[kid][0].startswith(_BROWSER_SIDE)) for kid in children.get(pid, []))
-    own = procs.get(root)
-    return browser, rest_cpu + (own[2] if own else time.process_time())
+    return browser, rest_cpu + procs[root][3]
 
 
 class RenderBudget:
@@ -692,8 +683,7 @@ class RenderBudget:
         self._reading: tuple[float, float, float] | None = None  # (when, browser, crawl)
         self.allowance = allowance * self.share
         self.meter = meter
-        self.started = 0  # renders begun
-        self.finished = 0
+        self.started = 0  # renders begun (their tokens)
         self._flying: dict[int, float] = {}  # estimated cost of each render in flight
         self._browser_base = 0.0  # CPU of browsers that have exited (a restart)
         self._browser_last = 0.0
@@ -731,7 +721,6 @@ class RenderBudget:
     def end(self, token: int) -> None:
         """The render ``token`` is done (what it cost is in the browser's CPU now)."""
         self._flying.pop(token, None)
-        self.finished += 1
 
 
 #: The order in which waiting candidates are rendered when the budget is short: what the
@@ -748,9 +737,17 @@ def reason_rank(reasons: Sequence[str]) -> int:
 
 
 # ---------------------------------------------------------------------- the crawl's stage
-#: A site waiting for the budget: (0 if skipped last time else 1, reason rank, arrival, domain,
-#: bytes of HTML, make its render, make its skip); the smallest renders first.
-_Waiting = tuple[int, int, int, str, int, Callable[[], Any], Callable[[], Any]]
+@dataclass(order=True, slots=True)
+class _Waiting:
+    """A site waiting for the budget; the smallest renders first."""
+
+    again: int  # 0: the last scan skipped its render; 1: it did not
+    rank: int  # of its best reason (:func:`reason_rank`)
+    order: int  # of arrival
+    domain: str = field(compare=False)
+    size: int = field(compare=False)  # bytes of its homepage's HTML
+    render: Callable[[], Any] = field(compare=False)  # makes the coroutine that renders and keeps it
+    skip: Callable[[], Any] = field(compare=False)  # makes the one that keeps it static
 
 
 class RenderStage:
@@ -766,7 +763,7 @@ class RenderStage:
     """
 
     def __init__(self, mode: str, settings: RenderSettings, backlog: int = 64,
-                 budget: float = DEFAULT_RENDER_BUDGET) -> None:
+                 budget: float = DETECTOR_RENDER_BUDGET) -> None:
         if mode not in RENDER_MODES:
             raise RenderError(f'unknown render mode "{mode}"; use one of {", ".join(RENDER_MODES)}')
         self.mode = mode
@@ -780,7 +777,7 @@ class RenderStage:
         self.budget = RenderBudget(budget if mode == "auto" else 0.0)
         #: Domains whose last scan skipped the render for the budget: rendered first now.
         self.first: frozenset[str] = frozenset()
-        #: Sites waiting for budget: (first?, rank, order, domain, size, render, skip).
+        #: Sites waiting for budget.
         self.waiting: list[_Waiting] = []
         self._order = 0
         self.closing = False  # the static crawl is done: nothing more starts
@@ -823,7 +820,7 @@ class RenderStage:
         """A site to render (``size``: bytes of its homepage's HTML): ``render()`` makes the
         coroutine that renders and keeps it, ``skip()`` the one that keeps it static."""
         self._order += 1
-        entry = (0 if domain in self.first else 1, reason_rank(reasons), self._order, domain, size, render, skip)
+        entry = _Waiting(0 if domain in self.first else 1, reason_rank(reasons), self._order, domain, size, render, skip)
         if not self.waiting and self.budget.allows(size):
             await self.room()
             self._start(entry)
@@ -832,22 +829,24 @@ class RenderStage:
         if len(self.waiting) > self.backlog:
             worst = max(self.waiting)
             self.waiting.remove(worst)
-            self.spawn(worst[6]())
+            self.spawn(worst.skip())
         self.pump()
 
     def pump(self) -> None:
         """Start the best waiting renders the budget now affords."""
-        while self.waiting and not self.closing and self.budget.allows(min(self.waiting)[4]):
+        while self.waiting and not self.closing:
             best = min(self.waiting)
+            if not self.budget.allows(best.size):
+                return
             self.waiting.remove(best)
             self._start(best)
 
     def _start(self, entry: _Waiting) -> None:
-        token = self.budget.begin(entry[4])
+        token = self.budget.begin(entry.size)
 
         async def run() -> None:
             try:
-                await entry[5]()
+                await entry.render()
             finally:
                 self.budget.end(token)
                 self.pump()
@@ -870,7 +869,7 @@ class RenderStage:
         crawl's time after its static work is done), finish the renders running, close the browser."""
         self.closing = True
         for entry in sorted(self.waiting):
-            self.spawn(entry[6]())
+            self.spawn(entry.skip())
         self.waiting.clear()
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
@@ -883,7 +882,7 @@ def render_stage(settings: Any) -> RenderStage | None:
 
     Reads DETECTOR_RENDER (off, auto, on), DETECTOR_RENDER_CONCURRENCY, DETECTOR_RENDER_TIMEOUT,
     DETECTOR_RENDER_SETTLE, DETECTOR_RENDER_BACKLOG, DETECTOR_RENDER_BUDGET (``auto``'s CPU
-    share, :data:`DEFAULT_RENDER_BUDGET`; 0: none), DETECTOR_RENDER_SITES_PER_CONTEXT (16; 1: a
+    share, :data:`DETECTOR_RENDER_BUDGET`; 0: none), DETECTOR_RENDER_SITES_PER_CONTEXT (16; 1: a
     fresh browser context per site), DETECTOR_PROXY, USER_AGENT and
     ALLOW_PRIVATE / DETECTOR_ALLOW_PRIVATE (private addresses refused unless set).
     """
@@ -900,4 +899,4 @@ def render_stage(settings: Any) -> RenderStage | None:
         sites_per_context=max(1, settings.getint("DETECTOR_RENDER_SITES_PER_CONTEXT", 16)),
     )
     return RenderStage(mode, options, settings.getint("DETECTOR_RENDER_BACKLOG", 64),
-                       budget=settings.getfloat("DETECTOR_RENDER_BUDGET", DEFAULT_RENDER_BUDGET))
+                       budget=settings.getfloat("DETECTOR_RENDER_BUDGET", DETECTOR_RENDER_BUDGET))

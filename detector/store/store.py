@@ -157,9 +157,9 @@ class Store:
 
     def render_skipped(self) -> frozenset[str]:
         """Domains whose latest scan left the render out for the budget (``scans.render = 'skipped'``)."""
-        return frozenset(r[0] for r in self.db.execute(
-            "SELECT s.domain FROM scans s WHERE s.render = 'skipped' AND s.started_at = "
-            "(SELECT max(t.started_at) FROM scans t WHERE t.domain = s.domain)"))
+        return frozenset(r[0] for r in self.db.execute(  # domains.last_scanned_at: the latest scan's end
+            "SELECT s.domain FROM scans s JOIN domains d ON d.domain = s.domain "
+            "AND s.finished_at = d.last_scanned_at WHERE s.render = 'skipped'"))
 
     def close_dead_runs(self) -> list[str]:
         """Mark runs left ``running`` by dead processes as ``interrupted``; needs the lock."""
